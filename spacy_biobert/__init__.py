@@ -1,0 +1,18 @@
+"""spacy-biobert: BioBERT-class transformers for biomedical text mining in spaCy.
+
+Importing registers the factories and architectures (spaCy also finds them
+through entry points, so a packaged pipeline loads without this import).
+Cheap: no model, corpus or network access happens here.
+"""
+from .about import __version__
+from .models import DEFAULT_MODEL_NAME, KNOWN_MODELS, OFFLINE_ALIAS, resolve_model_name
+from .pipeline import make_biobert
+
+__all__ = [
+    "__version__",
+    "DEFAULT_MODEL_NAME",
+    "KNOWN_MODELS",
+    "OFFLINE_ALIAS",
+    "resolve_model_name",
+    "make_biobert",
+]

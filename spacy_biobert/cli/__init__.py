@@ -1,0 +1,11 @@
+"""The `spacy-biobert` command line (also `python -m spacy_biobert`).
+
+The only place in the package that prints. Each command lives in its own
+module and registers itself on `app`.
+"""
+from ._app import app
+
+# Command modules register themselves on `app` when imported.
+from . import info  # noqa: E402,F401
+
+__all__ = ["app"]

