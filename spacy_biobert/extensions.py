@@ -1,0 +1,33 @@
+"""Doc extensions and the keys under which corpora and components keep data.
+
+Installed idempotently by `install_extensions()` (never `force=True` at import).
+Values live in `doc.user_data`, so `DocBin(store_user_data=True)` keeps them.
+
+- `doc._.doc_id` (str | None): the source document id (PMID).
+- `doc.spans[MENTIONS_KEY]`: every gold mention, including nested and
+  overlapping ones that cannot be `doc.ents`; `span.label_` = corpus type,
+  `span.kb_id_` = normalised id(s) as in the source, `span.id_` = the source
+  mention id (ChemProt "T12"; PubTator "M<n>", numbered in file order).
+- `doc._.gold_relations` (list of dicts): relations as the corpus states them,
+  each {"level": "mention" | "concept", "head": ..., "tail": ..., "label": ...}
+  plus source fields kept for round trips. Mention level (ChemProt): head/tail
+  are mention ids (`span.id_` in doc.spans[MENTIONS_KEY]). Concept level
+  (BC5CDR CID): head/tail are kb ids (chemical MeSH id, disease MeSH id).
+- `doc._.relations`: predictions of `biobert_relations`,
+  {(head.start, tail.start): {label: probability}} over `doc.ents`.
+"""
+from spacy.tokens import Doc
+
+MENTIONS_KEY = "mentions"
+
+_DOC_EXTENSIONS = {
+    "doc_id": None,
+    "gold_relations": None,
+    "relations": None,
+}
+
+
+def install_extensions() -> None:
+    for name, default in _DOC_EXTENSIONS.items():
+        if not Doc.has_extension(name):
+            Doc.set_extension(name, default=default)
