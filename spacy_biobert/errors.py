@@ -32,6 +32,54 @@ class Errors:
         "holds config.json and the weights (model.safetensors or pytorch_model.bin)."
     )
 
+    # --- corpora (E1xx) -------------------------------------------------------
+    # Corpus format errors are raised as spacy_biobert.corpora.CorpusFormatError
+    # (a ValueError) whose message starts with "PATH:LINE:". The common fix is
+    # appended by the error itself (correct the record, or skip bad records).
+    E101 = "[E101] malformed line: {detail}"
+    E102 = (
+        "[E102] offsets {start}-{end} of mention {mention!r} are outside the "
+        "document text (length {length})"
+    )
+    E103 = (
+        "[E103] mention text {mention!r} disagrees with its offsets {start}-{end}, "
+        "which cover {covered!r} in the document text"
+    )
+    E104 = "[E104] the file is not valid {encoding} ({reason})"
+    E105 = "[E105] the file is empty: there is no document to read"
+    E106 = "[E106] {what} not found. Fix: {fix}"
+    E107 = (
+        "[E107] could not tell the corpus format of '{path}'. Fix: pass "
+        "--format (one of {formats}), or use a known extension ({extensions})."
+    )
+    E108 = (
+        "[E108] relation argument {arg!r} does not name a mention of document "
+        "{doc_id} (its mention ids: {known})"
+    )
+    E109 = "[E109] on_error must be 'raise' or 'skip', not {value!r}."
+    E110 = (
+        "[E110] cannot write {format}: {problem}. Fix: {fix}"
+    )
+    E111 = (
+        "[E111] document {doc_id} appears again with different content (first "
+        "seen at line {first_line})"
+    )
+
 
 class Warnings:
-    pass
+    # --- corpora (W1xx) -------------------------------------------------------
+    W101 = (
+        "[W101] {path}: {count} of {total} gold mentions do not fall on token "
+        "boundaries of the tokenizer and were expanded to the enclosing tokens "
+        "(first: {examples}). Fix: use the tokenizer "
+        "'spacy-biobert.BiomedicalTokenizer.v1' under [nlp.tokenizer]."
+    )
+    W102 = (
+        "[W102] {path}: dropped {count} duplicate document(s) with identical "
+        "content ({ids}). Pass dedupe=False to keep them."
+    )
+    W103 = "[W103] {path}: skipped {count} bad record(s) (on_error='skip'); first: {first}"
+    W104 = (
+        "[W104] {path}: {count} mention(s) could not be flat entities (overlaps) and are "
+        "only in doc.spans['mentions']."
+    )

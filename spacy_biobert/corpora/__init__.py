@@ -1,0 +1,41 @@
+"""Biomedical corpora in and out: PubTator, BioC (XML/JSON), ChemProt TSV, JSONL.
+
+Readers stream Docs (one per document, sentence boundaries set) following the
+data contract in `spacy_biobert.extensions`; writers turn gold or predicted
+Docs back into each format. See docs/corpora.md.
+"""
+from ._base import (
+    SOURCE_KEY,
+    CorpusFormatError,
+    CorpusStats,
+    SourceDocument,
+    SourceMention,
+    doc_to_source,
+    mention_ids,
+    source_to_doc,
+)
+from .pubtator import iter_pubtator_records, read_pubtator, write_pubtator
+from .readers import (
+    BiomedicalCorpus,
+    create_bioc_corpus,
+    create_chemprot_corpus,
+    create_pubtator_corpus,
+)
+
+__all__ = [
+    "SOURCE_KEY",
+    "CorpusFormatError",
+    "CorpusStats",
+    "SourceDocument",
+    "SourceMention",
+    "doc_to_source",
+    "mention_ids",
+    "source_to_doc",
+    "iter_pubtator_records",
+    "read_pubtator",
+    "write_pubtator",
+    "BiomedicalCorpus",
+    "create_pubtator_corpus",
+    "create_bioc_corpus",
+    "create_chemprot_corpus",
+]

@@ -1,0 +1,517 @@
+"""Shared pieces of the corpus readers and writers.
+
+Every format is parsed into plain records (`SourceDocument`, `SourceMention`)
+that keep exactly what the file says; `source_to_doc` turns a record into a
+`Doc` following the data contract of `spacy_biobert.extensions`, and
+`doc_to_source` turns a `Doc` (gold or predicted) back into a record for the
+writers.
+
+Where things live on a Doc (see docs/corpora.md):
+
+- `doc._.doc_id`: the PMID.
+- `doc.spans["mentions"]`: every mention; `label_` = source type, `kb_id_` =
+  id string as in the source (stray whitespace stripped), `id_` = source
+  mention id (ChemProt "T12"; PubTator "M1", "M2", ... in file order).
+- `doc.ents`: the flat subset (`spacy.util.filter_spans`: longest first, then
+  earliest; for identical spans the first in file order), labels passed
+  through the reader's `label_map`.
+- `doc._.gold_relations`: list of relation dicts (see `relation dicts` in
+  docs/corpora.md).
+- `doc.user_data[SOURCE_KEY]`: what is needed for byte-exact round trips and
+  is not a span attribute: passages, BC5CDR's 7th column (`components`),
+  original offsets of mentions expanded to token boundaries, raw mention
+  text / id fields that differ from the stripped values, the ChemProt
+  title/abstract separator.
+"""
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+from spacy.tokens import Doc, Span
+from spacy.util import filter_spans
+from spacy.vocab import Vocab
+
+from ..errors import Errors, Warnings
+from ..extensions import MENTIONS_KEY, install_extensions
+
+logger = logging.getLogger("spacy_biobert.corpora")
+
+SOURCE_KEY = "spacy_biobert.source"
+"""`doc.user_data` key of the round-trip information (a JSON-able dict)."""
+
+ON_ERROR = ("raise", "skip")
+_KB_SPLIT = re.compile(r"[|+]")
+_MAX_KEPT_ERRORS = 20
+
+
+def mention_ids(span_or_kb_id: Union[Span, str]) -> List[str]:
+    """The individual ids of a mention: its `kb_id_` split on "|" and "+",
+    stripped, with "-1" and empty parts dropped.
+
+    `mention_ids("D014786|D006311") == ["D014786", "D006311"]`;
+    `mention_ids("-1") == []`.
+    """
+    value = span_or_kb_id if isinstance(span_or_kb_id, str) else span_or_kb_id.kb_id_
+    return [p.strip() for p in _KB_SPLIT.split(value) if p.strip() not in ("", "-1")]
+
+
+class CorpusFormatError(ValueError):
+    """A bad record in a corpus file. `path`, `line` (1-based, 0 if the
+    problem is not tied to a line) and `problem` are attributes; the message
+    reads "PATH:LINE: [Exxx] problem. Fix: ..."."""
+
+    def __init__(self, path: Union[str, Path], line: int, problem: str):
+        self.path = str(path)
+        self.line = line
+        self.problem = problem
+        where = f"{self.path}:{line}" if line else self.path
+        super().__init__(
+            f"{where}: {problem}. Fix: correct the record, or skip and count bad "
+            "records with on_error='skip' (reader option skip_bad = true; CLI "
+            "--skip-bad)."
+        )
+
+
+@dataclass
+class CorpusStats:
+    """Counts filled in while a corpus is read (pass one to a reader)."""
+
+    path: str = ""
+    documents: int = 0
+    mentions: int = 0
+    relations: int = 0
+    misaligned: int = 0
+    misaligned_examples: List[str] = field(default_factory=list)
+    not_flat: int = 0
+    duplicates: int = 0
+    duplicate_ids: List[str] = field(default_factory=list)
+    skipped: int = 0
+    skipped_documents: int = 0
+    errors: List[CorpusFormatError] = field(default_factory=list)
+
+    def add_error(self, err: CorpusFormatError, *, document: bool = False) -> None:
+        self.skipped += 1
+        if document:
+            self.skipped_documents += 1
+        if len(self.errors) < _MAX_KEPT_ERRORS:
+            self.errors.append(err)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "path": self.path,
+            "documents": self.documents,
+            "mentions": self.mentions,
+            "relations": self.relations,
+            "misaligned": self.misaligned,
+            "not_flat": self.not_flat,
+            "duplicates": self.duplicates,
+            "skipped": self.skipped,
+            "skipped_documents": self.skipped_documents,
+        }
+
+    def log_warnings(self) -> None:
+        """Log (not print) what a user must know: expanded mentions,
+        dropped duplicates and skipped records."""
+        if self.misaligned:
+            logger.warning(
+                Warnings.W101.format(
+                    path=self.path,
+                    count=self.misaligned,
+                    total=self.mentions,
+                    examples=", ".join(self.misaligned_examples[:5]),
+                )
+            )
+        if self.duplicates:
+            logger.warning(
+                Warnings.W102.format(
+                    path=self.path,
+                    count=self.duplicates,
+                    ids=", ".join(self.duplicate_ids[:10]),
+                )
+            )
+        if self.skipped:
+            logger.warning(
+                Warnings.W103.format(
+                    path=self.path, count=self.skipped, first=self.errors[0] if self.errors else ""
+                )
+            )
+
+
+class ErrorPolicy:
+    """Raise a CorpusFormatError, or record it and go on (on_error="skip")."""
+
+    def __init__(self, on_error: str, stats: CorpusStats):
+        if on_error not in ON_ERROR:
+            raise ValueError(Errors.E109.format(value=on_error))
+        self.skip = on_error == "skip"
+        self.stats = stats
+
+    def __call__(self, err: CorpusFormatError, *, document: bool = False) -> None:
+        if not self.skip:
+            raise err
+        logger.debug("skipped: %s", err)
+        self.stats.add_error(err, document=document)
+
+
+@dataclass
+class SourceMention:
+    id: str
+    start: int
+    end: int
+    text: str
+    type: str
+    kb_id: str = "-1"
+    # BC5CDR 7th column (individual mentions of a composite); None = no column.
+    components: Optional[str] = None
+    # Source fields kept verbatim when they differ from the cleaned values.
+    raw_text: Optional[str] = None
+    raw_kb_id: Optional[str] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SourceDocument:
+    doc_id: str
+    text: str
+    # (passage type, offset, text); title/abstract for PubTator and ChemProt.
+    passages: List[Tuple[str, int, str]]
+    mentions: List[SourceMention] = field(default_factory=list)
+    relations: List[Dict[str, Any]] = field(default_factory=list)
+    line: int = 0
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def content_key(self) -> Tuple:
+        """Hashable content, used to detect identical duplicate documents."""
+        return (
+            self.doc_id,
+            self.text,
+            tuple((m.start, m.end, m.text, m.type, m.kb_id, m.components) for m in self.mentions),
+            tuple(tuple(sorted((k, str(v)) for k, v in r.items())) for r in self.relations),
+        )
+
+
+def title_abstract_passages(title: str, abstract: str, sep: str = " ") -> List[Tuple[str, int, str]]:
+    return [("title", 0, title), ("abstract", len(title) + len(sep), abstract)]
+
+
+def check_mention(
+    path: Union[str, Path], line: int, text: str, m: SourceMention
+) -> Optional[CorpusFormatError]:
+    """Offsets inside the text, and the mention string equal to the covered
+    text (stripped: NCBI has a mention field with trailing spaces)."""
+    if not (0 <= m.start <= m.end <= len(text)):
+        return CorpusFormatError(
+            path,
+            line,
+            Errors.E102.format(start=m.start, end=m.end, mention=m.text, length=len(text)),
+        )
+    covered = text[m.start : m.end]
+    if covered != m.text:
+        if covered == m.text.strip():
+            m.raw_text = m.text
+            m.text = covered
+        else:
+            return CorpusFormatError(
+                path,
+                line,
+                Errors.E103.format(mention=m.text, start=m.start, end=m.end, covered=covered),
+            )
+    return None
+
+
+def iter_lines(path: Union[str, Path], encoding: str = "utf8") -> Iterator[Tuple[int, Union[str, CorpusFormatError]]]:
+    """(line number, line without its line break) for each line, streamed.
+    A line that does not decode yields a CorpusFormatError instead of text, so
+    the caller decides whether to raise or skip it."""
+    with open(path, "rb") as fp:
+        for i, raw in enumerate(fp, start=1):
+            if i == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                line = raw.decode(encoding)
+            except UnicodeDecodeError as err:
+                yield i, CorpusFormatError(
+                    path, i, Errors.E104.format(encoding=encoding.upper(), reason=err)
+                )
+                continue
+            yield i, line.rstrip("\r\n")
+
+
+def check_exists(path: Union[str, Path], what: str = "corpus file") -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            Errors.E106.format(what=f"{what} '{path}'", fix="check the path (or [paths] in the config)")
+        )
+    return path
+
+
+# --- Doc construction ----------------------------------------------------------
+
+MakeDoc = Callable[[str], Doc]
+_DEFAULT_NLP: Dict[int, Any] = {}
+
+
+def get_make_doc(nlp_or_vocab: Any = None) -> MakeDoc:
+    """`nlp.make_doc` for a Language; for a Vocab (or None) the biomedical
+    tokenizer (`spacy-biobert.BiomedicalTokenizer.v1`) over that vocab."""
+    if nlp_or_vocab is not None and hasattr(nlp_or_vocab, "make_doc"):
+        return nlp_or_vocab.make_doc
+    if nlp_or_vocab is not None and not isinstance(nlp_or_vocab, Vocab):
+        raise TypeError(
+            f"Expected a spaCy Language or Vocab, got {type(nlp_or_vocab).__name__}."
+        )
+    key = id(nlp_or_vocab)
+    if key not in _DEFAULT_NLP:
+        import spacy
+
+        from ..tokenizer import create_biomedical_tokenizer
+
+        nlp = spacy.blank("en", vocab=nlp_or_vocab if nlp_or_vocab is not None else True)
+        nlp.tokenizer = create_biomedical_tokenizer()(nlp)
+        _DEFAULT_NLP[key] = nlp
+    return _DEFAULT_NLP[key].make_doc
+
+
+_SENT_END = re.compile(r"[.!?][\"')\]]*(?=\s+[\"'(\[]*[A-Z0-9])")
+_NO_SPLIT_BEFORE = re.compile(
+    r"(?:\b(?:e\.g|i\.e|vs|cf|al|approx|ca|Fig|Figs|Dr|Drs|Mr|Mrs|Ms|Prof|St|No|Nos|Ref|Eq|"
+    r"resp|viz|sp|spp|var|[A-Z]))$"
+)
+
+
+def set_sentences(doc: Doc, passage_starts: Iterable[int], protected: Sequence[Span]) -> None:
+    """Rule-based sentence boundaries: every passage starts a sentence, and so
+    does the first token after [.!?] (plus closing quotes/brackets) followed
+    by whitespace and an upper-case letter, digit or opening bracket, unless
+    the word before is a common abbreviation or an initial. Never inside a
+    mention. Every token gets is_sent_start set, so DocBin keeps them."""
+    if len(doc) == 0:
+        return
+    text = doc.text
+    starts = set()
+    for offset in passage_starts:
+        starts.add(offset)
+    for m in _SENT_END.finditer(text):
+        if _NO_SPLIT_BEFORE.search(text[max(0, m.start() - 8) : m.start()]):
+            continue
+        j = m.end()
+        while j < len(text) and text[j].isspace():
+            j += 1
+        starts.add(j)
+    inside = set()
+    for span in protected:
+        inside.update(range(span.start + 1, span.end))
+    flags = [False] * len(doc)
+    flags[0] = True
+    for token in doc:
+        if token.idx in starts and token.i not in inside:
+            flags[token.i] = True
+    # A passage that starts on whitespace: the first non-space token starts it.
+    for i, token in enumerate(doc):
+        doc[i].is_sent_start = flags[i]
+
+
+def _make_span(doc: Doc, m: SourceMention, stats: CorpusStats, doc_id: str) -> Optional[Span]:
+    span = doc.char_span(m.start, m.end, label=m.type, kb_id=m.kb_id, span_id=m.id)
+    if span is not None:
+        return span
+    span = doc.char_span(
+        m.start, m.end, label=m.type, kb_id=m.kb_id, span_id=m.id, alignment_mode="expand"
+    )
+    if span is None or len(span) == 0:
+        return None
+    stats.misaligned += 1
+    if len(stats.misaligned_examples) < 20:
+        stats.misaligned_examples.append(f"{doc_id}:{m.id} {m.text!r}->{span.text!r}")
+    return span
+
+
+def source_to_doc(
+    src: SourceDocument,
+    make_doc: MakeDoc,
+    *,
+    label_map: Optional[Dict[str, str]] = None,
+    stats: Optional[CorpusStats] = None,
+    source_format: str = "",
+) -> Doc:
+    """Build the Doc for one record (see the module docstring)."""
+    install_extensions()
+    stats = stats if stats is not None else CorpusStats()
+    doc = make_doc(src.text)
+    doc._.doc_id = src.doc_id
+    spans: List[Span] = []
+    mention_info: Dict[str, Dict[str, Any]] = {}
+    for m in src.mentions:
+        info: Dict[str, Any] = {}
+        span = _make_span(doc, m, stats, src.doc_id)
+        if span is None:
+            # A mention of whitespace only: it cannot be a span. Keep it in
+            # the source info so writers still reproduce it.
+            info["unplaced"] = True
+        elif (span.start_char, span.end_char) != (m.start, m.end):
+            info["start"], info["end"] = m.start, m.end
+        if m.components is not None:
+            info["components"] = m.components
+        if m.raw_text is not None:
+            info["raw_text"] = m.raw_text
+        if m.raw_kb_id is not None:
+            info["raw_kb_id"] = m.raw_kb_id
+        if m.extra:
+            info.update(m.extra)
+        if info.get("unplaced"):
+            info.update(start=m.start, end=m.end, text=m.text, type=m.type, kb_id=m.kb_id)
+        if info:
+            mention_info[m.id] = info
+        if span is not None:
+            spans.append(span)
+    stats.mentions += len(src.mentions)
+    doc.spans[MENTIONS_KEY] = spans
+    flat = filter_spans(spans)
+    stats.not_flat += len(spans) - len(flat)
+    ents = []
+    for s in sorted(flat, key=lambda s: s.start):
+        label = label_map.get(s.label_, s.label_) if label_map else s.label_
+        ents.append(Span(doc, s.start, s.end, label=label, kb_id=s.kb_id_, span_id=s.id_))
+    doc.set_ents(ents, default="outside")
+    doc._.gold_relations = [dict(r) for r in src.relations]
+    stats.relations += len(src.relations)
+    source: Dict[str, Any] = {
+        "format": source_format,
+        "passages": [[t, o, len(x)] for t, o, x in src.passages],
+    }
+    if mention_info:
+        source["mentions"] = mention_info
+    if src.extra:
+        source.update(src.extra)
+    doc.user_data[SOURCE_KEY] = source
+    set_sentences(doc, [o for _, o, _ in src.passages], spans)
+    stats.documents += 1
+    return doc
+
+
+def doc_to_source(doc: Doc) -> SourceDocument:
+    """The record a writer writes for a Doc. Gold Docs (from a reader) give
+    back exactly what was read; predicted Docs use `doc.ents` (ids "M1"...,
+    kb_id_ or "-1") and no passages beyond one "text" passage."""
+    install_extensions()
+    source: Dict[str, Any] = doc.user_data.get(SOURCE_KEY) or {}
+    text = doc.text
+    passages_info = source.get("passages")
+    if passages_info:
+        passages = [(t, o, text[o : o + n]) for t, o, n in passages_info]
+    else:
+        passages = [("text", 0, text)]
+    info = source.get("mentions", {})
+    mentions: List[SourceMention] = []
+    if MENTIONS_KEY in doc.spans:
+        spans = list(doc.spans[MENTIONS_KEY])
+    else:
+        spans = list(doc.ents)
+    used = set()
+    for i, span in enumerate(spans, start=1):
+        mid = span.id_ or f"M{i}"
+        while mid in used:
+            mid = f"{mid}_"
+        used.add(mid)
+        extra = dict(info.get(mid, {})) if span.id_ else {}
+        start = extra.pop("start", span.start_char)
+        end = extra.pop("end", span.end_char)
+        if not (start >= span.start_char and end <= span.end_char):
+            start, end = span.start_char, span.end_char
+        kb_id = span.kb_id_ if span.kb_id_ else "-1"
+        mentions.append(
+            SourceMention(
+                id=mid,
+                start=start,
+                end=end,
+                text=text[start:end],
+                type=span.label_,
+                kb_id=kb_id,
+                components=extra.pop("components", None),
+                raw_text=extra.pop("raw_text", None),
+                raw_kb_id=extra.pop("raw_kb_id", None),
+                extra=extra,
+            )
+        )
+    for mid, extra in info.items():
+        if extra.get("unplaced") and mid not in used:
+            mentions.append(
+                SourceMention(
+                    id=mid,
+                    start=extra["start"],
+                    end=extra["end"],
+                    text=extra["text"],
+                    type=extra["type"],
+                    kb_id=extra["kb_id"],
+                    components=extra.get("components"),
+                    raw_text=extra.get("raw_text"),
+                    raw_kb_id=extra.get("raw_kb_id"),
+                )
+            )
+    mentions.sort(key=lambda m: _mention_order(m.id))
+    relations = list(doc._.gold_relations or [])
+    extra = {k: v for k, v in source.items() if k not in ("format", "passages", "mentions")}
+    return SourceDocument(
+        doc_id=str(doc._.doc_id) if doc._.doc_id is not None else "",
+        text=text,
+        passages=passages,
+        mentions=mentions,
+        relations=relations,
+        extra=extra,
+    )
+
+
+def _mention_order(mid: str) -> Tuple[int, str]:
+    m = re.fullmatch(r"[A-Za-z]+(\d+)", mid)
+    return (int(m.group(1)), mid) if m else (1 << 30, mid)
+
+
+def predicted_relations(doc: Doc, threshold: float = 0.5) -> List[Dict[str, Any]]:
+    """`doc._.relations` ({(head.start, tail.start): {label: p}} over doc.ents)
+    as dicts with head/tail mention ids (from doc_to_source numbering of
+    `doc.ents` when there is no mentions group), char offsets and score; only
+    labels with p >= threshold."""
+    install_extensions()
+    preds = doc._.relations or {}
+    if not preds:
+        return []
+    by_start = {e.start: e for e in doc.ents}
+    out = []
+    for (h, t), scores in preds.items():
+        head, tail = by_start.get(h), by_start.get(t)
+        if head is None or tail is None:
+            continue
+        for label, score in scores.items():
+            if score >= threshold:
+                out.append(
+                    {
+                        "head": [head.start_char, head.end_char],
+                        "tail": [tail.start_char, tail.end_char],
+                        "head_kb_id": head.kb_id_ or "-1",
+                        "tail_kb_id": tail.kb_id_ or "-1",
+                        "label": label,
+                        "score": float(score),
+                    }
+                )
+    return out
+
+
+def apply_limit(items: Iterable[Any], limit: Optional[int]) -> Iterator[Any]:
+    for i, item in enumerate(items):
+        if limit is not None and i >= limit:
+            return
+        yield item

@@ -1,0 +1,351 @@
+"""PubTator: BC5CDR, NCBI-disease (and PubTator exports in general).
+
+```
+PMID|t|TITLE
+PMID|a|ABSTRACT
+PMID<TAB>START<TAB>END<TAB>MENTION<TAB>TYPE<TAB>ID[<TAB>INDIVIDUAL_MENTIONS]
+PMID<TAB>LABEL<TAB>ID1<TAB>ID2                       (concept relation, e.g. CID)
+```
+Text = TITLE + " " + ABSTRACT. Mention ids are "M1", "M2", ... in file order
+within a document. Relation lines become concept-level gold relations
+{"level": "concept", "head": ID1, "tail": ID2, "label": LABEL}.
+"""
+import re
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, TextIO, Union
+
+from spacy.tokens import Doc
+
+from ..errors import Errors
+from ._base import (
+    CorpusFormatError,
+    CorpusStats,
+    ErrorPolicy,
+    SourceDocument,
+    SourceMention,
+    apply_limit,
+    check_exists,
+    check_mention,
+    doc_to_source,
+    get_make_doc,
+    iter_lines,
+    mention_ids,
+    predicted_relations,
+    source_to_doc,
+    title_abstract_passages,
+)
+
+_HEADER = re.compile(r"^([^|\t]+)\|([ta])\|(.*)$", re.DOTALL)
+
+
+class _Block:
+    def __init__(self, doc_id: str, line: int, title: str):
+        self.doc_id = doc_id
+        self.line = line
+        self.title = title
+        self.abstract: Optional[str] = None
+        self.text = ""
+        self.mentions: List[SourceMention] = []
+        self.relations: List[Dict[str, Any]] = []
+        self.bad = False
+
+
+def iter_pubtator_records(
+    path: Union[str, Path],
+    *,
+    on_error: str = "raise",
+    stats: Optional[CorpusStats] = None,
+    dedupe: bool = False,
+) -> Iterator[SourceDocument]:
+    """Stream the documents of a PubTator file as SourceDocument records.
+
+    Bad lines raise CorpusFormatError (file, line, problem), or with
+    on_error="skip" are skipped and counted in `stats` (a document whose
+    title/abstract is bad is skipped whole). With dedupe=True a document whose
+    PMID was seen before with identical content is dropped and counted
+    (`stats.duplicates`); a repeated PMID with different content is a bad
+    record (E111).
+    """
+    path = check_exists(path)
+    stats = stats if stats is not None else CorpusStats(path=str(path))
+    if not stats.path:
+        stats.path = str(path)
+    policy = ErrorPolicy(on_error, stats)
+    seen: Dict[str, tuple] = {}
+    block: Optional[_Block] = None
+    any_content = False
+
+    def finish(b: Optional[_Block]) -> Optional[SourceDocument]:
+        if b is None or b.bad:
+            return None
+        if b.abstract is None:
+            policy(
+                CorpusFormatError(
+                    path, b.line, Errors.E101.format(detail=f"document {b.doc_id} has a title line but no '|a|' abstract line")
+                ),
+                document=True,
+            )
+            return None
+        doc = SourceDocument(
+            doc_id=b.doc_id,
+            text=b.text,
+            passages=title_abstract_passages(b.title, b.abstract),
+            mentions=b.mentions,
+            relations=b.relations,
+            line=b.line,
+        )
+        if dedupe:
+            key = doc.content_key()
+            if b.doc_id in seen:
+                first_line, first_key = seen[b.doc_id]
+                if first_key == key:
+                    stats.duplicates += 1
+                    stats.duplicate_ids.append(b.doc_id)
+                    return None
+                policy(
+                    CorpusFormatError(
+                        path, b.line, Errors.E111.format(doc_id=b.doc_id, first_line=first_line)
+                    ),
+                    document=True,
+                )
+                return None
+            seen[b.doc_id] = (b.line, key)
+        return doc
+
+    for lineno, line in iter_lines(path):
+        if isinstance(line, CorpusFormatError):
+            any_content = True
+            if block is not None and block.abstract is None:
+                block.bad = True
+                policy(line, document=True)
+            else:
+                policy(line)
+            continue
+        if not line.strip():
+            done = finish(block)
+            block = None
+            if done is not None:
+                yield done
+            continue
+        any_content = True
+        header = _HEADER.match(line) if "\t" not in line.split("|", 1)[0] else None
+        if header is not None and header.group(2) == "t":
+            done = finish(block)
+            if done is not None:
+                yield done
+            block = _Block(header.group(1), lineno, header.group(3))
+            continue
+        if block is None:
+            block = _Block("?", lineno, "")
+            block.bad = True
+            policy(
+                CorpusFormatError(
+                    path,
+                    lineno,
+                    Errors.E101.format(
+                        detail=f"expected a 'PMID|t|TITLE' line to start a document, got {line[:80]!r}"
+                    ),
+                ),
+                document=True,
+            )
+            continue
+        if block.bad:
+            continue
+        if header is not None:  # |a|
+            if header.group(1) != block.doc_id or block.abstract is not None:
+                block.bad = True
+                policy(
+                    CorpusFormatError(
+                        path,
+                        lineno,
+                        Errors.E101.format(
+                            detail=f"unexpected abstract line for document {header.group(1)} "
+                            f"(current document {block.doc_id}, started at line {block.line})"
+                        ),
+                    ),
+                    document=True,
+                )
+                continue
+            block.abstract = header.group(3)
+            block.text = block.title + " " + block.abstract
+            continue
+        if block.abstract is None:
+            block.bad = True
+            policy(
+                CorpusFormatError(
+                    path,
+                    lineno,
+                    Errors.E101.format(
+                        detail=f"document {block.doc_id} (line {block.line}) has no '|a|' abstract line "
+                        f"before its annotations: {line[:80]!r}"
+                    ),
+                ),
+                document=True,
+            )
+            continue
+        err = _parse_annotation(path, lineno, line, block)
+        if err is not None:
+            policy(err)
+    done = finish(block)
+    if done is not None:
+        yield done
+    if not any_content:
+        raise CorpusFormatError(path, 0, Errors.E105)
+
+
+def _parse_annotation(path: Path, lineno: int, line: str, block: _Block) -> Optional[CorpusFormatError]:
+    cols = line.split("\t")
+    if cols[0] != block.doc_id:
+        return CorpusFormatError(
+            path,
+            lineno,
+            Errors.E101.format(
+                detail=f"annotation for PMID {cols[0]!r} inside document {block.doc_id} "
+                f"(started at line {block.line}); is a blank line missing?"
+            ),
+        )
+    if len(cols) in (6, 7):
+        try:
+            start, end = int(cols[1]), int(cols[2])
+        except ValueError:
+            return CorpusFormatError(
+                path, lineno, Errors.E101.format(detail=f"offsets {cols[1]!r}, {cols[2]!r} are not integers")
+            )
+        raw_kb = cols[5]
+        m = SourceMention(
+            id=f"M{len(block.mentions) + 1}",
+            start=start,
+            end=end,
+            text=cols[3],
+            type=cols[4],
+            kb_id=raw_kb.strip(),
+            components=cols[6] if len(cols) == 7 else None,
+            raw_kb_id=raw_kb if raw_kb != raw_kb.strip() else None,
+        )
+        err = check_mention(path, lineno, block.text, m)
+        if err is not None:
+            return err
+        block.mentions.append(m)
+        return None
+    if len(cols) == 4:
+        block.relations.append(
+            {"level": "concept", "head": cols[2], "tail": cols[3], "label": cols[1]}
+        )
+        return None
+    return CorpusFormatError(
+        path,
+        lineno,
+        Errors.E101.format(
+            detail=f"{len(cols)} tab-separated columns; expected 6 or 7 (mention) or 4 "
+            f"(relation): {line[:100]!r}"
+        ),
+    )
+
+
+def read_pubtator(
+    path: Union[str, Path],
+    nlp_or_vocab: Any = None,
+    *,
+    on_error: str = "raise",
+    limit: Optional[int] = None,
+    label_map: Optional[Dict[str, str]] = None,
+    dedupe: bool = False,
+    stats: Optional[CorpusStats] = None,
+) -> Iterator[Doc]:
+    """Stream the Docs of a PubTator file (one per document).
+
+    nlp_or_vocab: a Language (its tokenizer is used) or a Vocab / None (the
+    biomedical tokenizer). label_map renames types in `doc.ents` (e.g. the
+    NCBI classes to "Disease"); `doc.spans["mentions"]` keeps source types.
+    Pass a CorpusStats to get counts (documents, mentions, relations,
+    misaligned, duplicates, skipped). Warnings are logged at the end.
+    """
+    stats = stats if stats is not None else CorpusStats()
+    stats.path = str(path)
+    make_doc = get_make_doc(nlp_or_vocab)
+    records = iter_pubtator_records(path, on_error=on_error, stats=stats, dedupe=dedupe)
+    for rec in apply_limit(records, limit):
+        yield source_to_doc(rec, make_doc, label_map=label_map, stats=stats, source_format="pubtator")
+    stats.log_warnings()
+
+
+def format_pubtator(doc: Doc, *, threshold: float = 0.5) -> str:
+    """One document in PubTator (ending with a blank line). Gold Docs write
+    back what was read; predicted Docs write doc.ents, and concept relation
+    lines from `doc._.gold_relations` or, when none, from predicted
+    `doc._.relations` aggregated to (head id, tail id) pairs by kb_id_."""
+    src = doc_to_source(doc)
+    doc_id = src.doc_id or "0"
+    title, abstract = _title_abstract(src)
+    if "\n" in title or "\n" in abstract or "\r" in title or "\r" in abstract:
+        raise ValueError(
+            Errors.E110.format(
+                format="PubTator",
+                problem=f"document {doc_id} has a line break inside its title or abstract",
+                fix="replace line breaks in the text by spaces, or write BioC or JSONL",
+            )
+        )
+    lines = [f"{doc_id}|t|{title}", f"{doc_id}|a|{abstract}"]
+    for m in src.mentions:
+        cols = [
+            doc_id,
+            str(m.start),
+            str(m.end),
+            m.raw_text if m.raw_text is not None else m.text,
+            m.type,
+            m.raw_kb_id if m.raw_kb_id is not None else m.kb_id,
+        ]
+        if m.components is not None:
+            cols.append(m.components)
+        lines.append("\t".join(cols))
+    relations = [r for r in src.relations if r.get("level") == "concept"]
+    if relations:
+        for r in relations:
+            lines.append("\t".join([doc_id, str(r["label"]), str(r["head"]), str(r["tail"])]))
+    elif not src.relations:
+        seen = set()
+        for r in predicted_relations(doc, threshold):
+            for h in mention_ids(r["head_kb_id"]):
+                for t in mention_ids(r["tail_kb_id"]):
+                    key = (r["label"], h, t)
+                    if key not in seen:
+                        seen.add(key)
+                        lines.append("\t".join([doc_id, r["label"], h, t]))
+    return "\n".join(lines) + "\n\n"
+
+
+def _title_abstract(src: SourceDocument) -> tuple:
+    """PubTator needs text == title + " " + abstract."""
+    p = src.passages
+    if len(p) == 2 and p[1][1] == len(p[0][2]) + 1:
+        return p[0][2], p[1][2]
+    text = src.text
+    if len(p) >= 2 and p[1][1] >= 1 and text[p[1][1] - 1] in " \t":
+        cut = p[1][1] - 1
+        return text[:cut], text[cut + 1 :]
+    # One passage (predicted text): the title is the first line, if any.
+    cut = text.find("\n")
+    if cut == -1:
+        return text, ""
+    return text[:cut], text[cut + 1 :]
+
+
+def write_pubtator(docs: Iterable[Doc], path: Union[str, Path, TextIO], *, threshold: float = 0.5) -> int:
+    """Write Docs to a PubTator file (or an open text file); returns the
+    number of documents written. Title/abstract are joined by one character
+    in the Doc (ChemProt's separator is written as the " " PubTator expects);
+    a predicted Doc with no passages is written with its first line as title
+    (a Doc text without a line break is written as a title with an empty
+    abstract). Newlines inside a passage can't be represented and are an error."""
+    if hasattr(path, "write"):
+        return _write_pubtator(docs, path, threshold)  # type: ignore[arg-type]
+    with open(path, "w", encoding="utf8", newline="\n") as fp:
+        return _write_pubtator(docs, fp, threshold)
+
+
+def _write_pubtator(docs: Iterable[Doc], fp: TextIO, threshold: float) -> int:
+    n = 0
+    for doc in docs:
+        fp.write(format_pubtator(doc, threshold=threshold))
+        n += 1
+    return n

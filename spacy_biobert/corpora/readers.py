@@ -1,0 +1,130 @@
+"""Registered corpus readers for the `[corpora]` block of a training config.
+
+```
+[corpora.train]
+@readers = "spacy-biobert.PubTatorCorpus.v1"
+path = ${paths.train}
+limit = null
+label_map = null          # e.g. {"SpecificDisease": "Disease", ...} for NCBI
+dedupe = true
+skip_bad = false
+```
+Each returns a callable `(nlp) -> Iterator[Example]`, like
+`spacy.training.Corpus`: the predicted Doc is `nlp.make_doc(text)` (the
+pipeline's own tokenizer) with `doc._.doc_id` set, and the reference Doc
+has the same tokens, with gold mentions (expanded to token boundaries when
+they don't fall on them, counted and logged as W101), entities, relations and
+sentence boundaries. The file is streamed again on every epoch.
+"""
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, Optional, Union
+
+from spacy.language import Language
+from spacy.training import Example
+from spacy.util import registry
+
+from ._base import CorpusStats, SourceDocument, apply_limit, source_to_doc
+
+RecordsFn = Callable[[CorpusStats, str], Iterable[SourceDocument]]
+
+
+class BiomedicalCorpus:
+    """Iterate Examples from a biomedical corpus, re-reading the source on
+    every call. `stats` holds the counts of the last complete pass."""
+
+    def __init__(
+        self,
+        records: RecordsFn,
+        path: Union[str, Path],
+        *,
+        source_format: str,
+        limit: Optional[int] = None,
+        label_map: Optional[Dict[str, str]] = None,
+        skip_bad: bool = False,
+    ):
+        self.records = records
+        self.path = str(path)
+        self.source_format = source_format
+        self.limit = limit
+        self.label_map = dict(label_map) if label_map else None
+        self.on_error = "skip" if skip_bad else "raise"
+        self.stats: Optional[CorpusStats] = None
+        self._warned = False
+
+    def __call__(self, nlp: Language) -> Iterator[Example]:
+        stats = CorpusStats(path=self.path)
+        for rec in apply_limit(self.records(stats, self.on_error), self.limit):
+            reference = source_to_doc(
+                rec,
+                nlp.make_doc,
+                label_map=self.label_map,
+                stats=stats,
+                source_format=self.source_format,
+            )
+            predicted = nlp.make_doc(rec.text)
+            predicted._.doc_id = rec.doc_id
+            yield Example(predicted, reference)
+        self.stats = stats
+        if not self._warned:
+            stats.log_warnings()
+            self._warned = True
+
+
+@registry.readers("spacy-biobert.PubTatorCorpus.v1")
+def create_pubtator_corpus(
+    path: Union[str, Path],
+    limit: Optional[int] = None,
+    label_map: Optional[Dict[str, str]] = None,
+    dedupe: bool = True,
+    skip_bad: bool = False,
+) -> Callable[[Language], Iterable[Example]]:
+    """Examples from a PubTator file (BC5CDR, NCBI-disease). dedupe drops a
+    repeated document with identical content (NCBI train has one)."""
+    from .pubtator import iter_pubtator_records
+
+    def records(stats: CorpusStats, on_error: str) -> Iterable[SourceDocument]:
+        return iter_pubtator_records(path, on_error=on_error, stats=stats, dedupe=dedupe)
+
+    return BiomedicalCorpus(
+        records, path, source_format="pubtator", limit=limit, label_map=label_map, skip_bad=skip_bad
+    )
+
+
+@registry.readers("spacy-biobert.BioCCorpus.v1")
+def create_bioc_corpus(
+    path: Union[str, Path],
+    limit: Optional[int] = None,
+    label_map: Optional[Dict[str, str]] = None,
+    skip_bad: bool = False,
+) -> Callable[[Language], Iterable[Example]]:
+    """Examples from a BioC XML (.xml) or BioC JSON (.json) file."""
+    from .bioc_format import iter_bioc_records
+
+    def records(stats: CorpusStats, on_error: str) -> Iterable[SourceDocument]:
+        return iter_bioc_records(path, on_error=on_error, stats=stats)
+
+    return BiomedicalCorpus(
+        records, path, source_format="bioc", limit=limit, label_map=label_map, skip_bad=skip_bad
+    )
+
+
+@registry.readers("spacy-biobert.ChemProtCorpus.v1")
+def create_chemprot_corpus(
+    path: Union[str, Path],
+    limit: Optional[int] = None,
+    label_map: Optional[Dict[str, str]] = None,
+    skip_bad: bool = False,
+) -> Callable[[Language], Iterable[Example]]:
+    """Examples from a ChemProt split: a folder (e.g. chemprot_training) or a
+    file prefix (e.g. .../chemprot_training/chemprot_training); the
+    *_abstracts.tsv, *_entities.tsv and *_relations.tsv files are found by
+    suffix."""
+    from .chemprot import iter_chemprot_records
+
+    def records(stats: CorpusStats, on_error: str) -> Iterable[SourceDocument]:
+        return iter_chemprot_records(path, on_error=on_error, stats=stats)
+
+    return BiomedicalCorpus(
+        records, path, source_format="chemprot", limit=limit, label_map=label_map, skip_bad=skip_bad
+    )
+

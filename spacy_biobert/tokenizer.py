@@ -1,0 +1,82 @@
+"""`spacy-biobert.BiomedicalTokenizer.v1`: spaCy's tokenizer for the
+language (English by default) plus rules for biomedical text, so that gold
+mentions fall on token boundaries:
+
+- hyphens: between a letter and a digit (`thallium-201`, `COVID-19`), after a
+  closing bracket (`(PAN)-induced`, `CaCl(2)-treated`), at the start or end
+  of a token (`digitalis-` in "digitalis- and ...", `(-)-baclofen`), and runs
+  of hyphens (`--`);
+- slashes anywhere except between two digits (`acetate/3-hydroxybutyrate`,
+  `Na+/K+`, `(+/-)`), so `1/2` stays one token;
+- brackets and parentheses inside a token (`GABA(A)`, `[3H]spiperone`,
+  `[Ca]o`, `5-HT(6)`);
+- charges: `+` after a letter, digit or bracket (`Na+`, `Ca2+`, `K(+)`,
+  `Mg+2`, `GSPE+drug`);
+- a final period after a mixed-case chemical abbreviation (`AmB.`, `TdP.`).
+
+Ordinary words keep the default tokenization (tested). The rules live in the
+Tokenizer's prefix/suffix/infix patterns, so `nlp.to_disk`/`spacy.load` keep
+them; configs use:
+
+    [nlp.tokenizer]
+    @tokenizers = "spacy-biobert.BiomedicalTokenizer.v1"
+"""
+from typing import Callable
+
+from spacy.language import Language
+from spacy.tokenizer import Tokenizer
+from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex, registry
+
+_BRACKETS = r"\(\)\[\]\{\}"
+
+BIOMEDICAL_PREFIXES = [
+    r"-(?=[\-\(\)\[\]A-Za-z0-9])",  # (-)-baclofen -> ( - ) - baclofen
+    r"/",
+    r"\+(?=[/\-\)\]])",  # (+/-) and (+)-
+]
+
+BIOMEDICAL_SUFFIXES = [
+    r"(?<=[A-Za-z0-9\)\]])-",  # digitalis- and ...
+    r"(?<=[A-Za-z0-9\)\]])\+",  # Na+ Ca2+ K(+)
+    r"(?<=[a-z][A-Z])\.",  # AmB. TdP.
+    r"(?<=[a-z][A-Z][A-Z])\.",
+    r"/",
+]
+
+BIOMEDICAL_INFIXES = [
+    r"(?<=[A-Za-z])-(?=[0-9])",  # thallium-201
+    r"(?<=[" + _BRACKETS + r"])-|-(?=[" + _BRACKETS + r"])",  # (PAN)-induced
+    r"--+",
+    r"(?<=[^0-9])/|/(?=[^0-9])",  # acetate/3-hydroxybutyrate, Na+/K+
+    r"(?<=[^\s])[" + _BRACKETS + r"]|[" + _BRACKETS + r"](?=[^\s])",  # GABA(A), [3H]x
+    r"(?<=[A-Za-z0-9" + _BRACKETS + r"])\+",  # Na+-binding, Mg+2, GSPE+drug
+    r"\+(?=[A-Za-z\-/])",
+]
+
+
+def build_biomedical_tokenizer(nlp: Language) -> Tokenizer:
+    """A spaCy Tokenizer with the language's defaults plus the biomedical
+    prefix, suffix and infix rules above."""
+    defaults = nlp.Defaults
+    prefixes = list(defaults.prefixes or []) + BIOMEDICAL_PREFIXES
+    suffixes = BIOMEDICAL_SUFFIXES + list(defaults.suffixes or [])
+    infixes = list(defaults.infixes or []) + BIOMEDICAL_INFIXES
+    return Tokenizer(
+        nlp.vocab,
+        rules=defaults.tokenizer_exceptions,
+        prefix_search=compile_prefix_regex(prefixes).search,
+        suffix_search=compile_suffix_regex(suffixes).search,
+        infix_finditer=compile_infix_regex(infixes).finditer,
+        token_match=defaults.token_match,
+        url_match=defaults.url_match,
+    )
+
+
+@registry.tokenizers("spacy-biobert.BiomedicalTokenizer.v1")
+def create_biomedical_tokenizer() -> Callable[[Language], Tokenizer]:
+    """Registered tokenizer factory (see the module docstring)."""
+
+    def make_tokenizer(nlp: Language) -> Tokenizer:
+        return build_biomedical_tokenizer(nlp)
+
+    return make_tokenizer
