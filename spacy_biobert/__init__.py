@@ -7,6 +7,7 @@ Cheap: no model, corpus or network access happens here.
 from .about import __version__
 from .models import DEFAULT_MODEL_NAME, KNOWN_MODELS, OFFLINE_ALIAS, resolve_model_name
 from .pipeline import make_biobert
+from .training import create_training_logger
 
 __all__ = [
     "__version__",

@@ -116,7 +116,12 @@ def evaluate_ner(
             label = label_map.get(label, label) if label_map else label
             if keep is None or label in keep:
                 gold.append((key, start, end, label))
+    gold_by_key: Dict[Hashable, List[Mention]] = {}
+    for m in gold:
+        gold_by_key.setdefault(m[0], []).append(m)
     predicted: List[Mention] = []
+    widened: List[Mention] = []
+    misaligned = 0
     words = 0
     start_time = time.perf_counter()
     for doc, key in _pipe(nlp, texts, batch_size, progress):
@@ -124,10 +129,21 @@ def evaluate_ner(
         for ent in doc.ents:
             if keep is None or ent.label_ in keep:
                 predicted.append((key, ent.start_char, ent.end_char, ent.label_))
+        # Gold widened to this tokenization: what spaCy's own ents_f compares to.
+        for _, start, end, label in gold_by_key.get(key, []):
+            span = doc.char_span(start, end, alignment_mode="expand")
+            if span is None or (span.start_char, span.end_char) != (start, end):
+                misaligned += 1
+            if span is not None:
+                widened.append((key, span.start_char, span.end_char, label))
+    seconds = time.perf_counter() - start_time
     scores = score_mentions(gold, predicted)
     scores.documents = len(texts)
     scores.words = words
-    scores.seconds = time.perf_counter() - start_time
+    scores.seconds = seconds
+    widened_scores = score_mentions(widened, predicted)
+    scores.extra["ents_token_widened"] = widened_scores.micro.as_dict()
+    scores.extra["gold_mentions_not_on_token_boundaries"] = misaligned
     return scores
 
 

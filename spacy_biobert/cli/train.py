@@ -1,0 +1,78 @@
+import shutil
+import time
+from pathlib import Path
+
+import srsly
+import typer
+from spacy.cli._util import parse_config_overrides, show_validation_error
+from wasabi import msg
+
+from ._app import app
+
+
+@app.command(
+    "train",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def train_cli(
+    ctx: typer.Context,
+    config_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="Training config"),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder (model-best, model-last)"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run saved in OUTPUT"),
+) -> None:
+    """Train a pipeline (spacy train with progress, checkpoint state and --resume).
+
+    Extra options override the config, as with `spacy train`:
+    --paths.corpora ../shared/corpora --training.max_steps 2000
+    """
+    from spacy.cli.train import train as spacy_train
+    from spacy.util import load_config
+
+    from ..training import STATE_FILE, resume_config
+
+    overrides = parse_config_overrides(ctx.args)
+    output.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    previous_best = None
+    if resume:
+        with show_validation_error(config_path):
+            config = load_config(config_path, overrides=overrides, interpolate=True)
+        try:
+            config, state = resume_config(config, output)
+        except ValueError as err:
+            msg.fail(str(err), exits=1)
+        msg.info(f"Resuming from step {state['step']} (score {state['score']:.3f}) in {output}")
+        if (output / "model-best").exists():
+            previous_best = output / "model-best.before-resume"
+            shutil.rmtree(previous_best, ignore_errors=True)
+            shutil.copytree(output / "model-best", previous_best)
+        config_path = output / "resume.cfg"
+        config.to_disk(config_path)
+        overrides = {}
+    spacy_train(config_path, output, use_gpu=gpu_id, overrides=overrides)
+    if previous_best is not None:
+        _keep_better_best(output, previous_best)
+    state_path = output / STATE_FILE
+    if state_path.exists():
+        state = srsly.read_json(state_path)
+        msg.good(
+            f"Trained to step {state['step']} in {time.time() - started:.0f}s "
+            f"(peak memory {state['peak_rss_mb']:.0f} MB); pipeline in {output / 'model-best'}"
+        )
+
+
+def _keep_better_best(output: Path, previous_best: Path) -> None:
+    """A resumed run's model-best competes with the one saved before the resume."""
+
+    def score(path: Path) -> float:
+        meta = srsly.read_json(path / "meta.json") if (path / "meta.json").exists() else {}
+        perf = meta.get("performance", {})
+        return float(perf.get("ents_f") or perf.get("rel_micro_f") or 0.0)
+
+    best = output / "model-best"
+    if not best.exists() or score(previous_best) > score(best):
+        shutil.rmtree(best, ignore_errors=True)
+        shutil.move(str(previous_best), str(best))
+    else:
+        shutil.rmtree(previous_best)

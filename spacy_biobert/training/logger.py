@@ -1,0 +1,54 @@
+"""`spacy-biobert.TrainingLogger.v1`: spaCy's console logger (with its
+progress bar) that also records each saved checkpoint, so a run can resume
+(`spacy-biobert train --resume`) and reports its wall time and peak memory."""
+import resource
+import time
+from pathlib import Path
+from typing import IO, Any, Callable, Dict, Optional, Tuple
+
+import srsly
+from spacy.language import Language
+from spacy.util import registry
+
+STATE_FILE = "training_state.json"
+
+
+@registry.loggers("spacy-biobert.TrainingLogger.v1")
+def create_training_logger(
+    progress_bar: bool = True,
+    console_output: bool = True,
+    output_file: Optional[str] = None,
+) -> Callable[[Language, IO, IO], Tuple[Callable[[Optional[Dict[str, Any]]], None], Callable[[], None]]]:
+    console = registry.loggers.get("spacy.ConsoleLogger.v3")(
+        progress_bar="eval" if progress_bar else None,
+        console_output=console_output,
+        output_file=output_file,
+    )
+
+    def setup(nlp: Language, stdout: IO = None, stderr: IO = None):
+        log_console, finalize_console = console(nlp, stdout, stderr)
+        started = time.time()
+
+        def log_step(info: Optional[Dict[str, Any]]) -> None:
+            log_console(info)
+            if info is None or not info.get("output_path"):
+                return
+            # info["output_path"] is OUTPUT/model-last, just saved.
+            state = {
+                "step": info["step"],
+                "epoch": info["epoch"],
+                "score": info["score"],
+                "other_scores": info.get("other_scores", {}),
+                "seconds": round(time.time() - started, 1),
+                "peak_rss_mb": _peak_rss_mb(),
+            }
+            srsly.write_json(Path(info["output_path"]).parent / STATE_FILE, state)
+
+        return log_step, finalize_console
+
+    return setup
+
+
+def _peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux.
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

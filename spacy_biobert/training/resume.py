@@ -1,0 +1,48 @@
+"""Resume a training run from its last checkpoint (OUTPUT/model-last).
+
+The checkpoint's components are *sourced* (spaCy then calls
+`resume_training`), the remaining steps are run, and the linear learning-rate
+schedule continues where it stopped. Adam's moment estimates are not saved by
+spaCy, so they restart; the first steps after a resume are therefore not
+bit-identical to an uninterrupted run.
+"""
+from pathlib import Path
+from typing import Any, Dict, Tuple
+
+import srsly
+from thinc.api import Config
+
+from ..errors import Errors
+from .logger import STATE_FILE
+
+
+def resume_config(config: Config, output: Path) -> Tuple[Config, Dict[str, Any]]:
+    """The config that continues the run saved in `output`, and its state."""
+    state_path = output / STATE_FILE
+    last = output / "model-last"
+    if not state_path.exists() or not last.exists():
+        raise ValueError(Errors.E010.format(output=output))
+    state = srsly.read_json(state_path)
+    done = int(state["step"])
+    config = config.copy()
+    training = config["training"]
+    max_steps = int(training["max_steps"])
+    if max_steps and done >= max_steps:
+        raise ValueError(Errors.E011.format(output=output, step=done, max_steps=max_steps))
+    for name in config["nlp"]["pipeline"]:
+        component = config["components"][name]
+        component.pop("factory", None)
+        component.clear()
+        component["source"] = str(last.resolve())
+    if max_steps:
+        training["max_steps"] = max_steps - done
+    lr = training["optimizer"].get("learn_rate")
+    if isinstance(lr, dict) and lr.get("@schedules") == "warmup_linear.v1":
+        warmup, total = int(lr["warmup_steps"]), int(lr["total_steps"])
+        if done >= warmup:
+            lr["initial_rate"] = float(lr["initial_rate"]) * max(0.0, total - done) / max(1, total - warmup)
+            lr["warmup_steps"] = 0
+        else:
+            lr["warmup_steps"] = warmup - done
+        lr["total_steps"] = max(1, total - done)
+    return config, state
