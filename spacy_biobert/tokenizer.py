@@ -3,7 +3,7 @@ language (English by default) plus rules for biomedical text, so that gold
 mentions fall on token boundaries:
 
 - hyphens: between a letter and a digit (`thallium-201`, `COVID-19`), after a
-  closing bracket (`(PAN)-induced`, `CaCl(2)-treated`), at the start or end
+  charge (`Na+-binding`) or a closing bracket (`(PAN)-induced`, `CaCl(2)-treated`), at the start or end
   of a token (`digitalis-` in "digitalis- and ...", `(-)-baclofen`), and runs
   of hyphens (`--`);
 - slashes anywhere except between two digits (`acetate/3-hydroxybutyrate`,
@@ -47,6 +47,7 @@ BIOMEDICAL_INFIXES = [
     r"(?<=[A-Za-z])-(?=[0-9])",  # thallium-201
     r"(?<=[" + _BRACKETS + r"])-|-(?=[" + _BRACKETS + r"])",  # (PAN)-induced
     r"--+",
+    r"(?<=\+)-(?=[A-Za-z0-9])",  # Na+-binding
     r"(?<=[^0-9])/|/(?=[^0-9])",  # acetate/3-hydroxybutyrate, Na+/K+
     r"(?<=[^\s])[" + _BRACKETS + r"]|[" + _BRACKETS + r"](?=[^\s])",  # GABA(A), [3H]x
     r"(?<=[A-Za-z0-9" + _BRACKETS + r"])\+",  # Na+-binding, Mg+2, GSPE+drug
