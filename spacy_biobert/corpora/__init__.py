@@ -14,6 +14,7 @@ from ._base import (
     mention_ids,
     source_to_doc,
 )
+from .chemprot import iter_chemprot_records, read_chemprot, write_chemprot
 from .pubtator import iter_pubtator_records, read_pubtator, write_pubtator
 from .readers import (
     BiomedicalCorpus,
@@ -31,6 +32,9 @@ __all__ = [
     "doc_to_source",
     "mention_ids",
     "source_to_doc",
+    "iter_chemprot_records",
+    "read_chemprot",
+    "write_chemprot",
     "iter_pubtator_records",
     "read_pubtator",
     "write_pubtator",

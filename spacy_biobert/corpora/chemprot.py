@@ -1,0 +1,375 @@
+"""ChemProt (BioCreative VI track 5) TSV files.
+
+A split is four TAB-separated files with a common prefix, e.g.
+`chemprot_training/chemprot_training_{abstracts,entities,relations,gold_standard}.tsv`:
+
+- abstracts: `PMID TITLE ABSTRACT`
+- entities: `PMID T<n> TYPE START END MENTION`, offsets into
+  TITLE + <TAB> + ABSTRACT. The Doc text is TITLE + " " + ABSTRACT (same
+  offsets); the TAB is restored when writing (`user_data[SOURCE_KEY]
+  ["separator"]`).
+- relations: `PMID CPR:n EVAL_FLAG RELATION Arg1:T<i> Arg2:T<j>`; EVAL_FLAG
+  is "Y " or "N " (with a trailing space in the files).
+- gold_standard: `PMID CPR:n Arg1:T<i> Arg2:T<j>`: the evaluated subset.
+
+Relations become mention-level gold relations:
+`{"level": "mention", "head": "T<i>", "tail": "T<j>", "label": "CPR:n",
+"relation": RELATION, "eval": "Y"|"N", "gold": bool}`; "gold" is True when
+the (group, Arg1, Arg2) triple is in the gold_standard file (on the real
+data, exactly the eval "Y" relations, duplicates apart). Mentions have no
+normalised id (`kb_id_` = ""). The entities and relations files are indexed
+by PMID in memory (a few MB); the abstracts file is streamed.
+"""
+import re
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple, Union
+
+from spacy.tokens import Doc
+
+from ..errors import Errors
+from ._base import (
+    CorpusFormatError,
+    CorpusStats,
+    ErrorPolicy,
+    SourceDocument,
+    SourceMention,
+    apply_limit,
+    check_mention,
+    doc_to_source,
+    get_make_doc,
+    iter_lines,
+    predicted_relations,
+    source_to_doc,
+    title_abstract_passages,
+)
+
+SUFFIXES = ("abstracts", "entities", "relations", "gold_standard")
+EVAL_GROUPS = ("CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9")
+_ARG = re.compile(r"^Arg([12]):(\S+)$")
+
+
+def find_chemprot_files(path: Union[str, Path]) -> Dict[str, Optional[Path]]:
+    """The split's files by suffix, from a folder (one *_abstracts.tsv in it)
+    or a prefix (PREFIX_abstracts.tsv). Only abstracts is required."""
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob("*_abstracts.tsv"))
+        if len(found) != 1:
+            raise FileNotFoundError(
+                Errors.E106.format(
+                    what=f"exactly one *_abstracts.tsv file in '{path}' ({len(found)} there)",
+                    fix="pass the ChemProt split folder (e.g. chemprot/chemprot_training) "
+                    "or a file prefix (e.g. .../chemprot_training/chemprot_training)",
+                )
+            )
+        prefix = str(found[0])[: -len("_abstracts.tsv")]
+    else:
+        prefix = str(path)
+        for suffix in SUFFIXES:
+            if prefix.endswith(f"_{suffix}.tsv"):
+                prefix = prefix[: -len(f"_{suffix}.tsv")]
+    files: Dict[str, Optional[Path]] = {}
+    for suffix in SUFFIXES:
+        p = Path(f"{prefix}_{suffix}.tsv")
+        files[suffix] = p if p.exists() else None
+    if files["abstracts"] is None:
+        raise FileNotFoundError(
+            Errors.E106.format(
+                what=f"ChemProt abstracts file '{prefix}_abstracts.tsv'",
+                fix="pass the ChemProt split folder or the common file prefix",
+            )
+        )
+    return files
+
+
+def _index(
+    path: Optional[Path], ncols: int, policy: ErrorPolicy
+) -> Dict[str, List[Tuple[int, List[str]]]]:
+    index: Dict[str, List[Tuple[int, List[str]]]] = {}
+    if path is None:
+        return index
+    for lineno, line in iter_lines(path):
+        if isinstance(line, CorpusFormatError):
+            policy(line)
+            continue
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        if len(cols) != ncols:
+            policy(
+                CorpusFormatError(
+                    path,
+                    lineno,
+                    Errors.E101.format(
+                        detail=f"{len(cols)} tab-separated columns, expected {ncols}: {line[:100]!r}"
+                    ),
+                )
+            )
+            continue
+        index.setdefault(cols[0], []).append((lineno, cols))
+    return index
+
+
+def iter_chemprot_records(
+    path: Union[str, Path],
+    *,
+    on_error: str = "raise",
+    stats: Optional[CorpusStats] = None,
+) -> Iterator[SourceDocument]:
+    """Stream the documents of a ChemProt split (folder or file prefix)."""
+    files = find_chemprot_files(path)
+    stats = stats if stats is not None else CorpusStats()
+    if not stats.path:
+        stats.path = str(path)
+    policy = ErrorPolicy(on_error, stats)
+    entities = _index(files["entities"], 6, policy)
+    relations = _index(files["relations"], 6, policy)
+    gold = _index(files["gold_standard"], 4, policy)
+    abstracts: Path = files["abstracts"]  # type: ignore[assignment]  # checked by find_chemprot_files
+    seen: Set[str] = set()
+    any_content = False
+    for lineno, line in iter_lines(abstracts):
+        if isinstance(line, CorpusFormatError):
+            any_content = True
+            policy(line, document=True)
+            continue
+        if not line.strip():
+            continue
+        any_content = True
+        cols = line.split("\t")
+        if len(cols) != 3:
+            policy(
+                CorpusFormatError(
+                    abstracts,
+                    lineno,
+                    Errors.E101.format(
+                        detail=f"{len(cols)} tab-separated columns, expected 3 "
+                        f"(PMID, title, abstract): {line[:100]!r}"
+                    ),
+                ),
+                document=True,
+            )
+            continue
+        doc_id, title, abstract = cols
+        seen.add(doc_id)
+        yield _record(doc_id, title, abstract, lineno, files, entities, relations, gold, policy)
+    if not any_content:
+        raise CorpusFormatError(abstracts, 0, Errors.E105)
+    # Annotations of documents that are not in the abstracts file would be lost.
+    for name, index in (("entities", entities), ("relations", relations), ("gold_standard", gold)):
+        for doc_id, rows in index.items():
+            if doc_id not in seen:
+                for lineno, _ in rows:
+                    policy(
+                        CorpusFormatError(
+                            files[name],  # type: ignore[arg-type]
+                            lineno,
+                            Errors.E101.format(
+                                detail=f"document {doc_id} is not in {abstracts.name}"
+                            ),
+                        )
+                    )
+
+
+def _record(
+    doc_id: str,
+    title: str,
+    abstract: str,
+    lineno: int,
+    files: Dict[str, Optional[Path]],
+    entities: Dict[str, List[Tuple[int, List[str]]]],
+    relations: Dict[str, List[Tuple[int, List[str]]]],
+    gold: Dict[str, List[Tuple[int, List[str]]]],
+    policy: ErrorPolicy,
+) -> SourceDocument:
+    text = title + " " + abstract
+    mentions: List[SourceMention] = []
+    for ln, cols in entities.get(doc_id, []):
+        try:
+            start, end = int(cols[3]), int(cols[4])
+        except ValueError:
+            policy(
+                CorpusFormatError(
+                    files["entities"],  # type: ignore[arg-type]
+                    ln,
+                    Errors.E101.format(detail=f"offsets {cols[3]!r}, {cols[4]!r} are not integers"),
+                )
+            )
+            continue
+        m = SourceMention(id=cols[1], start=start, end=end, text=cols[5], type=cols[2], kb_id="")
+        err = check_mention(files["entities"], ln, text, m)  # type: ignore[arg-type]
+        if err is not None:
+            policy(err)
+            continue
+        mentions.append(m)
+    ids = {m.id for m in mentions}
+    gold_keys: Dict[Tuple[str, str, str], int] = {}
+    for ln, cols in gold.get(doc_id, []):
+        args = _args(files["gold_standard"], ln, cols[2], cols[3], ids, doc_id, policy)  # type: ignore[arg-type]
+        if args is not None:
+            gold_keys[(cols[1], args[0], args[1])] = ln
+    rels: List[Dict[str, Any]] = []
+    matched: Set[Tuple[str, str, str]] = set()
+    for ln, cols in relations.get(doc_id, []):
+        args = _args(files["relations"], ln, cols[4], cols[5], ids, doc_id, policy)  # type: ignore[arg-type]
+        if args is None:
+            continue
+        key = (cols[1], args[0], args[1])
+        rel: Dict[str, Any] = {
+            "level": "mention",
+            "head": args[0],
+            "tail": args[1],
+            "label": cols[1],
+            "relation": cols[3],
+            "eval": cols[2].strip(),
+            "gold": key in gold_keys,
+        }
+        if cols[2] != rel["eval"] + " ":
+            rel["eval_raw"] = cols[2]
+        matched.add(key)
+        rels.append(rel)
+    for key, ln in gold_keys.items():
+        if key not in matched:
+            # A gold pair with no line in relations.tsv: keep it, marked.
+            rels.append(
+                {"level": "mention", "head": key[1], "tail": key[2], "label": key[0],
+                 "relation": "", "eval": "Y", "gold": True, "gold_only": True}
+            )
+    return SourceDocument(
+        doc_id=doc_id,
+        text=text,
+        passages=title_abstract_passages(title, abstract),
+        mentions=mentions,
+        relations=rels,
+        line=lineno,
+        extra={"separator": "\t"},
+    )
+
+
+def _args(
+    path: Path, ln: int, a1: str, a2: str, ids: Set[str], doc_id: str, policy: ErrorPolicy
+) -> Optional[Tuple[str, str]]:
+    m1, m2 = _ARG.match(a1), _ARG.match(a2)
+    if m1 is None or m2 is None or m1.group(1) != "1" or m2.group(1) != "2":
+        policy(
+            CorpusFormatError(
+                path, ln, Errors.E101.format(detail=f"expected 'Arg1:T<i>' 'Arg2:T<j>', got {a1!r} {a2!r}")
+            )
+        )
+        return None
+    for arg in (m1.group(2), m2.group(2)):
+        if arg not in ids:
+            policy(
+                CorpusFormatError(
+                    path,
+                    ln,
+                    Errors.E108.format(arg=arg, doc_id=doc_id, known=", ".join(sorted(ids)[:10]) or "none"),
+                )
+            )
+            return None
+    return m1.group(2), m2.group(2)
+
+
+def read_chemprot(
+    path: Union[str, Path],
+    nlp_or_vocab: Any = None,
+    *,
+    on_error: str = "raise",
+    limit: Optional[int] = None,
+    label_map: Optional[Dict[str, str]] = None,
+    stats: Optional[CorpusStats] = None,
+) -> Iterator[Doc]:
+    """Stream the Docs of a ChemProt split (folder or file prefix). Flat
+    `doc.ents` keep the longest of overlapping mentions (earlier first; of two
+    identical spans the first in the entities file); every mention stays in
+    `doc.spans["mentions"]`."""
+    stats = stats if stats is not None else CorpusStats()
+    stats.path = str(path)
+    make_doc = get_make_doc(nlp_or_vocab)
+    for rec in apply_limit(iter_chemprot_records(path, on_error=on_error, stats=stats), limit):
+        yield source_to_doc(rec, make_doc, label_map=label_map, stats=stats, source_format="chemprot")
+    stats.log_warnings()
+
+
+def _prefix(folder_or_prefix: Union[str, Path]) -> Path:
+    p = Path(folder_or_prefix)
+    if p.is_dir() or str(folder_or_prefix).endswith(("/", "\\")):
+        p.mkdir(parents=True, exist_ok=True)
+        return p / p.name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def write_chemprot(
+    docs: Iterable[Doc], folder_or_prefix: Union[str, Path], *, threshold: float = 0.5
+) -> int:
+    """Write Docs as the four ChemProt files (PREFIX_abstracts.tsv, ...). A
+    folder gets the prefix FOLDER/FOLDERNAME. Gold Docs give back what was
+    read; predicted Docs write `doc.ents` (ids T1...) and their predicted
+    `doc._.relations` (labels with p >= threshold, eval "Y" for CPR:3,4,5,6,9),
+    which also fill the gold_standard file (the format the official
+    evaluation reads). Returns the number of documents written."""
+    prefix = _prefix(folder_or_prefix)
+    handles = {s: open(f"{prefix}_{s}.tsv", "w", encoding="utf8", newline="\n") for s in SUFFIXES}
+    n = 0
+    try:
+        for doc in docs:
+            _write_doc(doc, handles, threshold)
+            n += 1
+    finally:
+        for fp in handles.values():
+            fp.close()
+    return n
+
+
+def _write_doc(doc: Doc, handles: Dict[str, Any], threshold: float) -> None:
+    src = doc_to_source(doc)
+    doc_id = src.doc_id or "0"
+    from .pubtator import _title_abstract
+
+    title, abstract = _title_abstract(src)
+    for field_ in (title, abstract):
+        if "\t" in field_ or "\n" in field_:
+            raise ValueError(
+                Errors.E110.format(
+                    format="ChemProt TSV",
+                    problem=f"document {doc_id} has a tab or line break in its title or abstract",
+                    fix="normalise whitespace in the text, or write BioC or JSONL",
+                )
+            )
+    handles["abstracts"].write(f"{doc_id}\t{title}\t{abstract}\n")
+    # ChemProt offsets count one separator char; PubTator-style docs match.
+    by_offsets = {}
+    for i, m in enumerate(src.mentions, start=1):
+        mid = m.id if re.fullmatch(r"T\d+", m.id) else f"T{i}"
+        by_offsets.setdefault((m.start, m.end), mid)
+        mention_text = m.raw_text if m.raw_text is not None else m.text
+        handles["entities"].write(
+            f"{doc_id}\t{mid}\t{m.type}\t{m.start}\t{m.end}\t{mention_text}\n"
+        )
+        m.id = mid
+    relations = [r for r in src.relations if r.get("level") == "mention"]
+    if not src.relations:
+        for p in predicted_relations(doc, threshold):
+            head = by_offsets.get(tuple(p["head"]))
+            tail = by_offsets.get(tuple(p["tail"]))
+            if head and tail:
+                gold = p["label"] in EVAL_GROUPS
+                relations.append(
+                    {"head": head, "tail": tail, "label": p["label"], "relation": "",
+                     "eval": "Y" if gold else "N", "gold": gold}
+                )
+    gold_seen = set()
+    for r in relations:
+        if not r.get("gold_only"):
+            eval_raw = r.get("eval_raw", f"{r.get('eval', 'N')} ")
+            handles["relations"].write(
+                f"{doc_id}\t{r['label']}\t{eval_raw}\t{r.get('relation', '')}\t"
+                f"Arg1:{r['head']}\tArg2:{r['tail']}\n"
+            )
+        key = (r["label"], r["head"], r["tail"])
+        if r.get("gold") and key not in gold_seen:
+            gold_seen.add(key)
+            handles["gold_standard"].write(
+                f"{doc_id}\t{r['label']}\tArg1:{r['head']}\tArg2:{r['tail']}\n"
+            )
