@@ -65,6 +65,62 @@ class Errors:
         "seen at line {first_line})"
     )
 
+    # --- relations (E2xx) ---------------------------------------------------
+    E201 = (
+        "[E201] EntityPairs distance_unit must be 'tokens' or 'sentences', not "
+        "{value!r}. Fix: set [components.biobert_relations.model.get_candidates] "
+        "distance_unit."
+    )
+    E202 = (
+        "[E202] EntityPairs max_distance must be None (no bound) or an integer >= 0, "
+        "not {value!r}. Fix: set [components.biobert_relations.model.get_candidates] "
+        "max_distance (null = whole document)."
+    )
+    E203 = (
+        "[E203] EntityPairs allowed_pairs must be a list of [head label, tail label] "
+        "pairs (or null for any), got {value!r}. Fix: e.g. allowed_pairs = "
+        "[[\"Chemical\",\"Disease\"]]."
+    )
+    E204 = (
+        "[E204] EntityPairs bounds distances in sentences, but document {doc_id} has no "
+        "sentence boundaries. Fix: add a 'sentencizer' (or parser/senter) before "
+        "'{name}', read the corpus with its readers (they set sentences), or use "
+        "distance_unit = \"tokens\"."
+    )
+    E205 = (
+        "[E205] EntityPairs reads candidates from doc.spans[{key!r}], but document "
+        "{doc_id} has no such span group (groups: {keys}). Fix: put the mentions on the "
+        "docs the pipeline sees (gold-entity benchmarks), or set spans_key = null to "
+        "pair doc.ents."
+    )
+    E206 = (
+        "[E206] '{name}' has no labels: no relation was found in the training examples "
+        "and none was given. Fix: check that the corpus reader fills "
+        "doc._.gold_relations, or pass labels in "
+        "[initialize.components.{name}] labels."
+    )
+    E207 = (
+        "[E207] {what} must be one of {options}, not {value!r}. Fix: set it in "
+        "[components.{name}]."
+    )
+    E208 = "[E208] threshold must be between 0 and 1, not {value!r}."
+    E209 = (
+        "[E209] the relation model returned {rows} rows for {pairs} candidate pairs. "
+        "The candidate generator must return the same pairs for the same doc; do not "
+        "change the doc's entities between predict and set_annotations."
+    )
+    # --- training (E01x) ---------------------------------------------------------
+    E010 = (
+        "[E010] Cannot resume: '{output}' has no model-last/ and training_state.json "
+        "from an earlier run. Fix: train without --resume first (the "
+        "spacy-biobert.TrainingLogger.v1 logger writes the state at every evaluation)."
+    )
+    E011 = (
+        "[E011] Nothing to resume: the run in '{output}' already reached step {step} "
+        "of max_steps {max_steps}. Fix: raise --training.max_steps or train anew."
+    )
+    E012 = "[E012] Unknown label map '{name}'. Fix: use one of {known}, or a JSON object."
+
 
 class Warnings:
     # --- corpora (W1xx) -------------------------------------------------------

@@ -14,7 +14,16 @@ Values live in `doc.user_data`, so `DocBin(store_user_data=True)` keeps them.
   are mention ids (`span.id_` in doc.spans[MENTIONS_KEY]). Concept level
   (BC5CDR CID): head/tail are kb ids (chemical MeSH id, disease MeSH id).
 - `doc._.relations`: predictions of `biobert_relations`,
-  {(head.start, tail.start): {label: probability}} over `doc.ents`.
+  {(head.start, tail.start): {label: probability}} over `doc.ents`. (When the
+  candidates come from a span group, nested spans can share a start: the
+  entry then holds the per-label maximum; `doc._.relation_pairs` is exact.)
+- `doc._.relation_pairs`: predictions of `biobert_relations`, one entry per
+  candidate pair: `((head.start, head.end, head.label_), (tail.start,
+  tail.end, tail.label_), {label: probability})`, plain data (JSON/msgpack-able).
+- `doc._.kb_relations`: predictions of `biobert_relations` aggregated by
+  entity (`kb_id_`, split on "|" and "+", "-1" ignored):
+  {(head kb id, tail kb id): {label: probability}}, for document-level tasks
+  such as BC5CDR CID.
 """
 from spacy.tokens import Doc
 
@@ -24,6 +33,8 @@ _DOC_EXTENSIONS = {
     "doc_id": None,
     "gold_relations": None,
     "relations": None,
+    "relation_pairs": None,
+    "kb_relations": None,
 }
 
 

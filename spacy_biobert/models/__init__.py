@@ -1,5 +1,7 @@
 """Thinc architectures (shape only; weights load at `initialize`)."""
 from .base_models import DEFAULT_MODEL_NAME, KNOWN_MODELS, OFFLINE_ALIAS, resolve_model_name
+from .pairs import EntityPairs, create_entity_pairs
+from .relation_model import create_relation_model
 from .transformer import create_tok2vec_transformer, create_transformer_model
 
 __all__ = [
@@ -9,4 +11,7 @@ __all__ = [
     "resolve_model_name",
     "create_transformer_model",
     "create_tok2vec_transformer",
+    "create_relation_model",
+    "create_entity_pairs",
+    "EntityPairs",
 ]

@@ -1,4 +1,20 @@
 """Pipeline components (factories)."""
+from .relations import (
+    RelationExtractor,
+    aggregate_by_kb_id,
+    kb_relation_triples,
+    make_relation_extractor,
+    relation_triples,
+    relations_to_displacy,
+)
 from .transformer import make_biobert
 
-__all__ = ["make_biobert"]
+__all__ = [
+    "make_biobert",
+    "make_relation_extractor",
+    "RelationExtractor",
+    "relation_triples",
+    "kb_relation_triples",
+    "aggregate_by_kb_id",
+    "relations_to_displacy",
+]

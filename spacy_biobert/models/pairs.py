@@ -1,0 +1,168 @@
+"""Candidate entity pairs for relation extraction (`spacy-biobert.EntityPairs.v1`).
+
+A candidate generator is a callable `Doc -> List[Tuple[Span, Span]]` of
+ordered (head, tail) pairs. `biobert_relations` scores exactly these pairs, so
+the same generator decides what can ever be predicted: restrict it to the
+argument types of the task (Chemical -> Disease, CHEMICAL -> GENE-*) and,
+optionally, to a distance. `max_distance = None` pairs the whole document,
+which document-level tasks (BC5CDR CID, where half the relations cross
+sentences) need.
+"""
+import re
+from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union
+
+import numpy
+from spacy.tokens import Doc, Span
+from spacy.util import registry
+
+from ..errors import Errors
+
+Candidates = List[Tuple[Span, Span]]
+GetCandidates = Callable[[Doc], Candidates]
+
+DISTANCE_UNITS = ("tokens", "sentences")
+_KB_SPLIT = re.compile(r"[|+]")
+
+
+def kb_ids(span_or_kb_id: Union[Span, str]) -> List[str]:
+    """The individual ids of a span's `kb_id_` (or of a kb id string): split on
+    "|" and "+" (composite and conjunct mentions), stripped, with "-1" and
+    empty parts dropped. `kb_ids("D014786|D006311") == ["D014786", "D006311"]`."""
+    value = span_or_kb_id if isinstance(span_or_kb_id, str) else span_or_kb_id.kb_id_
+    return [p.strip() for p in _KB_SPLIT.split(value) if p.strip() not in ("", "-1")]
+
+
+def sentence_ids(doc: Doc) -> Optional[numpy.ndarray]:
+    """Sentence index of every token, or None when the doc has no sentence
+    boundaries. Token 0 always starts sentence 0."""
+    if len(doc) == 0:
+        return numpy.zeros((0,), dtype="int32")
+    if not doc.has_annotation("SENT_START"):
+        return None
+    starts = doc.to_array("SENT_START").astype("int64") == 1
+    starts[0] = True
+    return (numpy.cumsum(starts) - 1).astype("int32")
+
+
+class EntityPairs:
+    """Ordered (head, tail) pairs of `doc.ents` (or of the span group
+    `spans_key`), filtered by label pairs and distance. A span is never paired
+    with itself or with another span covering exactly the same characters."""
+
+    def __init__(
+        self,
+        allowed_pairs: Optional[Iterable[Sequence[str]]] = None,
+        max_distance: Optional[int] = None,
+        distance_unit: str = "tokens",
+        spans_key: Optional[str] = None,
+    ):
+        if distance_unit not in DISTANCE_UNITS:
+            raise ValueError(Errors.E201.format(value=distance_unit))
+        if max_distance is not None and (
+            isinstance(max_distance, bool) or not isinstance(max_distance, int) or max_distance < 0
+        ):
+            raise ValueError(Errors.E202.format(value=max_distance))
+        self.allowed_pairs: Optional[Set[Tuple[str, str]]] = None
+        if allowed_pairs is not None:
+            pairs = set()
+            for pair in allowed_pairs:
+                if isinstance(pair, str) or len(pair) != 2 or not all(
+                    isinstance(x, str) for x in pair
+                ):
+                    raise ValueError(Errors.E203.format(value=allowed_pairs))
+                pairs.add((pair[0], pair[1]))
+            self.allowed_pairs = pairs
+        self.max_distance = max_distance
+        self.distance_unit = distance_unit
+        self.spans_key = spans_key
+
+    def get_spans(self, doc: Doc) -> List[Span]:
+        """The spans candidates are built from, deduplicated (same start, end
+        and label) and sorted by (start, end, label)."""
+        if self.spans_key is None:
+            spans: Iterable[Span] = doc.ents
+        else:
+            if self.spans_key not in doc.spans:
+                if len(doc) == 0:
+                    return []
+                raise ValueError(
+                    Errors.E205.format(
+                        key=self.spans_key,
+                        doc_id=_doc_name(doc),
+                        keys=sorted(doc.spans.keys()),
+                    )
+                )
+            spans = doc.spans[self.spans_key]
+        unique = {}
+        for span in spans:
+            unique.setdefault((span.start, span.end, span.label_), span)
+        return [unique[k] for k in sorted(unique)]
+
+    def __call__(self, doc: Doc) -> Candidates:
+        spans = self.get_spans(doc)
+        if len(spans) < 2:
+            return []
+        if self.allowed_pairs is None:
+            heads = tails = spans
+        else:
+            head_labels = {h for h, _ in self.allowed_pairs}
+            tail_labels = {t for _, t in self.allowed_pairs}
+            heads = [s for s in spans if s.label_ in head_labels]
+            tails = [s for s in spans if s.label_ in tail_labels]
+        if not heads or not tails:
+            return []
+        sents = None
+        if self.max_distance is not None and self.distance_unit == "sentences":
+            sents = sentence_ids(doc)
+            if sents is None:
+                raise ValueError(
+                    Errors.E204.format(doc_id=_doc_name(doc), name="biobert_relations")
+                )
+        allowed = self.allowed_pairs
+        bound = self.max_distance
+        pairs: Candidates = []
+        for head in heads:
+            for tail in tails:
+                if head.start_char == tail.start_char and head.end_char == tail.end_char:
+                    continue
+                if allowed is not None and (head.label_, tail.label_) not in allowed:
+                    continue
+                if bound is not None:
+                    if sents is not None:
+                        distance = abs(int(sents[head.start]) - int(sents[tail.start]))
+                    else:
+                        distance = max(0, max(head.start, tail.start) - min(head.end, tail.end))
+                    if distance > bound:
+                        continue
+                pairs.append((head, tail))
+        return pairs
+
+
+def _doc_name(doc: Doc) -> str:
+    doc_id = doc._.doc_id if Doc.has_extension("doc_id") else None
+    return repr(doc_id) if doc_id is not None else repr(doc.text[:40])
+
+
+@registry.misc("spacy-biobert.EntityPairs.v1")
+def create_entity_pairs(
+    allowed_pairs: Optional[List[List[str]]] = None,
+    max_distance: Optional[int] = None,
+    distance_unit: str = "tokens",
+    spans_key: Optional[str] = None,
+) -> GetCandidates:
+    """Candidate generator: ordered pairs of `doc.ents` (or `doc.spans[spans_key]`).
+
+    allowed_pairs: [head label, tail label] pairs to keep; None keeps every pair.
+    max_distance: the largest distance between head and tail; None = whole document.
+    distance_unit: "tokens" (tokens strictly between the two spans; 0 for adjacent
+        or overlapping spans) or "sentences" (difference of sentence indices; needs
+        sentence boundaries).
+    spans_key: pair the spans of this span group instead of doc.ents (gold-entity
+        benchmarks with nested mentions, e.g. ChemProt's "mentions").
+    """
+    return EntityPairs(
+        allowed_pairs=allowed_pairs,
+        max_distance=max_distance,
+        distance_unit=distance_unit,
+        spans_key=spans_key,
+    )

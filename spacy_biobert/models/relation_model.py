@@ -1,0 +1,341 @@
+"""The relation model (`spacy-biobert.RelationModel.v1`): one row of label
+logits for every candidate (head, tail) pair of every doc.
+
+Design (accuracy and CPU speed):
+
+1. Token vectors come from `tok2vec`, normally a `TransformerListener` on the
+   shared `biobert` component, pooled from each token's own wordpieces.
+   They are projected once to `width` (a Linear layer), so every pooling
+   below works on small vectors.
+2. Each entity span is pooled once per batch (max and mean over its own
+   tokens), however many pairs it takes part in.
+3. A pair is
+   `[head max, head mean, tail max, tail mean, head mean * tail mean,
+   mean of the tokens between the spans, mean of the sentence(s) holding
+   the pair, distance features]`. The two context means come from prefix
+   sums, so a pair costs O(width) whatever the distance, and
+   document-level pairs hundreds of tokens apart are cheap. Distance
+   features: one-hot buckets of the signed token distance (tail.start -
+   head.start), of the sentence distance, and an overlap flag.
+4. A small MLP (Relu with layer norm and dropout, then Linear) gives one
+   logit per label: labels are independent (sigmoid), so a pair can hold
+   several relations or none.
+
+Pairs are scored in chunks of `max_pairs_per_batch`: at prediction time the
+memory of a document with thousands of candidates is bounded by the chunk
+(activations of the chunk's features and hidden layer), not by the document.
+During training the chunks' activations are kept for the backward pass.
+
+The model returns logits (not probabilities): `biobert_relations` applies the
+sigmoid, and pools logits over mention pairs for document-level labels.
+"""
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple
+
+import numpy
+from spacy.tokens import Doc, Span
+from spacy.util import registry
+from thinc.api import Linear, Model, Relu, chain
+from thinc.types import Floats2d
+
+from .pairs import sentence_ids
+
+# |tail.start - head.start| buckets: 0,1,2,3,4,5-7,8-15,16-31,32-63,64-127,128-255,256+
+_DIST_EDGES = numpy.asarray([1, 2, 3, 4, 5, 8, 16, 32, 64, 128, 256], dtype="int64")
+N_DIST_BUCKETS = len(_DIST_EDGES) + 1
+N_SENT_BUCKETS = 4  # same sentence, 1, 2, 3+ apart
+N_PAIR_FEATURES = 2 * N_DIST_BUCKETS + N_SENT_BUCKETS + 1
+N_POOLED = 7  # pooled vectors per pair, each of `width`
+# Context window (tokens either side) when a doc has no sentence boundaries.
+_NO_SENTS_WINDOW = 32
+
+GetCandidates = Callable[[Doc], List[Tuple[Span, Span]]]
+
+
+@registry.architectures("spacy-biobert.RelationModel.v1")
+def create_relation_model(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    get_candidates: GetCandidates,
+    width: int = 256,
+    hidden_width: int = 256,
+    dropout: float = 0.1,
+    max_pairs_per_batch: Optional[int] = 4096,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Floats2d]:
+    """Score the candidate pairs of each doc: (n_pairs_in_batch, n_labels) logits,
+    pairs in the order `get_candidates` returns them, doc after doc.
+
+    tok2vec: token vectors (a TransformerListener on `biobert`).
+    get_candidates: the candidate generator (spacy-biobert.EntityPairs.v1).
+    width: token vectors are projected to this width before pooling.
+    hidden_width: hidden layer of the pair classifier.
+    dropout: dropout of the hidden layer.
+    max_pairs_per_batch: pairs scored at once; None = all pairs of the batch.
+    nO: number of labels; set by the component at initialize.
+    """
+    proj = Linear(nO=width)
+    output = Linear(nO=nO, nI=hidden_width)
+    scorer = chain(
+        Relu(nO=hidden_width, nI=N_POOLED * width + N_PAIR_FEATURES, dropout=dropout, normalize=True),
+        output,
+    )
+    return Model(
+        "biobert-relation-model",
+        _forward,
+        init=_init,
+        layers=[tok2vec, proj, scorer],
+        refs={"tok2vec": tok2vec, "proj": proj, "scorer": scorer, "output": output},
+        dims={"nO": nO, "width": width},
+        attrs={"get_candidates": get_candidates, "max_pairs_per_batch": max_pairs_per_batch},
+    )
+
+
+def _init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
+    tok2vec = model.get_ref("tok2vec")
+    proj = model.get_ref("proj")
+    if X is not None:
+        tok2vec.initialize(X=X)
+    if not proj.has_dim("nI"):
+        t2v_width = _output_width(tok2vec, X)
+        if t2v_width is not None:
+            proj.set_dim("nI", t2v_width)
+    proj.initialize()
+    if model.has_dim("nO"):
+        model.get_ref("output").set_dim("nO", model.get_dim("nO"))
+    model.get_ref("scorer").initialize()
+    return model
+
+
+def _output_width(tok2vec: Model, X: Optional[List[Doc]]) -> Optional[int]:
+    if tok2vec.has_dim("nO"):
+        return tok2vec.get_dim("nO")
+    for node in tok2vec.walk():  # e.g. the TransformerListener inside a chain
+        if node.has_dim("nO"):
+            return node.get_dim("nO")
+    if X:
+        return tok2vec.predict(X[:1])[0].shape[1]
+    return None
+
+
+@dataclass
+class PairLayout:
+    """Index arrays describing the candidate pairs of a batch. Token indices are
+    global (into the batch's concatenated token matrix)."""
+
+    n_pairs: int
+    span_starts: numpy.ndarray  # unique entity spans of the batch
+    span_ends: numpy.ndarray
+    head: numpy.ndarray  # per pair: index into the unique spans
+    tail: numpy.ndarray
+    between_start: numpy.ndarray  # per pair: token range between the spans
+    between_end: numpy.ndarray
+    context_start: numpy.ndarray  # per pair: the sentence(s) holding the pair
+    context_end: numpy.ndarray
+    features: numpy.ndarray  # per pair: distance features (float32)
+
+
+def pair_layout(docs: List[Doc], get_candidates: GetCandidates) -> PairLayout:
+    span_index = {}
+    span_starts: List[int] = []
+    span_ends: List[int] = []
+    cols = {k: [] for k in ("head", "tail", "bs", "be", "cs", "ce", "dist", "sdist", "overlap")}
+    offset = 0
+    for doc in docs:
+        pairs = get_candidates(doc)
+        if pairs:
+            sents = sentence_ids(doc)
+            n = len(doc)
+            hs = numpy.asarray([h.start for h, _ in pairs], dtype="int64")
+            he = numpy.asarray([h.end for h, _ in pairs], dtype="int64")
+            ts = numpy.asarray([t.start for _, t in pairs], dtype="int64")
+            te = numpy.asarray([t.end for _, t in pairs], dtype="int64")
+            for s, e in zip(numpy.concatenate([hs, ts]), numpy.concatenate([he, te])):
+                key = (offset + int(s), offset + int(e))
+                if key not in span_index:
+                    span_index[key] = len(span_starts)
+                    span_starts.append(key[0])
+                    span_ends.append(key[1])
+            cols["head"].append([span_index[(offset + int(s), offset + int(e))] for s, e in zip(hs, he)])
+            cols["tail"].append([span_index[(offset + int(s), offset + int(e))] for s, e in zip(ts, te)])
+            first_end = numpy.minimum(he, te)
+            second_start = numpy.maximum(hs, ts)
+            bs = first_end
+            be = numpy.maximum(second_start, first_end)  # empty when overlapping/adjacent
+            lo = numpy.minimum(hs, ts)
+            hi = numpy.maximum(he, te)
+            if sents is None:
+                cs = numpy.maximum(lo - _NO_SENTS_WINDOW, 0)
+                ce = numpy.minimum(hi + _NO_SENTS_WINDOW, n)
+                sdist = numpy.zeros_like(hs)
+            else:
+                sent_start, sent_end = _sentence_bounds(sents)
+                cs = sent_start[sents[lo]]
+                ce = sent_end[sents[hi - 1]]
+                sdist = numpy.abs(sents[hs].astype("int64") - sents[ts].astype("int64"))
+            cols["bs"].append(bs + offset)
+            cols["be"].append(be + offset)
+            cols["cs"].append(cs + offset)
+            cols["ce"].append(ce + offset)
+            cols["dist"].append(ts - hs)
+            cols["sdist"].append(sdist)
+            cols["overlap"].append((hs < te) & (ts < he))
+        offset += len(doc)
+
+    def cat(key: str, dtype: str = "int64") -> numpy.ndarray:
+        if not cols[key]:
+            return numpy.zeros((0,), dtype=dtype)
+        return numpy.concatenate([numpy.asarray(c) for c in cols[key]]).astype(dtype)
+
+    dist = cat("dist")
+    n_pairs = len(dist)
+    features = numpy.zeros((n_pairs, N_PAIR_FEATURES), dtype="float32")
+    if n_pairs:
+        rows = numpy.arange(n_pairs)
+        bucket = numpy.searchsorted(_DIST_EDGES, numpy.abs(dist), side="right")
+        features[rows, bucket + N_DIST_BUCKETS * (dist < 0)] = 1.0
+        sbucket = numpy.minimum(cat("sdist"), N_SENT_BUCKETS - 1)
+        features[rows, 2 * N_DIST_BUCKETS + sbucket] = 1.0
+        features[:, -1] = cat("overlap", "float32")
+    return PairLayout(
+        n_pairs=n_pairs,
+        span_starts=numpy.asarray(span_starts, dtype="int64"),
+        span_ends=numpy.asarray(span_ends, dtype="int64"),
+        head=cat("head"),
+        tail=cat("tail"),
+        between_start=cat("bs"),
+        between_end=cat("be"),
+        context_start=cat("cs"),
+        context_end=cat("ce"),
+        features=features,
+    )
+
+
+def _sentence_bounds(sents: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    n_sents = int(sents[-1]) + 1
+    starts = numpy.searchsorted(sents, numpy.arange(n_sents), side="left")
+    ends = numpy.searchsorted(sents, numpy.arange(n_sents), side="right")
+    return starts.astype("int64"), ends.astype("int64")
+
+
+def _forward(model: Model, docs: List[Doc], is_train: bool):
+    tok2vec = model.get_ref("tok2vec")
+    proj = model.get_ref("proj")
+    scorer = model.get_ref("scorer")
+    ops = model.ops
+    xp = ops.xp
+    nO = model.get_ref("output").get_dim("nO")
+    layout = pair_layout(docs, model.attrs["get_candidates"])
+    if layout.n_pairs == 0 and (not is_train or not any(len(doc) for doc in docs)):
+        # Nothing to score, and no listener to answer (a batch of empty docs
+        # cannot go through the listener's pooling).
+        return ops.alloc2f(0, nO), lambda dY: []
+    tokvecs, bp_tokvecs = tok2vec(docs, is_train)
+    if layout.n_pairs == 0:
+
+        def backprop_empty(dY: Floats2d) -> List[Doc]:
+            # The last listener must still backprop: it triggers the
+            # transformer's update with the other listeners' gradients.
+            bp_tokvecs([ops.alloc2f(*x.shape) for x in tokvecs])
+            return []
+
+        return ops.alloc2f(0, nO), backprop_empty
+
+    lengths = [x.shape[0] for x in tokvecs]
+    X = ops.flatten(tokvecs)
+    P, bp_proj = proj(X, is_train)
+    n_tokens, width = P.shape
+    # Entity spans: max and mean over their own tokens, once per unique span.
+    span_lengths = ops.asarray1i((layout.span_ends - layout.span_starts).astype("int32"))
+    gather = ops.asarray1i(
+        numpy.concatenate(
+            [numpy.arange(s, e) for s, e in zip(layout.span_starts, layout.span_ends)]
+        ).astype("int32")
+    )
+    gathered = xp.ascontiguousarray(P[gather])
+    span_max, which = ops.reduce_max(gathered, span_lengths)
+    span_mean = ops.reduce_mean(gathered, span_lengths)
+    # Prefix sums (float64: long documents) for O(1) range means.
+    C = xp.zeros((n_tokens + 1, width), dtype="float64")
+    C[1:] = xp.cumsum(P, axis=0, dtype="float64")
+
+    idx = {
+        k: ops.asarray1i(getattr(layout, k).astype("int32"))
+        for k in (
+            "head",
+            "tail",
+            "between_start",
+            "between_end",
+            "context_start",
+            "context_end",
+        )
+    }
+    pair_features = ops.asarray2f(layout.features)
+    inv = {}
+    for name in ("between", "context"):
+        size = (idx[name + "_end"] - idx[name + "_start"]).astype("float32")
+        inv[name] = xp.where(size > 0, 1.0 / xp.maximum(size, 1.0), 0.0).astype("float32")
+
+    def range_mean(name: str, sl: slice) -> Floats2d:
+        s = idx[name + "_start"][sl]
+        e = idx[name + "_end"][sl]
+        return ((C[e] - C[s]) * inv[name][sl, None]).astype("float32")
+
+    def features(sl: slice) -> Floats2d:
+        h, t = idx["head"][sl], idx["tail"][sl]
+        h_mean, t_mean = span_mean[h], span_mean[t]
+        return xp.concatenate(
+            [
+                span_max[h],
+                h_mean,
+                span_max[t],
+                t_mean,
+                h_mean * t_mean,
+                range_mean("between", sl),
+                range_mean("context", sl),
+                pair_features[sl],
+            ],
+            axis=1,
+        )
+
+    chunk = model.attrs["max_pairs_per_batch"] or layout.n_pairs
+    slices = [slice(i, min(i + chunk, layout.n_pairs)) for i in range(0, layout.n_pairs, chunk)]
+    outputs = []
+    callbacks = []
+    for sl in slices:
+        if is_train:
+            Y_sl, bp_sl = scorer(features(sl), is_train)
+            callbacks.append(bp_sl)
+        else:
+            Y_sl = scorer.predict(features(sl))
+        outputs.append(Y_sl)
+    Y = xp.concatenate(outputs, axis=0) if len(outputs) > 1 else outputs[0]
+
+    def backprop(dY: Floats2d) -> List[Doc]:
+        d_span_max = ops.alloc2f(*span_max.shape)
+        d_span_mean = ops.alloc2f(*span_mean.shape)
+        dC = ops.alloc2f(n_tokens + 1, width)
+        for sl, bp_sl in zip(slices, callbacks):
+            dF = bp_sl(xp.ascontiguousarray(dY[sl]))
+            h, t = idx["head"][sl], idx["tail"][sl]
+            parts = [xp.ascontiguousarray(dF[:, i * width : (i + 1) * width]) for i in range(N_POOLED)]
+            d_h_max, d_h_mean, d_t_max, d_t_mean, d_prod, d_between, d_context = parts
+            d_h_mean = d_h_mean + d_prod * span_mean[t]
+            d_t_mean = d_t_mean + d_prod * span_mean[h]
+            ops.scatter_add(d_span_max, h, d_h_max)
+            ops.scatter_add(d_span_max, t, d_t_max)
+            ops.scatter_add(d_span_mean, h, xp.ascontiguousarray(d_h_mean))
+            ops.scatter_add(d_span_mean, t, xp.ascontiguousarray(d_t_mean))
+            for name, d_range in (("between", d_between), ("context", d_context)):
+                scaled = xp.ascontiguousarray(d_range * inv[name][sl, None])
+                ops.scatter_add(dC, idx[name + "_end"][sl], scaled)
+                ops.scatter_add(dC, idx[name + "_start"][sl], xp.ascontiguousarray(-scaled))
+        # C[j] = sum of P[:j], so dP[i] = sum of dC[j] for j > i.
+        dP = xp.cumsum(dC[::-1], axis=0, dtype="float64")[::-1][1:].astype("float32")
+        d_gathered = ops.backprop_reduce_max(d_span_max, which, span_lengths)
+        d_gathered += ops.backprop_reduce_mean(d_span_mean, span_lengths)
+        ops.scatter_add(dP, gather, xp.ascontiguousarray(d_gathered, dtype="float32"))
+        dX = bp_proj(xp.ascontiguousarray(dP))
+        bp_tokvecs(ops.unflatten(dX, ops.asarray1i(lengths)))
+        return []
+
+    return Y, backprop

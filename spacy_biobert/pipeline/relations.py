@@ -1,0 +1,598 @@
+"""`biobert_relations`: trainable relation extraction over entity pairs.
+
+The component scores the candidate pairs of `spacy-biobert.EntityPairs.v1`
+with `spacy-biobert.RelationModel.v1` (listening to the shared `biobert`
+transformer) and writes, for every doc:
+
+- `doc._.relations`: {(head.start, tail.start): {label: probability}}, the
+  public contract, over `doc.ents` (or the candidate span group);
+- `doc._.relation_pairs`: the exact per-pair list
+  `((head.start, head.end, head.label_, head.kb_id_), (tail...), {label: p})`;
+- `doc._.kb_relations`: {(head kb id, tail kb id): {label: p}}, the
+  entity-level (kb_id_) aggregation used by document-level tasks (CID).
+
+Labels are independent (sigmoid). Each label is learned at the level the
+corpus states it (`doc._.gold_relations[i]["level"]`):
+
+- "mention" (ChemProt): a candidate is positive when its head and tail have
+  the character offsets of a gold relation's head and tail mentions;
+- "concept" (BC5CDR CID): the unit is a (head kb id, tail kb id) pair of the
+  document. Its logit pools the logits of all its mention pairs
+  (`concept_pooling`: "logsumexp", a smooth max that spreads the gradient over
+  the mention pairs in proportion to their evidence, or "max"), and the loss
+  is taken on the pooled logit (multi-instance learning). Prediction pools the
+  same way, so training and `doc._.kb_relations` agree.
+
+Gold relations are matched by character offsets and kb ids, never by token
+positions, so the same code trains on gold entities (relation benchmarks) and
+on entities predicted by `ner` in the same pipeline (end to end).
+"""
+import logging
+import math
+from itertools import islice
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.types import Floats2d
+
+from ..errors import Errors
+from ..extensions import MENTIONS_KEY, install_extensions
+from ..models.pairs import kb_ids
+
+logger = logging.getLogger("spacy_biobert.relations")
+
+POOLINGS = ("logsumexp", "max")
+LEVELS = ("mention", "concept")
+
+DEFAULT_CONFIG = """
+[biobert_relations]
+threshold = 0.5
+concept_pooling = "logsumexp"
+
+[biobert_relations.model]
+@architectures = "spacy-biobert.RelationModel.v1"
+width = 256
+hidden_width = 256
+dropout = 0.1
+max_pairs_per_batch = 4096
+nO = null
+
+[biobert_relations.model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+upstream = "*"
+
+[biobert_relations.model.tok2vec.pooling]
+@layers = "reduce_mean.v1"
+
+[biobert_relations.model.get_candidates]
+@misc = "spacy-biobert.EntityPairs.v1"
+allowed_pairs = null
+max_distance = null
+distance_unit = "tokens"
+spans_key = null
+"""
+
+PairKey = Tuple[int, int, str, str]  # (start, end, label, kb_id) of a span
+PairResult = Tuple[PairKey, PairKey, Dict[str, float]]
+
+
+@Language.factory(
+    "biobert_relations",
+    assigns=["doc._.relations", "doc._.relation_pairs", "doc._.kb_relations"],
+    default_config=Config().from_str(DEFAULT_CONFIG)["biobert_relations"],
+    default_score_weights={
+        "rel_micro_f": 1.0,
+        "rel_micro_p": 0.0,
+        "rel_micro_r": 0.0,
+        "rel_doc_f": 1.0,
+        "rel_doc_p": 0.0,
+        "rel_doc_r": 0.0,
+    },
+)
+def make_relation_extractor(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], Floats2d],
+    threshold: float,
+    concept_pooling: str,
+) -> "RelationExtractor":
+    """Relation extraction over candidate entity pairs (see the module docstring).
+
+    model: spacy-biobert.RelationModel.v1, whose get_candidates decides the pairs.
+    threshold: probability from which a relation counts (scoring, helpers).
+    concept_pooling: how mention-pair logits combine into a concept (kb id) pair:
+        "logsumexp" or "max".
+    """
+    return RelationExtractor(
+        nlp.vocab, model, name, threshold=threshold, concept_pooling=concept_pooling
+    )
+
+
+class RelationExtractor(TrainablePipe):
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model[List[Doc], Floats2d],
+        name: str = "biobert_relations",
+        *,
+        threshold: float = 0.5,
+        concept_pooling: str = "logsumexp",
+    ):
+        install_extensions()
+        _check_threshold(threshold)
+        if concept_pooling not in POOLINGS:
+            raise ValueError(
+                Errors.E207.format(
+                    what="concept_pooling", options=POOLINGS, value=concept_pooling, name=name
+                )
+            )
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.cfg: Dict[str, Any] = {
+            "labels": [],
+            "concept_labels": [],
+            "threshold": threshold,
+            "concept_pooling": concept_pooling,
+        }
+
+    # --- labels ------------------------------------------------------------------
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def concept_labels(self) -> Tuple[str, ...]:
+        """Labels learned and scored at concept (kb id pair) level."""
+        return tuple(self.cfg["concept_labels"])
+
+    @property
+    def mention_labels(self) -> Tuple[str, ...]:
+        concept = set(self.cfg["concept_labels"])
+        return tuple(label for label in self.labels if label not in concept)
+
+    @property
+    def threshold(self) -> float:
+        return self.cfg["threshold"]
+
+    @property
+    def get_candidates(self) -> Callable[[Doc], List[Tuple[Span, Span]]]:
+        return self.model.attrs["get_candidates"]
+
+    def add_label(self, label: str, level: str = "mention") -> int:
+        if level not in LEVELS:
+            raise ValueError(
+                Errors.E207.format(what="level", options=LEVELS, value=level, name=self.name)
+            )
+        if label in self.cfg["labels"]:
+            return 0
+        self.cfg["labels"].append(label)
+        if level == "concept":
+            self.cfg["concept_labels"].append(label)
+        return 1
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+        concept_labels: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Set the labels and initialize the model.
+
+        labels: the labels to learn, in order; by default every label of the
+            training examples' gold relations. Give them to restrict training,
+            e.g. ChemProt's evaluated groups CPR:3,4,5,6,9 (relations with other
+            labels are then negatives).
+        concept_labels: which labels are concept level; by default those the
+            examples state at level "concept".
+        """
+        validate_get_examples(get_examples, "RelationExtractor.initialize")
+        seen: Dict[str, str] = {}
+        for eg in get_examples():
+            for rel in eg.reference._.gold_relations or []:
+                seen.setdefault(rel["label"], rel.get("level", "mention"))
+        if labels is None:
+            labels = sorted(seen)
+        if concept_labels is None:
+            concept_labels = [label for label in labels if seen.get(label) == "concept"]
+        self.cfg["labels"] = []
+        self.cfg["concept_labels"] = []
+        for label in labels:
+            self.add_label(label, "concept" if label in concept_labels else "mention")
+        if not self.labels:
+            raise ValueError(Errors.E206.format(name=self.name))
+        self.model.set_dim("nO", len(self.labels))
+        sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        self.model.initialize(X=sample)
+
+    # --- prediction ------------------------------------------------------------
+
+    def predict(self, docs: Iterable[Doc]) -> Floats2d:
+        docs = list(docs)
+        return self.model.predict(docs)
+
+    def set_annotations(self, docs: Iterable[Doc], logits: Floats2d) -> None:
+        docs = list(docs)
+        logits = self.model.ops.to_numpy(logits)
+        candidates = [self.get_candidates(doc) for doc in docs]
+        n_pairs = sum(len(c) for c in candidates)
+        if logits.shape[0] != n_pairs:
+            raise ValueError(Errors.E209.format(rows=logits.shape[0], pairs=n_pairs))
+        labels = self.labels
+        poolings = self._poolings()
+        offset = 0
+        for doc, pairs in zip(docs, candidates):
+            z = logits[offset : offset + len(pairs)]
+            offset += len(pairs)
+            probs = _sigmoid(z)
+            relations: Dict[Tuple[int, int], Dict[str, float]] = {}
+            results: List[PairResult] = []
+            for i, (head, tail) in enumerate(pairs):
+                scores = {label: float(probs[i, j]) for j, label in enumerate(labels)}
+                key = (head.start, tail.start)
+                if key in relations:
+                    old = relations[key]
+                    relations[key] = {k: max(v, old[k]) for k, v in scores.items()}
+                else:
+                    relations[key] = scores
+                results.append((_span_key(head), _span_key(tail), scores))
+            doc._.relations = relations
+            doc._.relation_pairs = results
+            doc._.kb_relations = pool_by_kb_id(
+                [(kb_ids(h), kb_ids(t)) for h, t in pairs], z, labels, poolings
+            )
+
+    def _poolings(self) -> List[str]:
+        concept = set(self.concept_labels)
+        return [
+            self.cfg["concept_pooling"] if label in concept else "max" for label in self.labels
+        ]
+
+    # --- training ----------------------------------------------------------------
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "RelationExtractor.update")
+        if not examples:
+            return losses
+        set_dropout_rate(self.model, drop)
+        logits, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_logits = self.get_loss(examples, logits)
+        # Always backprop, even with no pairs: the last listener of the
+        # transformer triggers its update (and passes on the other listeners').
+        backprop(d_logits)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], logits: Floats2d) -> Tuple[float, Floats2d]:
+        """Binary cross-entropy per label: per candidate pair for mention-level
+        labels (mean over pairs), per pooled concept pair for concept-level
+        labels (mean over concept pairs). Examples whose reference has
+        `gold_relations is None` (not annotated) contribute no loss."""
+        examples = list(examples)
+        ops = self.model.ops
+        z = ops.to_numpy(logits).astype("float32")
+        d = numpy.zeros_like(z)
+        labels = self.labels
+        concept = set(self.concept_labels)
+        m_cols = [j for j, label in enumerate(labels) if label not in concept]
+        c_cols = [(j, label) for j, label in enumerate(labels) if label in concept]
+        pooling = self.cfg["concept_pooling"]
+        m_loss = 0.0
+        m_rows = 0
+        c_terms: List[Tuple[numpy.ndarray, int, float, float]] = []  # rows, col, grad, loss
+        offset = 0
+        for eg in examples:
+            pairs = self.get_candidates(eg.predicted)
+            rows = numpy.arange(offset, offset + len(pairs))
+            offset += len(pairs)
+            gold = eg.reference._.gold_relations
+            if gold is None or not pairs:
+                continue
+            gold_mentions, gold_concepts, ref_spans = _gold_sets(eg.reference, gold)
+            if m_cols:
+                targets = _mention_targets(pairs, gold_mentions, labels)
+                zm = z[rows][:, m_cols]
+                pm = _sigmoid(zm)
+                ym = targets[:, m_cols]
+                d[numpy.ix_(rows, m_cols)] = pm - ym
+                m_loss += float(_bce_with_logits(zm, ym).sum())
+                m_rows += len(pairs)
+            if c_cols:
+                groups = _concept_groups(pairs, ref_spans)
+                for (head_kb, tail_kb), members in groups.items():
+                    member_rows = rows[members]
+                    for j, label in c_cols:
+                        zs = z[member_rows, j]
+                        pooled, weights = _pool(zs, pooling)
+                        y = 1.0 if (head_kb, tail_kb, label) in gold_concepts else 0.0
+                        p = float(_sigmoid(numpy.asarray(pooled)))
+                        loss = float(_bce_with_logits(numpy.asarray(pooled), numpy.asarray(y)))
+                        c_terms.append((member_rows, j, weights * (p - y), loss))
+        if offset != z.shape[0]:
+            raise ValueError(Errors.E209.format(rows=z.shape[0], pairs=offset))
+        if m_rows:
+            d[:, m_cols] /= m_rows
+        loss = m_loss / max(m_rows, 1)
+        if c_terms:
+            n_groups = len(c_terms) / max(len(c_cols), 1)
+            for member_rows, j, grad, term in c_terms:
+                d[member_rows, j] += grad / n_groups
+                loss += term / n_groups
+        return loss, ops.asarray2f(d)
+
+    # --- scoring -------------------------------------------------------------------
+
+    def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
+        """Mention-level micro P/R/F1 (rel_micro_*) over the mention-level labels
+        and document-level P/R/F1 (rel_doc_*) over the concept-level labels, at
+        the component's threshold. A level with no labels scores None."""
+        from ..scoring import score_document_relations, score_relations
+
+        examples = list(examples)
+        validate_examples(examples, "RelationExtractor.score")
+        scores: Dict[str, Any] = {}
+        if self.mention_labels:
+            scores.update(score_relations(examples, self.threshold, labels=self.mention_labels))
+        else:
+            scores.update({"rel_micro_p": None, "rel_micro_r": None, "rel_micro_f": None})
+        if self.concept_labels:
+            scores.update(
+                score_document_relations(examples, self.threshold, labels=self.concept_labels)
+            )
+        else:
+            scores.update({"rel_doc_p": None, "rel_doc_r": None, "rel_doc_f": None})
+        return scores
+
+
+# --- gold matching ---------------------------------------------------------------
+
+
+def _span_key(span: Span) -> PairKey:
+    return (span.start, span.end, span.label_, span.kb_id_)
+
+
+def _reference_spans(doc: Doc) -> List[Span]:
+    spans = list(doc.spans[MENTIONS_KEY]) if MENTIONS_KEY in doc.spans else []
+    return spans + list(doc.ents)
+
+
+def _gold_sets(reference: Doc, gold: List[Dict[str, Any]]):
+    """(mention relations {(h_start_char, h_end_char, t_start_char, t_end_char): {labels}},
+    concept relations {(head kb, tail kb, label)}, {(start_char, end_char): [kb ids]})."""
+    spans = _reference_spans(reference)
+    by_id: Dict[str, Span] = {}
+    ref_kb: Dict[Tuple[int, int], List[str]] = {}
+    for span in spans:
+        if span.id_:
+            by_id.setdefault(span.id_, span)
+        ids = kb_ids(span)
+        if ids:
+            ref_kb.setdefault((span.start_char, span.end_char), ids)
+    mentions: Dict[Tuple[int, int, int, int], set] = {}
+    concepts = set()
+    for rel in gold:
+        level = rel.get("level", "mention")
+        if level == "concept":
+            concepts.add((str(rel["head"]), str(rel["tail"]), rel["label"]))
+            continue
+        head, tail = by_id.get(str(rel["head"])), by_id.get(str(rel["tail"]))
+        if head is None or tail is None:
+            # e.g. an argument the reader could not place on tokens: it can
+            # never be a candidate, so it cannot be learned either.
+            logger.debug("gold relation %r has an argument without a span", rel)
+            continue
+        key = (head.start_char, head.end_char, tail.start_char, tail.end_char)
+        mentions.setdefault(key, set()).add(rel["label"])
+    return mentions, concepts, ref_kb
+
+
+def _mention_targets(pairs, gold_mentions, labels: Sequence[str]) -> numpy.ndarray:
+    targets = numpy.zeros((len(pairs), len(labels)), dtype="float32")
+    if not gold_mentions:
+        return targets
+    col = {label: j for j, label in enumerate(labels)}
+    for i, (head, tail) in enumerate(pairs):
+        found = gold_mentions.get((head.start_char, head.end_char, tail.start_char, tail.end_char))
+        if found:
+            for label in found:
+                if label in col:
+                    targets[i, col[label]] = 1.0
+    return targets
+
+
+def _concept_groups(pairs, ref_kb) -> Dict[Tuple[str, str], List[int]]:
+    """Mention pairs by (head kb id, tail kb id). A span's ids are its own
+    kb_id_, or, when it has none (entities from `ner`), those of the gold
+    mention with the same characters."""
+    groups: Dict[Tuple[str, str], List[int]] = {}
+    for i, (head, tail) in enumerate(pairs):
+        h_ids = kb_ids(head) or ref_kb.get((head.start_char, head.end_char), [])
+        t_ids = kb_ids(tail) or ref_kb.get((tail.start_char, tail.end_char), [])
+        for a in h_ids:
+            for b in t_ids:
+                groups.setdefault((a, b), []).append(i)
+    return groups
+
+
+# --- numerics ----------------------------------------------------------------------
+
+
+def _sigmoid(z: numpy.ndarray) -> numpy.ndarray:
+    return numpy.exp(-numpy.logaddexp(0.0, -z))
+
+
+def _logit(p: float, eps: float = 1e-7) -> float:
+    p = min(max(p, eps), 1.0 - eps)
+    return math.log(p) - math.log1p(-p)
+
+
+def _bce_with_logits(z: numpy.ndarray, y: numpy.ndarray) -> numpy.ndarray:
+    return numpy.logaddexp(0.0, z) - y * z
+
+
+def _pool(z: numpy.ndarray, pooling: str) -> Tuple[float, numpy.ndarray]:
+    """Pooled logit of a group and d(pooled)/d(z)."""
+    if pooling == "max":
+        weights = numpy.zeros_like(z)
+        weights[int(numpy.argmax(z))] = 1.0
+        return float(z.max()), weights
+    top = float(z.max())
+    e = numpy.exp(z - top)
+    total = float(e.sum())
+    return top + math.log(total), e / total
+
+
+def pool_by_kb_id(
+    kb_pairs: Sequence[Tuple[Sequence[str], Sequence[str]]],
+    logits: numpy.ndarray,
+    labels: Sequence[str],
+    poolings: Sequence[str],
+) -> Dict[Tuple[str, str], Dict[str, float]]:
+    """Aggregate mention-pair logits into {(head kb, tail kb): {label: p}}: one
+    entry per pair of ids (a composite mention counts for each of its ids),
+    each label pooled with its pooling ("logsumexp" or "max"), then sigmoid."""
+    groups: Dict[Tuple[str, str], List[int]] = {}
+    for i, (h_ids, t_ids) in enumerate(kb_pairs):
+        for a in h_ids:
+            for b in t_ids:
+                groups.setdefault((a, b), []).append(i)
+    out: Dict[Tuple[str, str], Dict[str, float]] = {}
+    for key, members in groups.items():
+        scores = {}
+        for j, label in enumerate(labels):
+            pooled, _ = _pool(numpy.asarray(logits[members, j], dtype="float64"), poolings[j])
+            scores[label] = float(_sigmoid(numpy.asarray(pooled)))
+        out[key] = scores
+    return out
+
+
+# --- helpers for users ------------------------------------------------------------
+
+
+def relation_triples(
+    doc: Doc, threshold: float = 0.5, labels: Optional[Iterable[str]] = None
+) -> List[Tuple[Span, Span, str, float]]:
+    """Confident relations of a processed doc: (head, tail, label, probability)
+    for every candidate pair and label with probability >= threshold, in
+    document order. Head and tail are Spans with their label and kb_id_."""
+    _check_threshold(threshold)
+    keep = set(labels) if labels is not None else None
+    out = []
+    for head, tail, scores in doc._.relation_pairs or []:
+        for label, p in scores.items():
+            if p >= threshold and (keep is None or label in keep):
+                out.append((_to_span(doc, head), _to_span(doc, tail), label, p))
+    return out
+
+
+def kb_relation_triples(
+    doc: Doc, threshold: float = 0.5, labels: Optional[Iterable[str]] = None
+) -> List[Tuple[str, str, str, float]]:
+    """Confident entity-level relations: (head kb id, tail kb id, label,
+    probability) from `doc._.kb_relations`, sorted by decreasing probability."""
+    _check_threshold(threshold)
+    keep = set(labels) if labels is not None else None
+    out = [
+        (h, t, label, p)
+        for (h, t), scores in (doc._.kb_relations or {}).items()
+        for label, p in scores.items()
+        if p >= threshold and (keep is None or label in keep)
+    ]
+    return sorted(out, key=lambda x: (-x[3], x[0], x[1], x[2]))
+
+
+def aggregate_by_kb_id(
+    doc: Doc, pooling: str = "max"
+) -> Dict[Tuple[str, str], Dict[str, float]]:
+    """Entity-level aggregation of `doc._.relation_pairs` by kb_id_ with any
+    pooling ("max" or "logsumexp" over mention-pair logits), for docs whose
+    `doc._.kb_relations` was not written with the pooling wanted."""
+    if pooling not in POOLINGS:
+        raise ValueError(
+            Errors.E207.format(
+                what="pooling", options=POOLINGS, value=pooling, name="biobert_relations"
+            )
+        )
+    pairs = doc._.relation_pairs or []
+    if not pairs:
+        return {}
+    labels = sorted({label for _, _, scores in pairs for label in scores})
+    logits = numpy.asarray(
+        [[_logit(scores.get(label, 0.0)) for label in labels] for _, _, scores in pairs],
+        dtype="float64",
+    )
+    kb_pairs = [(kb_ids(h[3]), kb_ids(t[3])) for h, t, _ in pairs]
+    return pool_by_kb_id(kb_pairs, logits, labels, [pooling] * len(labels))
+
+
+def relations_to_displacy(
+    doc: Doc, threshold: float = 0.5, labels: Optional[Iterable[str]] = None
+) -> Dict[str, Any]:
+    """displaCy "dep" data (use `displacy.render(data, style="dep", manual=True)`):
+    entities merged into one word each, tagged with their label, and an arc
+    per confident relation, labelled "LABEL 0.93", pointing at the tail."""
+    from spacy.util import filter_spans
+
+    triples = relation_triples(doc, threshold, labels)
+    spans = filter_spans(list(doc.ents) + [s for h, t, _, _ in triples for s in (h, t)])
+    word_of: Dict[Tuple[int, int], int] = {}
+    words = []
+    i = 0
+    by_start = {s.start: s for s in spans}
+    while i < len(doc):
+        span = by_start.get(i)
+        if span is not None:
+            word_of[(span.start, span.end)] = len(words)
+            words.append({"text": span.text, "tag": span.label_})
+            i = span.end
+        else:
+            words.append({"text": doc[i].text, "tag": ""})
+            i += 1
+    arcs = []
+    for head, tail, label, p in triples:
+        a, b = word_of.get((head.start, head.end)), word_of.get((tail.start, tail.end))
+        if a is None or b is None or a == b:
+            continue
+        arcs.append(
+            {
+                "start": min(a, b),
+                "end": max(a, b),
+                "label": f"{label} {p:.2f}",
+                "dir": "right" if a < b else "left",
+            }
+        )
+    return {"words": words, "arcs": arcs}
+
+
+def _to_span(doc: Doc, key: Sequence[Any]) -> Span:
+    return Span(doc, key[0], key[1], label=key[2], kb_id=key[3] if len(key) > 3 else "")
+
+
+def _check_threshold(threshold: float) -> None:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
+        0.0 <= threshold <= 1.0
+    ):
+        raise ValueError(Errors.E208.format(value=threshold))

@@ -1,0 +1,143 @@
+"""Relation scores as the field reports them.
+
+- `score_relations`: mention-level micro P/R/F1 over labels (ChemProt: the
+  (PMID, Arg1, Arg2, CPR group) tuples of the gold standard), matching
+  arguments by character offsets.
+- `score_document_relations` / `score_cid`: document-level P/R/F1 over
+  (document id, head kb id, tail kb id, label) tuples (BC5CDR CID as
+  BioCreative V scored it: (PMID, chemical MeSH, disease MeSH)).
+
+Both read the predictions `biobert_relations` writes on `eg.predicted`
+(`doc._.relation_pairs`, `doc._.kb_relations`) and the gold relations on
+`eg.reference` (`doc._.gold_relations`). A predicted relation absent from the
+gold set is a false positive, never an error; a gold relation never predicted
+is a false negative (also when no candidate pair could reach it).
+"""
+from typing import Any, Dict, Iterable, Optional, Sequence, Set, Tuple
+
+from spacy.training import Example
+
+from .extensions import MENTIONS_KEY, install_extensions
+
+Tuple_ = Tuple[Any, ...]
+
+
+def _prf(tp: int, fp: int, fn: int) -> Dict[str, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"p": p, "r": r, "f": f}
+
+
+def _score_sets(
+    gold: Set[Tuple_], pred: Set[Tuple_], prefix: str, labels: Optional[Sequence[str]]
+) -> Dict[str, Any]:
+    """Micro scores over tuples whose last item is the label."""
+    tp = len(gold & pred)
+    scores = _prf(tp, len(pred) - tp, len(gold) - tp)
+    per_type = {}
+    for label in sorted(set(labels or []) | {t[-1] for t in gold | pred}):
+        g = {t for t in gold if t[-1] == label}
+        p = {t for t in pred if t[-1] == label}
+        tp_l = len(g & p)
+        per_type[label] = dict(
+            _prf(tp_l, len(p) - tp_l, len(g) - tp_l), tp=tp_l, fp=len(p) - tp_l, fn=len(g) - tp_l
+        )
+    return {
+        f"{prefix}_p": scores["p"],
+        f"{prefix}_r": scores["r"],
+        f"{prefix}_f": scores["f"],
+        f"{prefix}_counts": {"tp": tp, "fp": len(pred) - tp, "fn": len(gold) - tp},
+        f"{prefix}_per_type": per_type,
+    }
+
+
+def _doc_key(eg: Example, i: int) -> Any:
+    doc_id = eg.reference._.doc_id
+    if doc_id is None:
+        doc_id = eg.predicted._.doc_id
+    return str(doc_id) if doc_id is not None else i
+
+
+def score_relations(
+    examples: Iterable[Example], threshold: float = 0.5, labels: Optional[Sequence[str]] = None
+) -> Dict[str, Any]:
+    """Mention-level micro P/R/F1 of `doc._.relation_pairs` at `threshold`:
+    rel_micro_p/r/f, rel_micro_counts (tp/fp/fn), rel_micro_per_type.
+
+    A relation is (doc, head char span, tail char span, label); gold ones are
+    the mention-level `gold_relations` of the reference. labels: the labels
+    scored (others are ignored on both sides); None = every label seen.
+    """
+    install_extensions()
+    keep = set(labels) if labels is not None else None
+    gold: Set[Tuple_] = set()
+    pred: Set[Tuple_] = set()
+    for i, eg in enumerate(examples):
+        key = _doc_key(eg, i)
+        ref = eg.reference
+        spans = list(ref.spans[MENTIONS_KEY]) if MENTIONS_KEY in ref.spans else []
+        by_id = {}
+        for span in spans + list(ref.ents):
+            if span.id_:
+                by_id.setdefault(span.id_, span)
+        for rel in ref._.gold_relations or []:
+            if rel.get("level", "mention") != "mention":
+                continue
+            if keep is not None and rel["label"] not in keep:
+                continue
+            head, tail = by_id.get(str(rel["head"])), by_id.get(str(rel["tail"]))
+            if head is None or tail is None:
+                # Unplaceable argument: still a gold relation (a false negative).
+                h = ("id", str(rel["head"]))
+                t = ("id", str(rel["tail"]))
+            else:
+                h = (head.start_char, head.end_char)
+                t = (tail.start_char, tail.end_char)
+            gold.add((key, h, t, rel["label"]))
+        doc = eg.predicted
+        for head, tail, scores in doc._.relation_pairs or []:
+            h_span = doc[head[0] : head[1]]
+            t_span = doc[tail[0] : tail[1]]
+            for label, p in scores.items():
+                if p >= threshold and (keep is None or label in keep):
+                    pred.add(
+                        (
+                            key,
+                            (h_span.start_char, h_span.end_char),
+                            (t_span.start_char, t_span.end_char),
+                            label,
+                        )
+                    )
+    return _score_sets(gold, pred, "rel_micro", labels)
+
+
+def score_document_relations(
+    examples: Iterable[Example], threshold: float = 0.5, labels: Optional[Sequence[str]] = None
+) -> Dict[str, Any]:
+    """Document-level P/R/F1 of `doc._.kb_relations` at `threshold`:
+    rel_doc_p/r/f, rel_doc_counts, rel_doc_per_type, over (document id, head kb
+    id, tail kb id, label). Gold ones are the concept-level `gold_relations` of
+    the reference. labels: the labels scored; None = every label seen."""
+    install_extensions()
+    keep = set(labels) if labels is not None else None
+    gold: Set[Tuple_] = set()
+    pred: Set[Tuple_] = set()
+    for i, eg in enumerate(examples):
+        key = _doc_key(eg, i)
+        for rel in eg.reference._.gold_relations or []:
+            if rel.get("level", "mention") != "concept":
+                continue
+            if keep is None or rel["label"] in keep:
+                gold.add((key, str(rel["head"]), str(rel["tail"]), rel["label"]))
+        for (head, tail), scores in (eg.predicted._.kb_relations or {}).items():
+            for label, p in scores.items():
+                if p >= threshold and (keep is None or label in keep):
+                    pred.add((key, head, tail, label))
+    return _score_sets(gold, pred, "rel_doc", labels)
+
+
+def score_cid(examples: Iterable[Example], threshold: float = 0.5) -> Dict[str, Any]:
+    """BC5CDR CID: document-level (PMID, chemical MeSH, disease MeSH) P/R/F1
+    (`score_document_relations` for the label "CID")."""
+    return score_document_relations(examples, threshold, labels=["CID"])

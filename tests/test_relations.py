@@ -1,0 +1,535 @@
+"""`biobert_relations`: candidates, model gradients, training, serialisation,
+helpers and scoring, on hand-made Docs and the tiny random BERT."""
+import numpy
+import pytest
+import spacy
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from thinc.api import Model
+
+import spacy_biobert  # noqa: F401
+from spacy_biobert.extensions import MENTIONS_KEY, install_extensions
+from spacy_biobert.models import EntityPairs, create_entity_pairs, create_relation_model
+from spacy_biobert.pipeline.relations import (
+    aggregate_by_kb_id,
+    kb_relation_triples,
+    relation_triples,
+    relations_to_displacy,
+)
+from spacy_biobert.scoring import score_cid, score_relations
+
+install_extensions()
+
+LISTENER = {
+    "@architectures": "spacy-transformers.TransformerListener.v1",
+    "grad_factor": 1.0,
+    "upstream": "biobert",
+    "pooling": {"@layers": "reduce_mean.v1"},
+}
+
+
+def make_doc(vocab, words, ents=(), sents=None, mentions=None, relations=None, doc_id=None):
+    """ents / mentions: (start, end, label, kb_id, id_) token spans."""
+    doc = Doc(vocab, words=words)
+    if sents is not None:
+        for i, token in enumerate(doc):
+            token.is_sent_start = i in sents
+    doc.ents = [Span(doc, s, e, label=lab, kb_id=kb, span_id=mid) for s, e, lab, kb, mid in ents]
+    if mentions is not None:
+        doc.spans[MENTIONS_KEY] = [
+            Span(doc, s, e, label=lab, kb_id=kb, span_id=mid) for s, e, lab, kb, mid in mentions
+        ]
+    doc._.gold_relations = relations
+    doc._.doc_id = doc_id
+    return doc
+
+
+def example(vocab, words, **kwargs):
+    """Gold entities on both sides (a relation benchmark); relations on the reference."""
+    reference = make_doc(vocab, words, **kwargs)
+    kwargs["relations"] = None
+    return Example(make_doc(vocab, words, **kwargs), reference)
+
+
+def make_nlp(tiny_bert, candidates=None, **model_cfg):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("biobert", config={"model": {"name": tiny_bert}})
+    cfg = {"tok2vec": LISTENER, "width": 16, "hidden_width": 32, "dropout": 0.0}
+    cfg.update(model_cfg)
+    if candidates is not None:
+        cfg["get_candidates"] = dict({"@misc": "spacy-biobert.EntityPairs.v1"}, **candidates)
+    nlp.add_pipe("biobert_relations", config={"model": cfg})
+    return nlp
+
+
+# ChemProt-like: mention-level labels between CHEMICAL and GENE mentions.
+CP_WORDS = "aspirin inhibits kinase and lithium activates receptor gene expression .".split()
+CP_ENTS = [
+    (0, 1, "CHEMICAL", "", "T1"),
+    (2, 3, "GENE", "", "T2"),
+    (4, 5, "CHEMICAL", "", "T3"),
+    (6, 7, "GENE", "", "T4"),
+]
+CP_RELS = [
+    {"level": "mention", "head": "T1", "tail": "T2", "label": "CPR:4"},
+    {"level": "mention", "head": "T3", "tail": "T4", "label": "CPR:3"},
+]
+CP_PAIRS = {"allowed_pairs": [["CHEMICAL", "GENE"]]}
+
+# BC5CDR-like: concept-level CID between MeSH ids, cross-sentence mentions.
+CID_WORDS = (
+    "cocaine induced seizures in rats . naloxone was given . "
+    "cocaine toxicity and seizures were associated with hypotension ."
+).split()
+CID_ENTS = [
+    (0, 1, "Chemical", "D003042", "M1"),
+    (2, 3, "Disease", "D012640", "M2"),
+    (6, 7, "Chemical", "D009270", "M3"),
+    (10, 11, "Chemical", "D003042", "M4"),
+    (11, 12, "Disease", "D064420", "M5"),
+    (13, 14, "Disease", "D012640", "M6"),
+    (17, 18, "Disease", "D007022", "M7"),
+]
+CID_RELS = [{"level": "concept", "head": "D003042", "tail": "D012640", "label": "CID"}]
+CID_PAIRS = {"allowed_pairs": [["Chemical", "Disease"]]}
+
+
+def train(nlp, examples, steps, lr=1e-3):
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = lr
+    for _ in range(steps):
+        nlp.update(examples, sgd=optimizer, drop=0.0)
+    return nlp
+
+
+def predict_relations(nlp, examples):
+    return [doc._.relations for doc in nlp.pipe([eg.predicted.copy() for eg in examples])]
+
+
+@pytest.fixture(scope="module")
+def chemprot_trained(tiny_bert):
+    nlp = make_nlp(tiny_bert, candidates=CP_PAIRS)
+    examples = [example(nlp.vocab, CP_WORDS, ents=CP_ENTS, relations=CP_RELS, doc_id="1")]
+    return train(nlp, examples, steps=60), examples
+
+
+@pytest.fixture(scope="module")
+def cid_trained(tiny_bert):
+    nlp = make_nlp(tiny_bert, candidates=CID_PAIRS)
+    sents = [0, 6, 10]
+    examples = [
+        example(nlp.vocab, CID_WORDS, ents=CID_ENTS, sents=sents, relations=CID_RELS, doc_id="9")
+    ]
+    return train(nlp, examples, steps=60), examples
+
+
+# --- candidates ------------------------------------------------------------------
+
+
+def test_entity_pairs_types_order_and_distance():
+    vocab = spacy.blank("en").vocab
+    doc = make_doc(vocab, CP_WORDS, ents=CP_ENTS)
+    pairs = EntityPairs()(doc)
+    assert len(pairs) == 12  # ordered pairs of 4 entities, no self pairs
+    typed = create_entity_pairs(allowed_pairs=[["CHEMICAL", "GENE"]])(doc)
+    assert [(h.text, t.text) for h, t in typed] == [
+        ("aspirin", "kinase"),
+        ("aspirin", "receptor"),
+        ("lithium", "kinase"),
+        ("lithium", "receptor"),
+    ]
+    near = create_entity_pairs(allowed_pairs=[["CHEMICAL", "GENE"]], max_distance=1)(doc)
+    assert [(h.text, t.text) for h, t in near] == [
+        ("aspirin", "kinase"),
+        ("lithium", "kinase"),  # "and" between them: one token
+        ("lithium", "receptor"),
+    ]
+
+
+def test_entity_pairs_sentences_reach_across_sentences():
+    vocab = spacy.blank("en").vocab
+    doc = make_doc(vocab, CID_WORDS, ents=CID_ENTS, sents=[0, 6, 10])
+    same = create_entity_pairs(CID_PAIRS["allowed_pairs"], 0, "sentences")(doc)
+    one = create_entity_pairs(CID_PAIRS["allowed_pairs"], 1, "sentences")(doc)
+    anywhere = create_entity_pairs(CID_PAIRS["allowed_pairs"])(doc)
+    assert {(h.start, t.start) for h, t in same} == {(0, 2), (10, 11), (10, 13), (10, 17)}
+    assert (6, 2) in {(h.start, t.start) for h, t in one}
+    assert len(anywhere) == 3 * 4
+    with pytest.raises(ValueError, match=r"\[E204\].*sentencizer"):
+        create_entity_pairs(None, 1, "sentences")(make_doc(vocab, CID_WORDS, ents=CID_ENTS))
+
+
+def test_entity_pairs_span_group_with_nested_and_duplicate_spans():
+    vocab = spacy.blank("en").vocab
+    words = "KATP channels bind glibenclamide .".split()
+    mentions = [
+        (0, 1, "GENE", "", "T1"),
+        (0, 2, "GENE", "", "T2"),
+        (3, 4, "CHEMICAL", "", "T3"),
+        (3, 4, "GENE", "", "T4"),  # same span, two types
+    ]
+    doc = make_doc(vocab, words, mentions=mentions)
+    pairs = create_entity_pairs([["CHEMICAL", "GENE"]], spans_key=MENTIONS_KEY)(doc)
+    assert [(h.text, t.text) for h, t in pairs] == [
+        ("glibenclamide", "KATP"),
+        ("glibenclamide", "KATP channels"),
+    ]
+    with pytest.raises(ValueError, match=r"\[E205\].*'mentions'"):
+        create_entity_pairs(spans_key=MENTIONS_KEY)(make_doc(vocab, words))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"distance_unit": "words"}, r"\[E201\].*'words'"),
+        ({"max_distance": -1}, r"\[E202\].*-1"),
+        ({"max_distance": 0.5}, r"\[E202\]"),
+        ({"allowed_pairs": [["Chemical"]]}, r"\[E203\]"),
+        ({"allowed_pairs": ["Chemical", "Disease"]}, r"\[E203\]"),
+    ],
+)
+def test_entity_pairs_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        create_entity_pairs(**kwargs)
+
+
+# --- the model -------------------------------------------------------------------
+
+
+def _fixed_tok2vec(arrays):
+    def forward(model, docs, is_train):
+        def backprop(d_arrays):
+            model.attrs["grads"] = d_arrays
+            return []
+
+        return [arrays[i] for i in range(len(docs))], backprop
+
+    return Model("fixed", forward, dims={"nO": arrays[0].shape[1]}, attrs={})
+
+
+def test_relation_model_gradients_match_finite_differences():
+    """Pooling by gathering, prefix sums and chunking backprop correctly."""
+    vocab = spacy.blank("en").vocab
+    docs = [
+        make_doc(vocab, CID_WORDS, ents=CID_ENTS, sents=[0, 6, 10]),
+        make_doc(vocab, CP_WORDS, ents=CP_ENTS),  # no sentences: window context
+    ]
+    rng = numpy.random.default_rng(0)
+    arrays = [rng.normal(size=(len(d), 6)).astype("float32") for d in docs]
+    tok2vec = _fixed_tok2vec(arrays)
+    model = create_relation_model(
+        tok2vec, create_entity_pairs(), width=5, hidden_width=7, dropout=0.0,
+        max_pairs_per_batch=7, nO=2,
+    )
+    model.initialize(X=docs)
+    Y, backprop = model.begin_update(docs)
+    assert Y.shape == (7 * 6 + 4 * 3, 2)
+    R = rng.normal(size=Y.shape).astype("float32")
+    backprop(R)
+    grads = tok2vec.attrs["grads"]
+    eps = 1e-3
+    for d, i, j in [(0, 0, 0), (0, 3, 2), (0, 8, 4), (0, 17, 1), (1, 1, 5), (1, 5, 3)]:
+        orig = arrays[d][i, j]
+        arrays[d][i, j] = orig + eps
+        plus = float((model.predict(docs) * R).sum())
+        arrays[d][i, j] = orig - eps
+        minus = float((model.predict(docs) * R).sum())
+        arrays[d][i, j] = orig
+        assert (plus - minus) / (2 * eps) == pytest.approx(float(grads[d][i, j]), abs=2e-2)
+
+
+# --- the component -----------------------------------------------------------------
+
+
+def test_add_pipe_offline_with_defaults(tiny_bert):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("biobert", config={"model": {"name": tiny_bert}})
+    rel = nlp.add_pipe("biobert_relations")
+    assert rel.labels == ()
+    assert isinstance(rel.get_candidates, EntityPairs)
+    assert rel.get_candidates.max_distance is None
+
+
+@pytest.mark.parametrize(
+    "config,match",
+    [
+        ({"threshold": 1.5}, r"\[E208\].*1.5"),
+        ({"concept_pooling": "mean"}, r"\[E207\].*'mean'"),
+    ],
+)
+def test_component_config_errors(tiny_bert, config, match):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("biobert", config={"model": {"name": tiny_bert}})
+    with pytest.raises(ValueError, match=match):
+        nlp.add_pipe("biobert_relations", config=config)
+
+
+def test_initialize_without_relations_or_labels_says_how_to_fix(tiny_bert):
+    nlp = make_nlp(tiny_bert)
+    examples = [example(nlp.vocab, CP_WORDS, ents=CP_ENTS, relations=[])]
+    with pytest.raises(ValueError, match=r"\[E206\].*labels"):
+        nlp.initialize(lambda: examples)
+
+
+def test_labels_and_levels_from_gold(chemprot_trained, cid_trained):
+    rel = chemprot_trained[0].get_pipe("biobert_relations")
+    assert rel.labels == ("CPR:3", "CPR:4") and rel.concept_labels == ()
+    rel = cid_trained[0].get_pipe("biobert_relations")
+    assert rel.labels == ("CID",) and rel.concept_labels == ("CID",)
+
+
+def test_listener_is_wired(chemprot_trained):
+    assert chemprot_trained[0].get_pipe("biobert").listening_components == ["biobert_relations"]
+
+
+def test_overfits_mention_level_relations(chemprot_trained):
+    nlp, examples = chemprot_trained
+    (relations,) = predict_relations(nlp, examples)
+    assert set(relations) == {(0, 2), (0, 6), (4, 2), (4, 6)}
+    assert relations[(0, 2)]["CPR:4"] > 0.5 and relations[(0, 2)]["CPR:3"] < 0.5
+    assert relations[(4, 6)]["CPR:3"] > 0.5 and relations[(4, 6)]["CPR:4"] < 0.5
+    assert relations[(0, 6)]["CPR:3"] < 0.5 and relations[(0, 6)]["CPR:4"] < 0.5
+    assert relations[(4, 2)]["CPR:3"] < 0.5 and relations[(4, 2)]["CPR:4"] < 0.5
+
+
+def test_overfits_concept_level_relations_with_kb_aggregation(cid_trained):
+    nlp, examples = cid_trained
+    doc = nlp(examples[0].predicted.copy())
+    kb = doc._.kb_relations
+    assert set(kb) == {
+        (c, d) for c in ("D003042", "D009270") for d in ("D012640", "D064420", "D007022")
+    }
+    assert kb[("D003042", "D012640")]["CID"] > 0.5
+    assert all(p["CID"] < 0.5 for key, p in kb.items() if key != ("D003042", "D012640"))
+    assert kb_relation_triples(doc) == [
+        ("D003042", "D012640", "CID", kb[("D003042", "D012640")]["CID"])
+    ]
+    scores = score_cid([Example(doc, examples[0].reference)])
+    assert scores["rel_doc_f"] == 1.0
+
+
+def test_empty_docs_and_docs_with_too_few_entities(chemprot_trained):
+    nlp, _ = chemprot_trained
+    docs = [
+        nlp.make_doc(""),
+        nlp.make_doc("aspirin inhibits kinase ."),
+        make_doc(nlp.vocab, ["aspirin", "inhibits"], ents=[(0, 1, "CHEMICAL", "", "")]),
+        make_doc(nlp.vocab, ["aspirin", "kinase"], ents=[(0, 1, "GENE", "", ""), (1, 2, "GENE", "", "")]),
+    ]
+    for doc in nlp.pipe(docs):
+        assert doc._.relations == {} and doc._.relation_pairs == [] and doc._.kb_relations == {}
+    assert nlp("")._.relations == {}
+
+
+def test_update_with_no_candidates_still_runs(chemprot_trained):
+    nlp, _ = chemprot_trained
+    eg = example(nlp.vocab, ["aspirin", "."], ents=[(0, 1, "CHEMICAL", "", "T1")], relations=[])
+    losses = nlp.update([eg], sgd=None)
+    assert losses["biobert_relations"] == 0.0
+
+
+def test_thousands_of_pairs_are_scored_in_bounded_batches(tiny_bert, monkeypatch):
+    nlp = make_nlp(tiny_bert, max_pairs_per_batch=500)
+    examples = [example(nlp.vocab, CP_WORDS, ents=CP_ENTS, relations=CP_RELS)]
+    nlp.initialize(lambda: examples)
+    words = [w for i in range(70) for w in (f"cell{i}", "and")]
+    doc = make_doc(nlp.vocab, words, ents=[(2 * i, 2 * i + 1, "GENE", "", "") for i in range(70)])
+    rel = nlp.get_pipe("biobert_relations")
+    scorer = rel.model.get_ref("scorer")
+    sizes = []
+    predict = Model.predict
+
+    def recording_predict(self, X):
+        if self is scorer:
+            sizes.append(X.shape[0])
+        return predict(self, X)
+
+    monkeypatch.setattr(Model, "predict", recording_predict)
+    doc = nlp(doc)
+    monkeypatch.undo()
+    assert len(doc._.relation_pairs) == 70 * 69
+    assert len(doc._.relations) == 70 * 69
+    assert sum(sizes) == 70 * 69 and max(sizes) == 500
+
+
+def test_serialisation_round_trips_give_identical_predictions(chemprot_trained, tmp_path):
+    nlp, examples = chemprot_trained
+    texts = [eg.predicted.copy() for eg in examples]
+    expected = [d._.relation_pairs for d in nlp.pipe([t.copy() for t in texts])]
+    nlp.to_disk(tmp_path / "pipeline")
+    reloaded = spacy.load(tmp_path / "pipeline")
+    assert reloaded.get_pipe("biobert_relations").labels == ("CPR:3", "CPR:4")
+    assert [d._.relation_pairs for d in reloaded.pipe([t.copy() for t in texts])] == expected
+    rel_bytes = nlp.get_pipe("biobert_relations").to_bytes()
+    fresh = make_nlp(nlp.get_pipe("biobert").model.attrs["name"], candidates=CP_PAIRS)
+    fresh.get_pipe("biobert").from_bytes(nlp.get_pipe("biobert").to_bytes())
+    fresh.get_pipe("biobert_relations").from_bytes(rel_bytes)
+    got = [d._.relations for d in fresh.pipe([t.copy() for t in texts])]
+    assert got == [d._.relations for d in nlp.pipe([t.copy() for t in texts])]
+
+
+def test_gold_matched_by_characters_across_tokenizations(chemprot_trained):
+    """Positives are found by character offsets, so a predicted doc tokenized
+    differently from the reference still gets its gold pairs."""
+    nlp, _ = chemprot_trained
+    rel = nlp.get_pipe("biobert_relations")
+    text_words = ["aspirin", "-", "like", "drugs", "inhibit", "kinase", "."]
+    spaces = [False, False, True, True, True, False, False]
+    reference = Doc(nlp.vocab, words=["aspirin-like", "drugs", "inhibit", "kinase", "."],
+                    spaces=[True, True, True, False, False])
+    reference.spans[MENTIONS_KEY] = [
+        Span(reference, 0, 2, label="CHEMICAL", span_id="T1"),
+        Span(reference, 3, 4, label="GENE", span_id="T2"),
+    ]
+    reference._.gold_relations = [{"level": "mention", "head": "T1", "tail": "T2", "label": "CPR:4"}]
+    predicted = Doc(nlp.vocab, words=text_words, spaces=spaces)
+    predicted.ents = [Span(predicted, 0, 4, label="CHEMICAL"), Span(predicted, 5, 6, label="GENE")]
+    eg = Example(predicted, reference)
+    logits = rel.model.ops.alloc2f(1, 2)
+    _, d = rel.get_loss([eg], logits)
+    # d = sigmoid(0) - y: negative for the gold label CPR:4 only
+    assert rel.labels == ("CPR:3", "CPR:4")
+    assert d[0, 1] < 0 < d[0, 0]
+
+
+def test_concept_loss_pools_over_mention_pairs():
+    """A concept pair's gradient is spread over its mention pairs (logsumexp)
+    and sums to sigmoid(pooled) - y; pairs without kb ids get none."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("biobert", config={"model": {"name": "unused"}})
+    rel = nlp.add_pipe(
+        "biobert_relations",
+        config={"model": {"get_candidates": {"@misc": "spacy-biobert.EntityPairs.v1",
+                                              "allowed_pairs": [["Chemical", "Disease"]]}}},
+    )
+    rel.add_label("CID", level="concept")
+    ents = [(0, 1, "Chemical", "C1", ""), (2, 3, "Disease", "D1", ""),
+            (4, 5, "Disease", "D1", ""), (6, 7, "Disease", "-1", "")]
+    words = "a x b x c x d".split()
+    eg = example(nlp.vocab, words, ents=ents,
+                 relations=[{"level": "concept", "head": "C1", "tail": "D1", "label": "CID"}])
+    logits = numpy.asarray([[1.0], [0.0], [3.0]], dtype="float32")
+    loss, d = rel.get_loss([eg], logits)
+    pooled = numpy.logaddexp(1.0, 0.0)
+    assert float(d[:2].sum()) == pytest.approx(1 / (1 + numpy.exp(-pooled)) - 1.0, rel=1e-5)
+    assert d[0, 0] < d[1, 0] < 0 and d[2, 0] == 0.0
+    assert loss == pytest.approx(float(numpy.logaddexp(0, pooled) - pooled), rel=1e-5)
+
+
+# --- helpers and scoring ---------------------------------------------------------
+
+
+def _predicted_doc(vocab):
+    doc = make_doc(vocab, CID_WORDS, ents=CID_ENTS, sents=[0, 6, 10], doc_id="9")
+    doc._.relation_pairs = [
+        ((0, 1, "Chemical", "D003042"), (2, 3, "Disease", "D012640"), {"CID": 0.9}),
+        ((10, 11, "Chemical", "D003042"), (13, 14, "Disease", "D012640"), {"CID": 0.6}),
+        ((6, 7, "Chemical", "D009270|D003042"), (17, 18, "Disease", "D007022"), {"CID": 0.7}),
+        ((0, 1, "Chemical", "D003042"), (11, 12, "Disease", "D064420"), {"CID": 0.2}),
+    ]
+    doc._.relations = {(h[0], t[0]): s for h, t, s in doc._.relation_pairs}
+    doc._.kb_relations = aggregate_by_kb_id(doc, pooling="max")
+    return doc
+
+
+def test_relation_triples_at_threshold():
+    doc = _predicted_doc(spacy.blank("en").vocab)
+    triples = relation_triples(doc, threshold=0.65)
+    assert [(h.text, t.text, label, p) for h, t, label, p in triples] == [
+        ("cocaine", "seizures", "CID", 0.9),
+        ("naloxone", "hypotension", "CID", 0.7),
+    ]
+    assert triples[0][0].kb_id_ == "D003042" and triples[0][1].label_ == "Disease"
+    assert relation_triples(doc, threshold=0.95) == []
+    with pytest.raises(ValueError, match=r"\[E208\]"):
+        relation_triples(doc, threshold=-0.1)
+
+
+def test_aggregation_by_kb_id():
+    doc = _predicted_doc(spacy.blank("en").vocab)
+    by_max = aggregate_by_kb_id(doc, pooling="max")
+    assert by_max[("D003042", "D012640")]["CID"] == pytest.approx(0.9)
+    # the composite chemical counts for each of its ids
+    assert by_max[("D009270", "D007022")]["CID"] == pytest.approx(0.7)
+    assert by_max[("D003042", "D007022")]["CID"] == pytest.approx(0.7)
+    by_lse = aggregate_by_kb_id(doc, pooling="logsumexp")
+    assert by_lse[("D003042", "D012640")]["CID"] > 0.9
+    assert by_lse[("D003042", "D064420")]["CID"] == pytest.approx(0.2)
+    with pytest.raises(ValueError, match=r"\[E207\].*'mean'"):
+        aggregate_by_kb_id(doc, pooling="mean")
+
+
+def test_displacy_data():
+    doc = _predicted_doc(spacy.blank("en").vocab)
+    data = relations_to_displacy(doc, threshold=0.5)
+    words = [w["text"] for w in data["words"]]
+    assert words[:3] == ["cocaine", "induced", "seizures"]
+    assert {"start": 0, "end": 2, "label": "CID 0.90", "dir": "right"} in data["arcs"]
+    assert len(data["arcs"]) == 3
+    from spacy import displacy
+
+    assert "CID 0.90" in displacy.render(data, style="dep", manual=True)
+
+
+def test_scores_count_unmatched_predictions_as_false_positives():
+    vocab = spacy.blank("en").vocab
+    reference = make_doc(vocab, CP_WORDS, mentions=CP_ENTS, relations=CP_RELS
+                         + [{"level": "mention", "head": "T3", "tail": "T2", "label": "CPR:1"}],
+                         doc_id="1")
+    predicted = make_doc(vocab, CP_WORDS, ents=CP_ENTS, doc_id="1")
+    predicted._.relation_pairs = [
+        ((0, 1, "CHEMICAL", ""), (2, 3, "GENE", ""), {"CPR:3": 0.1, "CPR:4": 0.8}),  # TP
+        ((0, 1, "CHEMICAL", ""), (6, 7, "GENE", ""), {"CPR:3": 0.9, "CPR:4": 0.2}),  # FP
+        ((4, 5, "CHEMICAL", ""), (6, 7, "GENE", ""), {"CPR:3": 0.4, "CPR:4": 0.1}),  # FN
+        ((4, 5, "CHEMICAL", ""), (9, 10, "GENE", ""), {"CPR:9": 0.99}),  # not in gold: FP
+    ]
+    eg = Example(predicted, reference)
+    scores = score_relations([eg], threshold=0.5, labels=["CPR:3", "CPR:4", "CPR:9"])
+    assert scores["rel_micro_counts"] == {"tp": 1, "fp": 2, "fn": 1}
+    assert scores["rel_micro_p"] == pytest.approx(1 / 3)
+    assert scores["rel_micro_r"] == pytest.approx(1 / 2)
+    assert scores["rel_micro_per_type"]["CPR:4"]["f"] == 1.0
+    lower = score_relations([eg], threshold=0.3, labels=["CPR:3", "CPR:4", "CPR:9"])
+    assert lower["rel_micro_counts"] == {"tp": 2, "fp": 2, "fn": 0}
+
+
+def test_cid_scores_are_document_level():
+    vocab = spacy.blank("en").vocab
+    reference = make_doc(vocab, CID_WORDS, ents=CID_ENTS, relations=CID_RELS
+                         + [{"level": "concept", "head": "D009270", "tail": "D064420",
+                             "label": "CID"}], doc_id="9")
+    eg = Example(_predicted_doc(vocab), reference)
+    scores = score_cid([eg], threshold=0.5)
+    # predicted at 0.5: (D003042, D012640) TP; (D009270|D003042 -> D007022) 2 FP;
+    # gold (D009270, D064420) FN
+    assert scores["rel_doc_counts"] == {"tp": 1, "fp": 2, "fn": 1}
+    assert scores["rel_doc_f"] == pytest.approx(2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2))
+
+
+def test_component_score_and_evaluate(chemprot_trained):
+    nlp, examples = chemprot_trained
+    scores = nlp.evaluate([Example(eg.predicted.copy(), eg.reference) for eg in examples])
+    assert scores["rel_micro_f"] == 1.0
+    assert scores["rel_doc_f"] is None
+
+
+def test_ner_and_relations_listen_to_one_transformer(tiny_bert):
+    """End to end: `ner` predicts the entities the relation component pairs
+    (annotating_components), both listening to `biobert`."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("biobert", config={"model": {"name": tiny_bert}})
+    nlp.add_pipe("ner", config={"model": {"@architectures": "spacy.TransitionBasedParser.v2",
+                                          "state_type": "ner", "hidden_width": 32,
+                                          "maxout_pieces": 2, "use_upper": False,
+                                          "extra_state_tokens": False, "tok2vec": LISTENER}})
+    nlp.add_pipe("biobert_relations", config={"model": {"tok2vec": LISTENER, "width": 16,
+                                                        "hidden_width": 16}})
+    reference = make_doc(nlp.vocab, CP_WORDS, ents=CP_ENTS, relations=CP_RELS)
+    examples = [Example(nlp.make_doc(reference.text), reference)]
+    optimizer = nlp.initialize(lambda: examples)
+    assert sorted(nlp.get_pipe("biobert").listening_components) == ["biobert_relations", "ner"]
+    for _ in range(3):
+        losses = nlp.update(examples, sgd=optimizer, annotates=["ner"])
+    assert set(losses) >= {"ner", "biobert_relations", "biobert"}
+    doc = nlp(reference.text)
+    assert isinstance(doc._.relations, dict)
