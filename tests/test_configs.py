@@ -1,0 +1,101 @@
+"""Every committed config builds its pipeline and validates its training block;
+`spacy-biobert train` trains from the raw corpus file and resumes."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.schemas import ConfigSchemaTraining
+from spacy.util import load_config, load_model_from_config, registry
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.cfg"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_config_builds_offline(path, tiny_bert):
+    config = load_config(path, overrides={"paths.base_model": tiny_bert})
+    nlp = load_model_from_config(config, auto_fill=True, validate=True)
+    assert "biobert" in nlp.pipe_names
+    T = registry.resolve(nlp.config.interpolate()["training"], schema=ConfigSchemaTraining)
+    assert T["max_steps"] > 0
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_config_data_locations_are_paths(path):
+    """Every corpus and base-model location is under [paths] (one override switches it)."""
+    config = load_config(path, interpolate=False)
+    for name, reader in config["corpora"].items():
+        assert str(reader["path"]).startswith("${paths."), name
+    assert config["components"]["biobert"]["model"]["name"] == "${paths.base_model}"
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_config_corpora_resolve_on_real_files(path, corpora_dir):
+    config = load_config(path, overrides={"paths.corpora": str(corpora_dir)})
+    corpora = registry.resolve(config.interpolate()["corpora"])
+    for name, corpus in corpora.items():
+        assert Path(corpus.path).exists(), f"{path.name} [corpora.{name}] -> {corpus.path}"
+
+
+PUBTATOR = """\
+1|t|Cocaine induced acute heart failure.
+1|a|Lithium causes nephrotoxicity in rats.
+1\t0\t7\tCocaine\tChemical\tD003042
+1\t16\t35\tacute heart failure\tDisease\tD006333
+1\t37\t44\tLithium\tChemical\tD008094
+1\t52\t66\tnephrotoxicity\tDisease\tD007674
+
+2|t|Aspirin was associated with hypotension.
+2|a|Patients with epilepsy were given morphine.
+2\t0\t7\tAspirin\tChemical\tD001241
+2\t28\t39\thypotension\tDisease\tD007022
+2\t55\t63\tepilepsy\tDisease\tD004827
+2\t75\t83\tmorphine\tChemical\tD009020
+"""
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "spacy_biobert", *args], capture_output=True, text=True
+    )
+
+
+def test_train_from_raw_corpus_then_resume(tiny_bert, tmp_path):
+    corpora = tmp_path / "corpora" / "bc5cdr"
+    corpora.mkdir(parents=True)
+    for name in ("CDR_TrainingSet.PubTator.txt", "CDR_DevelopmentSet.PubTator.txt"):
+        (corpora / name).write_text(PUBTATOR)
+    out = tmp_path / "out"
+    common = [
+        "--paths.corpora", str(tmp_path / "corpora"),
+        "--paths.base_model", tiny_bert,
+        "--training.eval_frequency", "2",
+        "--training.optimizer.learn_rate.warmup_steps", "1",
+    ]
+    first = run_cli("train", str(ROOT / "configs" / "ner.cfg"), "--output", str(out),
+                    "--training.max_steps", "2", *common)
+    assert first.returncode == 0, first.stderr[-3000:]
+    state = json.loads((out / "training_state.json").read_text())
+    assert state["step"] == 2 and state["peak_rss_mb"] > 0
+    resumed = run_cli("train", str(ROOT / "configs" / "ner.cfg"), "--output", str(out),
+                      "--resume", "--training.max_steps", "4", *common)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming from step 2" in resumed.stdout
+    resume_cfg = load_config(out / "resume.cfg")
+    assert resume_cfg["training"]["max_steps"] == 2
+    assert resume_cfg["components"]["ner"]["source"] == str((out / "model-last").resolve())
+    nlp = spacy.load(out / "model-best")
+    assert nlp.pipe_names == ["biobert", "ner"]
+    # Nothing left to do: a clear message, not a traceback.
+    again = run_cli("train", str(ROOT / "configs" / "ner.cfg"), "--output", str(out),
+                    "--resume", "--training.max_steps", "2", *common)
+    assert again.returncode == 1 and "E011" in again.stdout
+
+
+def test_resume_without_a_run_is_a_clear_error(tmp_path, tiny_bert):
+    result = run_cli("train", str(ROOT / "configs" / "ner.cfg"), "--output", str(tmp_path),
+                     "--resume", "--paths.base_model", tiny_bert)
+    assert result.returncode == 1 and "E010" in result.stdout
