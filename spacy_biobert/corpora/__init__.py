@@ -14,6 +14,7 @@ from ._base import (
     mention_ids,
     source_to_doc,
 )
+from .bioc_format import iter_bioc_records, read_bioc, write_bioc_json, write_bioc_xml
 from .chemprot import iter_chemprot_records, read_chemprot, write_chemprot
 from .pubtator import iter_pubtator_records, read_pubtator, write_pubtator
 from .readers import (
@@ -32,6 +33,10 @@ __all__ = [
     "doc_to_source",
     "mention_ids",
     "source_to_doc",
+    "iter_bioc_records",
+    "read_bioc",
+    "write_bioc_xml",
+    "write_bioc_json",
     "iter_chemprot_records",
     "read_chemprot",
     "write_chemprot",

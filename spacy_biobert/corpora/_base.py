@@ -406,7 +406,7 @@ def source_to_doc(
 def doc_to_source(doc: Doc) -> SourceDocument:
     """The record a writer writes for a Doc. Gold Docs (from a reader) give
     back exactly what was read; predicted Docs use `doc.ents` (ids "M1"...,
-    kb_id_ or "-1") and no passages beyond one "text" passage."""
+    kb_id_ as set, "" when none) and one "text" passage."""
     install_extensions()
     source: Dict[str, Any] = doc.user_data.get(SOURCE_KEY) or {}
     text = doc.text
@@ -432,7 +432,7 @@ def doc_to_source(doc: Doc) -> SourceDocument:
         end = extra.pop("end", span.end_char)
         if not (start >= span.start_char and end <= span.end_char):
             start, end = span.start_char, span.end_char
-        kb_id = span.kb_id_ if span.kb_id_ else "-1"
+        kb_id = span.kb_id_
         mentions.append(
             SourceMention(
                 id=mid,

@@ -293,7 +293,7 @@ def format_pubtator(doc: Doc, *, threshold: float = 0.5) -> str:
             str(m.end),
             m.raw_text if m.raw_text is not None else m.text,
             m.type,
-            m.raw_kb_id if m.raw_kb_id is not None else m.kb_id,
+            m.raw_kb_id if m.raw_kb_id is not None else (m.kb_id or "-1"),
         ]
         if m.components is not None:
             cols.append(m.components)
