@@ -84,28 +84,22 @@ class Errors:
     E204 = (
         "[E204] EntityPairs bounds distances in sentences, but document {doc_id} has no "
         "sentence boundaries. Fix: add a 'sentencizer' (or parser/senter) before "
-        "'{name}', read the corpus with its readers (they set sentences), or use "
-        "distance_unit = \"tokens\"."
+        "'{name}', set gold_entities = true on gold-entity benchmarks (sentences then "
+        "come from the reference), or use distance_unit = \"tokens\"."
     )
     E205 = (
-        "[E205] EntityPairs reads candidates from doc.spans[{key!r}], but document "
-        "{doc_id} has no such span group (groups: {keys}). Fix: put the mentions on the "
-        "docs the pipeline sees (gold-entity benchmarks), or set spans_key = null to "
-        "pair doc.ents."
-    )
-    E206 = (
-        "[E206] '{name}' has no labels: no relation was found in the training examples "
+        "[E205] '{name}' has no labels: no relation was found in the training examples "
         "and none was given. Fix: check that the corpus reader fills "
         "doc._.gold_relations, or pass labels in "
         "[initialize.components.{name}] labels."
     )
-    E207 = (
-        "[E207] {what} must be one of {options}, not {value!r}. Fix: set it in "
+    E206 = (
+        "[E206] {what} must be one of {options}, not {value!r}. Fix: set it in "
         "[components.{name}]."
     )
-    E208 = "[E208] threshold must be between 0 and 1, not {value!r}."
-    E209 = (
-        "[E209] the relation model returned {rows} rows for {pairs} candidate pairs. "
+    E207 = "[E207] threshold must be between 0 and 1, not {value!r}."
+    E208 = (
+        "[E208] the relation model returned {rows} rows for {pairs} candidate pairs. "
         "The candidate generator must return the same pairs for the same doc; do not "
         "change the doc's entities between predict and set_annotations."
     )

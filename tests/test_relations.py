@@ -51,15 +51,24 @@ def example(vocab, words, **kwargs):
     return Example(make_doc(vocab, words, **kwargs), reference)
 
 
-def make_nlp(tiny_bert, candidates=None, **model_cfg):
+def make_nlp(tiny_bert, candidates=None, gold_entities=False, **model_cfg):
     nlp = spacy.blank("en")
     nlp.add_pipe("biobert", config={"model": {"name": tiny_bert}})
     cfg = {"tok2vec": LISTENER, "width": 16, "hidden_width": 32, "dropout": 0.0}
     cfg.update(model_cfg)
     if candidates is not None:
         cfg["get_candidates"] = dict({"@misc": "spacy-biobert.EntityPairs.v1"}, **candidates)
-    nlp.add_pipe("biobert_relations", config={"model": cfg})
+    nlp.add_pipe("biobert_relations", config={"model": cfg, "gold_entities": gold_entities})
     return nlp
+
+
+def reader_example(nlp, words, **kwargs):
+    """Like the corpus readers: the predicted doc is bare text; the reference
+    holds mentions, entities, sentences and relations."""
+    reference = make_doc(nlp.vocab, words, **kwargs)
+    predicted = nlp.make_doc(reference.text)
+    predicted._.doc_id = reference._.doc_id
+    return Example(predicted, reference)
 
 
 # ChemProt-like: mention-level labels between CHEMICAL and GENE mentions.
@@ -115,10 +124,11 @@ def chemprot_trained(tiny_bert):
 
 @pytest.fixture(scope="module")
 def cid_trained(tiny_bert):
-    nlp = make_nlp(tiny_bert, candidates=CID_PAIRS)
+    """Gold-entity training from reader-style examples (bare predicted docs)."""
+    nlp = make_nlp(tiny_bert, candidates=CID_PAIRS, gold_entities=True)
     sents = [0, 6, 10]
     examples = [
-        example(nlp.vocab, CID_WORDS, ents=CID_ENTS, sents=sents, relations=CID_RELS, doc_id="9")
+        reader_example(nlp, CID_WORDS, ents=CID_ENTS, sents=sents, relations=CID_RELS, doc_id="9")
     ]
     return train(nlp, examples, steps=60), examples
 
@@ -174,8 +184,7 @@ def test_entity_pairs_span_group_with_nested_and_duplicate_spans():
         ("glibenclamide", "KATP"),
         ("glibenclamide", "KATP channels"),
     ]
-    with pytest.raises(ValueError, match=r"\[E205\].*'mentions'"):
-        create_entity_pairs(spans_key=MENTIONS_KEY)(make_doc(vocab, words))
+    assert create_entity_pairs(spans_key=MENTIONS_KEY)(make_doc(vocab, words)) == []
 
 
 @pytest.mark.parametrize(
@@ -253,8 +262,8 @@ def test_add_pipe_offline_with_defaults(tiny_bert):
 @pytest.mark.parametrize(
     "config,match",
     [
-        ({"threshold": 1.5}, r"\[E208\].*1.5"),
-        ({"concept_pooling": "mean"}, r"\[E207\].*'mean'"),
+        ({"threshold": 1.5}, r"\[E207\].*1.5"),
+        ({"concept_pooling": "mean"}, r"\[E206\].*'mean'"),
     ],
 )
 def test_component_config_errors(tiny_bert, config, match):
@@ -267,7 +276,7 @@ def test_component_config_errors(tiny_bert, config, match):
 def test_initialize_without_relations_or_labels_says_how_to_fix(tiny_bert):
     nlp = make_nlp(tiny_bert)
     examples = [example(nlp.vocab, CP_WORDS, ents=CP_ENTS, relations=[])]
-    with pytest.raises(ValueError, match=r"\[E206\].*labels"):
+    with pytest.raises(ValueError, match=r"\[E205\].*labels"):
         nlp.initialize(lambda: examples)
 
 
@@ -294,7 +303,9 @@ def test_overfits_mention_level_relations(chemprot_trained):
 
 def test_overfits_concept_level_relations_with_kb_aggregation(cid_trained):
     nlp, examples = cid_trained
-    doc = nlp(examples[0].predicted.copy())
+    doc = examples[0].reference.copy()
+    doc._.gold_relations = None
+    doc = nlp(doc)
     kb = doc._.kb_relations
     assert set(kb) == {
         (c, d) for c in ("D003042", "D009270") for d in ("D012640", "D064420", "D007022")
@@ -441,7 +452,7 @@ def test_relation_triples_at_threshold():
     ]
     assert triples[0][0].kb_id_ == "D003042" and triples[0][1].label_ == "Disease"
     assert relation_triples(doc, threshold=0.95) == []
-    with pytest.raises(ValueError, match=r"\[E208\]"):
+    with pytest.raises(ValueError, match=r"\[E207\]"):
         relation_triples(doc, threshold=-0.1)
 
 
@@ -455,7 +466,7 @@ def test_aggregation_by_kb_id():
     by_lse = aggregate_by_kb_id(doc, pooling="logsumexp")
     assert by_lse[("D003042", "D012640")]["CID"] > 0.9
     assert by_lse[("D003042", "D064420")]["CID"] == pytest.approx(0.2)
-    with pytest.raises(ValueError, match=r"\[E207\].*'mean'"):
+    with pytest.raises(ValueError, match=r"\[E206\].*'mean'"):
         aggregate_by_kb_id(doc, pooling="mean")
 
 
@@ -504,6 +515,69 @@ def test_cid_scores_are_document_level():
     # gold (D009270, D064420) FN
     assert scores["rel_doc_counts"] == {"tp": 1, "fp": 2, "fn": 1}
     assert scores["rel_doc_f"] == pytest.approx(2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2))
+
+
+def test_gold_entities_evaluate_on_bare_predicted_docs(cid_trained):
+    """nlp.evaluate on reader-style examples: the component scores with the
+    reference's entities and sentences; a pipeline without gold_entities
+    would see no entity at all."""
+    nlp, _ = cid_trained
+    fresh = [
+        reader_example(nlp, CID_WORDS, ents=CID_ENTS, sents=[0, 6, 10], relations=CID_RELS,
+                       doc_id="9")
+    ]
+    assert not fresh[0].predicted.ents
+    scores = nlp.evaluate(fresh)
+    assert scores["rel_doc_f"] == 1.0
+    assert scores["rel_micro_f"] is None
+
+
+def test_copy_gold_entities_across_tokenizations():
+    from spacy_biobert.pipeline.relations import copy_gold_entities
+
+    vocab = spacy.blank("en").vocab
+    reference = Doc(vocab, words=["aspirin-like", "drugs", ".", "Kinase", "."],
+                    spaces=[True, False, True, False, False])
+    for i, token in enumerate(reference):
+        token.is_sent_start = i in (0, 3)
+    reference.spans[MENTIONS_KEY] = [Span(reference, 0, 2, label="CHEMICAL", span_id="T1"),
+                                     Span(reference, 0, 1, label="CHEMICAL", span_id="T2")]
+    reference.ents = [Span(reference, 0, 2, label="CHEMICAL", kb_id="D1")]
+    predicted = Doc(vocab, words=["aspirin", "-", "like", "drugs", ".", "Kinase", "."],
+                    spaces=[False, False, True, False, True, False, False])
+    eg = Example(predicted, reference)
+    doc = copy_gold_entities(eg)
+    assert [(e.text, e.label_, e.kb_id_) for e in doc.ents] == [("aspirin-like drugs", "CHEMICAL", "D1")]
+    assert [s.text for s in doc.sents] == ["aspirin-like drugs.", "Kinase."]
+    copy_gold_entities(eg, MENTIONS_KEY)
+    assert [(s.text, s.id_) for s in doc.spans[MENTIONS_KEY]] == [
+        ("aspirin-like drugs", "T1"), ("aspirin-like", "T2")
+    ]
+
+
+def test_nested_mentions_as_candidates(tiny_bert):
+    """ChemProt-style: candidates from the "mentions" span group (nested spans
+    share a start); doc._.relation_pairs keeps them apart."""
+    nlp = make_nlp(
+        tiny_bert,
+        candidates={"allowed_pairs": [["CHEMICAL", "GENE"]], "spans_key": MENTIONS_KEY},
+        gold_entities=True,
+    )
+    words = "cisplatin inhibits kinase receptor expression .".split()
+    mentions = [(0, 1, "CHEMICAL", "", "T1"), (2, 3, "GENE", "", "T2"),
+                (2, 4, "GENE", "", "T3")]
+    rels = [{"level": "mention", "head": "T1", "tail": "T3", "label": "CPR:4"}]
+    examples = [reader_example(nlp, words, mentions=mentions, relations=rels)]
+    train(nlp, examples, steps=60)
+    scores = nlp.evaluate([reader_example(nlp, words, mentions=mentions, relations=rels)])
+    assert scores["rel_micro_f"] == 1.0
+    doc = examples[0].reference.copy()
+    doc = nlp(doc)
+    pairs = {(h[:3], t[:3]): s["CPR:4"] for h, t, s in doc._.relation_pairs}
+    assert pairs[((0, 1, "CHEMICAL"), (2, 4, "GENE"))] > 0.5
+    assert pairs[((0, 1, "CHEMICAL"), (2, 3, "GENE"))] < 0.5
+    # the public dict, keyed by starts, holds the per-label maximum
+    assert doc._.relations[(0, 2)]["CPR:4"] == max(pairs.values())
 
 
 def test_component_score_and_evaluate(chemprot_trained):

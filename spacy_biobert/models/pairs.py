@@ -83,15 +83,7 @@ class EntityPairs:
             spans: Iterable[Span] = doc.ents
         else:
             if self.spans_key not in doc.spans:
-                if len(doc) == 0:
-                    return []
-                raise ValueError(
-                    Errors.E205.format(
-                        key=self.spans_key,
-                        doc_id=_doc_name(doc),
-                        keys=sorted(doc.spans.keys()),
-                    )
-                )
+                return []  # like a doc without entities
             spans = doc.spans[self.spans_key]
         unique = {}
         for span in spans:
@@ -158,7 +150,8 @@ def create_entity_pairs(
         or overlapping spans) or "sentences" (difference of sentence indices; needs
         sentence boundaries).
     spans_key: pair the spans of this span group instead of doc.ents (gold-entity
-        benchmarks with nested mentions, e.g. ChemProt's "mentions").
+        benchmarks with nested mentions, e.g. ChemProt's "mentions"); a doc
+        without that group has no candidates, like a doc without entities.
     """
     return EntityPairs(
         allowed_pairs=allowed_pairs,

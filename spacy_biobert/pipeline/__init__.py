@@ -2,6 +2,7 @@
 from .relations import (
     RelationExtractor,
     aggregate_by_kb_id,
+    copy_gold_entities,
     kb_relation_triples,
     make_relation_extractor,
     relation_triples,
@@ -16,5 +17,6 @@ __all__ = [
     "relation_triples",
     "kb_relation_triples",
     "aggregate_by_kb_id",
+    "copy_gold_entities",
     "relations_to_displacy",
 ]

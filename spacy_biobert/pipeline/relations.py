@@ -37,6 +37,7 @@ from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import filter_spans, minibatch
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
@@ -54,6 +55,7 @@ DEFAULT_CONFIG = """
 [biobert_relations]
 threshold = 0.5
 concept_pooling = "logsumexp"
+gold_entities = false
 
 [biobert_relations.model]
 @architectures = "spacy-biobert.RelationModel.v1"
@@ -102,6 +104,7 @@ def make_relation_extractor(
     model: Model[List[Doc], Floats2d],
     threshold: float,
     concept_pooling: str,
+    gold_entities: bool,
 ) -> "RelationExtractor":
     """Relation extraction over candidate entity pairs (see the module docstring).
 
@@ -109,9 +112,19 @@ def make_relation_extractor(
     threshold: probability from which a relation counts (scoring, helpers).
     concept_pooling: how mention-pair logits combine into a concept (kb id) pair:
         "logsumexp" or "max".
+    gold_entities: relation benchmarks on gold entities: in `update` and
+        `score`, the candidate spans (doc.ents, or the span group of the
+        candidate generator) and sentence boundaries of each example's
+        reference are put on its predicted doc (matched by characters) before
+        pairs are made. Leave false end to end (entities from `ner`).
     """
     return RelationExtractor(
-        nlp.vocab, model, name, threshold=threshold, concept_pooling=concept_pooling
+        nlp.vocab,
+        model,
+        name,
+        threshold=threshold,
+        concept_pooling=concept_pooling,
+        gold_entities=gold_entities,
     )
 
 
@@ -124,12 +137,13 @@ class RelationExtractor(TrainablePipe):
         *,
         threshold: float = 0.5,
         concept_pooling: str = "logsumexp",
+        gold_entities: bool = False,
     ):
         install_extensions()
         _check_threshold(threshold)
         if concept_pooling not in POOLINGS:
             raise ValueError(
-                Errors.E207.format(
+                Errors.E206.format(
                     what="concept_pooling", options=POOLINGS, value=concept_pooling, name=name
                 )
             )
@@ -141,6 +155,7 @@ class RelationExtractor(TrainablePipe):
             "concept_labels": [],
             "threshold": threshold,
             "concept_pooling": concept_pooling,
+            "gold_entities": gold_entities,
         }
 
     # --- labels ------------------------------------------------------------------
@@ -170,7 +185,7 @@ class RelationExtractor(TrainablePipe):
     def add_label(self, label: str, level: str = "mention") -> int:
         if level not in LEVELS:
             raise ValueError(
-                Errors.E207.format(what="level", options=LEVELS, value=level, name=self.name)
+                Errors.E206.format(what="level", options=LEVELS, value=level, name=self.name)
             )
         if label in self.cfg["labels"]:
             return 0
@@ -210,7 +225,7 @@ class RelationExtractor(TrainablePipe):
         for label in labels:
             self.add_label(label, "concept" if label in concept_labels else "mention")
         if not self.labels:
-            raise ValueError(Errors.E206.format(name=self.name))
+            raise ValueError(Errors.E205.format(name=self.name))
         self.model.set_dim("nO", len(self.labels))
         sample = [eg.predicted for eg in islice(get_examples(), 10)]
         self.model.initialize(X=sample)
@@ -227,7 +242,7 @@ class RelationExtractor(TrainablePipe):
         candidates = [self.get_candidates(doc) for doc in docs]
         n_pairs = sum(len(c) for c in candidates)
         if logits.shape[0] != n_pairs:
-            raise ValueError(Errors.E209.format(rows=logits.shape[0], pairs=n_pairs))
+            raise ValueError(Errors.E208.format(rows=logits.shape[0], pairs=n_pairs))
         labels = self.labels
         poolings = self._poolings()
         offset = 0
@@ -275,6 +290,9 @@ class RelationExtractor(TrainablePipe):
         validate_examples(examples, "RelationExtractor.update")
         if not examples:
             return losses
+        if self.cfg["gold_entities"]:
+            for eg in examples:
+                self.copy_gold_entities(eg)
         set_dropout_rate(self.model, drop)
         logits, backprop = self.model.begin_update([eg.predicted for eg in examples])
         loss, d_logits = self.get_loss(examples, logits)
@@ -332,7 +350,7 @@ class RelationExtractor(TrainablePipe):
                         loss = float(_bce_with_logits(numpy.asarray(pooled), numpy.asarray(y)))
                         c_terms.append((member_rows, j, weights * (p - y), loss))
         if offset != z.shape[0]:
-            raise ValueError(Errors.E209.format(rows=z.shape[0], pairs=offset))
+            raise ValueError(Errors.E208.format(rows=z.shape[0], pairs=offset))
         if m_rows:
             d[:, m_cols] /= m_rows
         loss = m_loss / max(m_rows, 1)
@@ -342,6 +360,13 @@ class RelationExtractor(TrainablePipe):
                 d[member_rows, j] += grad / n_groups
                 loss += term / n_groups
         return loss, ops.asarray2f(d)
+
+    def copy_gold_entities(self, eg: Example) -> Doc:
+        """Put the reference's candidate spans (doc.ents, or the candidate
+        generator's span group) on `eg.predicted`, matched by characters, and
+        its sentence boundaries when the predicted doc has none. Returns the
+        predicted doc."""
+        return copy_gold_entities(eg, getattr(self.get_candidates, "spans_key", None))
 
     # --- scoring -------------------------------------------------------------------
 
@@ -353,6 +378,12 @@ class RelationExtractor(TrainablePipe):
 
         examples = list(examples)
         validate_examples(examples, "RelationExtractor.score")
+        if self.cfg["gold_entities"]:
+            # The pipeline ran on docs without entities: annotate again with
+            # the gold ones (the transformer output is already on the docs).
+            for batch in minibatch(examples, 32):
+                docs = [self.copy_gold_entities(eg) for eg in batch]
+                self.set_annotations(docs, self.predict(docs))
         scores: Dict[str, Any] = {}
         if self.mention_labels:
             scores.update(score_relations(examples, self.threshold, labels=self.mention_labels))
@@ -368,6 +399,39 @@ class RelationExtractor(TrainablePipe):
 
 
 # --- gold matching ---------------------------------------------------------------
+
+
+def copy_gold_entities(eg: Example, spans_key: Optional[str] = None) -> Doc:
+    """Put the reference's doc.ents (spans_key None) or doc.spans[spans_key] on
+    eg.predicted, matched by characters (label, kb_id_ and id_ kept), and its
+    sentence boundaries when the predicted doc has none. Returns eg.predicted."""
+    ref, pred = eg.reference, eg.predicted
+
+    def moved(spans: Iterable[Span]) -> List[Span]:
+        out = []
+        for span in spans:
+            new = pred.char_span(
+                span.start_char,
+                span.end_char,
+                label=span.label_,
+                kb_id=span.kb_id_,
+                span_id=span.id_,
+                alignment_mode="expand",
+            )
+            if new is not None and len(new):
+                out.append(new)
+        return out
+
+    if spans_key is None:
+        pred.set_ents(filter_spans(moved(ref.ents)), default="outside")
+    elif spans_key in ref.spans:
+        pred.spans[spans_key] = moved(ref.spans[spans_key])
+    if len(pred) and ref.has_annotation("SENT_START") and not pred.has_annotation("SENT_START"):
+        starts = {sent.start_char for sent in ref.sents}
+        for token in pred:
+            token.is_sent_start = token.i == 0 or token.idx in starts
+    return pred
+
 
 
 def _span_key(span: Span) -> PairKey:
@@ -532,7 +596,7 @@ def aggregate_by_kb_id(
     `doc._.kb_relations` was not written with the pooling wanted."""
     if pooling not in POOLINGS:
         raise ValueError(
-            Errors.E207.format(
+            Errors.E206.format(
                 what="pooling", options=POOLINGS, value=pooling, name="biobert_relations"
             )
         )
@@ -595,4 +659,4 @@ def _check_threshold(threshold: float) -> None:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
         0.0 <= threshold <= 1.0
     ):
-        raise ValueError(Errors.E208.format(value=threshold))
+        raise ValueError(Errors.E207.format(value=threshold))
