@@ -14,7 +14,7 @@ def evaluate_cli(
     model: str = typer.Argument(..., help="Pipeline name or folder"),
     corpus: Path = typer.Argument(..., exists=True, help="Gold corpus: PubTator, BioC XML/JSON file or ChemProt split folder"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scores as JSON"),
-    fmt: str = typer.Option("auto", "--format", "-f", help="auto, pubtator, bioc-xml, bioc-json, chemprot"),
+    fmt: str = typer.Option("auto", "--format", "-f", help="auto (from the path), pubtator, bioc, chemprot, jsonl"),
     label_map: Optional[str] = typer.Option(None, "--label-map", help="Gold type mapping: a preset name (ncbi) or a JSON object"),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N documents"),
     batch_size: int = typer.Option(32, "--batch-size", "-b"),
@@ -35,7 +35,7 @@ def evaluate_cli(
     nlp = spacy.load(model)
     try:
         records = list(_iter_gold_records(corpus, fmt, limit))
-    except (CorpusFormatError, FileNotFoundError) as err:
+    except (CorpusFormatError, FileNotFoundError, ValueError) as err:
         msg.fail(str(err), exits=1)
     gold = [(r.doc_id or i, r.text, [(m.start, m.end, m.type) for m in r.mentions]) for i, r in enumerate(records)]
     with tqdm(total=len(gold), desc="evaluate", unit="doc") as bar:
@@ -58,13 +58,12 @@ def evaluate_cli(
 
 
 def _iter_gold_records(path: Path, fmt: str, limit: Optional[int]):
-    """SourceDocument records (the corpus's own offsets and types)."""
+    """SourceDocument records: the corpus's own offsets and types."""
     from ..corpora._base import apply_limit
-    from ..corpora.pubtator import iter_pubtator_records
+    from ..corpora.formats import iter_records
 
-    if fmt in ("auto", "pubtator"):
-        return apply_limit(iter_pubtator_records(path, dedupe=True), limit)
-    raise typer.BadParameter(f"unsupported format {fmt!r}")
+    records = iter_records(path, None if fmt == "auto" else fmt, dedupe=True)
+    return apply_limit(records, limit)
 
 
 def _prf(d):
