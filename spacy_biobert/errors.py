@@ -64,6 +64,10 @@ class Errors:
         "[E111] document {doc_id} appears again with different content (first "
         "seen at line {first_line})"
     )
+    E112 = (
+        "[E112] unknown label map {name!r}. Fix: use one of {known}, or a mapping "
+        "such as {{\"SpecificDisease\": \"Disease\"}} (config: label_map)."
+    )
 
     # --- relations (E2xx) ---------------------------------------------------
     E201 = (

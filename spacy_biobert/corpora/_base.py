@@ -344,12 +344,17 @@ def source_to_doc(
     src: SourceDocument,
     make_doc: MakeDoc,
     *,
-    label_map: Optional[Dict[str, str]] = None,
+    label_map: Optional[Union[str, Dict[str, str]]] = None,
     stats: Optional[CorpusStats] = None,
     source_format: str = "",
 ) -> Doc:
-    """Build the Doc for one record (see the module docstring)."""
+    """Build the Doc for one record (see the module docstring). label_map
+    (a mapping or a preset name of `label_maps.LABEL_MAPS`) renames the types
+    of `doc.ents` only."""
+    from .label_maps import resolve_label_map
+
     install_extensions()
+    label_map = resolve_label_map(label_map)
     stats = stats if stats is not None else CorpusStats()
     doc = make_doc(src.text)
     doc._.doc_id = src.doc_id

@@ -5,7 +5,8 @@
 @readers = "spacy-biobert.PubTatorCorpus.v1"
 path = ${paths.train}
 limit = null
-label_map = null          # e.g. {"SpecificDisease": "Disease", ...} for NCBI
+label_map = null          # a mapping, e.g. {"SpecificDisease": "Disease"}, or a
+                          # preset name ("ncbi", "chemprot-gene"); renames doc.ents
 dedupe = true
 skip_bad = false
 ```
@@ -24,6 +25,7 @@ from spacy.training import Example
 from spacy.util import registry
 
 from ._base import CorpusStats, SourceDocument, apply_limit, source_to_doc
+from .label_maps import resolve_label_map
 
 RecordsFn = Callable[[CorpusStats, str], Iterable[SourceDocument]]
 
@@ -39,14 +41,14 @@ class BiomedicalCorpus:
         *,
         source_format: str,
         limit: Optional[int] = None,
-        label_map: Optional[Dict[str, str]] = None,
+        label_map: Optional[Union[str, Dict[str, str]]] = None,
         skip_bad: bool = False,
     ):
         self.records = records
         self.path = str(path)
         self.source_format = source_format
         self.limit = limit
-        self.label_map = dict(label_map) if label_map else None
+        self.label_map = resolve_label_map(label_map)
         self.on_error = "skip" if skip_bad else "raise"
         self.stats: Optional[CorpusStats] = None
         self._warned = False
@@ -74,7 +76,7 @@ class BiomedicalCorpus:
 def create_pubtator_corpus(
     path: Union[str, Path],
     limit: Optional[int] = None,
-    label_map: Optional[Dict[str, str]] = None,
+    label_map: Optional[Union[str, Dict[str, str]]] = None,
     dedupe: bool = True,
     skip_bad: bool = False,
 ) -> Callable[[Language], Iterable[Example]]:
@@ -94,7 +96,7 @@ def create_pubtator_corpus(
 def create_bioc_corpus(
     path: Union[str, Path],
     limit: Optional[int] = None,
-    label_map: Optional[Dict[str, str]] = None,
+    label_map: Optional[Union[str, Dict[str, str]]] = None,
     skip_bad: bool = False,
 ) -> Callable[[Language], Iterable[Example]]:
     """Examples from a BioC XML (.xml) or BioC JSON (.json) file."""
@@ -112,7 +114,7 @@ def create_bioc_corpus(
 def create_chemprot_corpus(
     path: Union[str, Path],
     limit: Optional[int] = None,
-    label_map: Optional[Dict[str, str]] = None,
+    label_map: Optional[Union[str, Dict[str, str]]] = None,
     skip_bad: bool = False,
 ) -> Callable[[Language], Iterable[Example]]:
     """Examples from a ChemProt split: a folder (e.g. chemprot_training) or a

@@ -1,0 +1,148 @@
+"""`spacy-biobert convert` and `spacy-biobert alignment`."""
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from wasabi import msg
+
+from ._app import app
+
+_FORMATS_HELP = "auto, pubtator, bioc, chemprot, jsonl, spacy"
+_OUT_HELP = "auto (from OUTPUT's extension), spacy, pubtator, bioc-xml, bioc-json, jsonl, chemprot"
+
+
+def _label_map(value: Optional[str]):
+    from ..corpora.label_maps import LABEL_MAPS
+
+    if value is None:
+        return None
+    if value in LABEL_MAPS:
+        return value
+    try:
+        mapping = json.loads(value)
+    except json.JSONDecodeError:
+        mapping = None
+    if not isinstance(mapping, dict):
+        msg.fail(
+            f"--label-map must be a preset ({', '.join(sorted(LABEL_MAPS))}) or a JSON "
+            f"object such as '{{\"SpecificDisease\": \"Disease\"}}', not {value!r}.",
+            exits=1,
+        )
+    return mapping
+
+
+def _print_stats(stats) -> None:
+    rows = [
+        ("documents", stats.documents),
+        ("mentions", stats.mentions),
+        ("relations", stats.relations),
+        ("mentions expanded to token boundaries", stats.misaligned),
+        ("mentions not in doc.ents (overlaps)", stats.not_flat),
+        ("duplicate documents dropped", stats.duplicates),
+        ("bad records skipped", stats.skipped),
+        ("  of which whole documents", stats.skipped_documents),
+    ]
+    msg.table(rows, header=("", "count"), divider=True, widths="auto", max_col=80)
+    for err in stats.errors:
+        msg.warn(str(err).split(" Fix:")[0])
+    if stats.skipped > len(stats.errors):
+        msg.warn(f"... and {stats.skipped - len(stats.errors)} more bad records")
+    if stats.misaligned:
+        msg.info(
+            f"{stats.misaligned} mention(s) did not fall on token boundaries and were "
+            f"expanded, e.g. {'; '.join(stats.misaligned_examples[:3])}"
+        )
+
+
+@app.command("convert")
+def convert_cli(
+    input_path: Path = typer.Argument(..., help="Input file, or ChemProt split folder / prefix"),
+    output_path: Path = typer.Argument(..., help="Output file (.spacy, .pubtator/.txt, .xml, .json, .jsonl) or folder (ChemProt)"),
+    fmt: str = typer.Option("auto", "--format", "-f", help=f"Input format: {_FORMATS_HELP}"),
+    to: str = typer.Option("auto", "--to", "-t", help=f"Output format: {_OUT_HELP}"),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad records instead of stopping at the first"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N documents"),
+    label_map: Optional[str] = typer.Option(None, "--label-map", help="Rename types in doc.ents: a preset (ncbi, chemprot-gene) or a JSON object"),
+    dedupe: bool = typer.Option(True, "--dedupe/--no-dedupe", help="Drop repeated identical PubTator documents"),
+    tokenizer: str = typer.Option("biomedical", "--tokenizer", help="Tokenizer of the Docs: biomedical or default (spaCy English)"),
+    lang: str = typer.Option("en", "--lang", help="Language of the blank pipeline"),
+) -> None:
+    """Convert a biomedical corpus between PubTator, BioC XML/JSON, ChemProt
+    TSV, JSONL and spaCy's .spacy (DocBin, with user data)."""
+    from tqdm import tqdm
+
+    from ..corpora import CorpusFormatError, CorpusStats
+    from ..corpora.formats import detect_format, make_tokenizer_nlp, output_format, read_corpus, write_corpus
+
+    mapping = _label_map(label_map)
+    try:
+        in_fmt = detect_format(input_path) if fmt == "auto" else fmt
+        out_fmt = output_format(output_path) if to == "auto" else to
+        nlp = make_tokenizer_nlp(tokenizer, lang)
+    except (ValueError, FileNotFoundError) as err:
+        msg.fail(str(err), exits=1)
+    msg.info(f"{input_path} ({in_fmt}) -> {output_path} ({out_fmt}), tokenizer: {tokenizer}")
+    stats = CorpusStats()
+    docs = read_corpus(
+        input_path,
+        nlp,
+        format=in_fmt,
+        on_error="skip" if skip_bad else "raise",
+        limit=limit,
+        label_map=mapping,
+        dedupe=dedupe,
+        stats=stats,
+    )
+    if out_fmt == "chemprot":
+        output_path.mkdir(parents=True, exist_ok=True)  # FOLDER/FOLDERNAME_*.tsv
+    try:
+        n = write_corpus(tqdm(docs, unit="doc", desc="convert", leave=False), output_path, out_fmt)
+    except (CorpusFormatError, ValueError, FileNotFoundError, OSError) as err:
+        msg.fail(str(err), exits=1)
+    _print_stats(stats)
+    msg.good(f"Wrote {n} document(s) to {output_path}")
+
+
+@app.command("alignment")
+def alignment_cli(
+    corpora: List[Path] = typer.Argument(..., help="Corpus files or ChemProt split folders"),
+    tokenizer: str = typer.Option("biomedical", "--tokenizer", help="default (spaCy English) or biomedical"),
+    fmt: str = typer.Option("auto", "--format", "-f", help="Input format: auto, pubtator, bioc, chemprot, jsonl"),
+    show: int = typer.Option(0, "--show", help="List the first N misaligned mentions"),
+    by_type: bool = typer.Option(False, "--by-type", help="Break the counts down by mention type"),
+    lang: str = typer.Option("en", "--lang", help="Language of the blank pipeline"),
+) -> None:
+    """Count gold mentions that do not fall on token boundaries of a tokenizer
+    (the readers expand them to the enclosing tokens)."""
+    from ..corpora import CorpusFormatError
+    from ..corpora.formats import count_misaligned, iter_records, make_tokenizer_nlp
+
+    try:
+        nlp = make_tokenizer_nlp(tokenizer, lang)
+    except ValueError as err:
+        msg.fail(str(err), exits=1)
+    rows = []
+    total_m = total_mis = 0
+    reports = []
+    for path in corpora:
+        try:
+            records = iter_records(path, None if fmt == "auto" else fmt)
+            report = count_misaligned(records, nlp.make_doc, path=str(path), tokenizer=tokenizer, max_examples=show)
+        except (CorpusFormatError, ValueError, FileNotFoundError) as err:
+            msg.fail(str(err), exits=1)
+        reports.append(report)
+        total_m += report.mentions
+        total_mis += report.misaligned
+        rows.append((str(path), report.documents, report.mentions, report.misaligned, f"{report.percent:.2f}%"))
+        if by_type:
+            for label, (mis, tot) in sorted(report.by_type.items()):
+                rows.append((f"  {label}", "", tot, mis, f"{100.0 * mis / tot if tot else 0:.2f}%"))
+    if len(corpora) > 1:
+        pct = 100.0 * total_mis / total_m if total_m else 0.0
+        rows.append(("total", sum(r.documents for r in reports), total_m, total_mis, f"{pct:.2f}%"))
+    msg.table(rows, header=("corpus", "docs", "mentions", "misaligned", "%"), divider=True, widths="auto", max_col=80)
+    msg.info(f"tokenizer: {tokenizer}")
+    for report in reports:
+        for example in report.examples[:show]:
+            msg.text(f"  {Path(report.path).name}: {example}")
