@@ -1,20 +1,23 @@
 """Named entity-type mappings, usable wherever a `label_map` is taken (the
-registered readers, `read_*`, the CLI's --label-map)."""
+registered readers, `read_*`, the CLI's --label-map NAME); the configs spell
+the same dicts out under [corpora.*] label_map."""
 from typing import Dict, Mapping, Optional, Union
 
 from ..errors import Errors
 
-LABEL_MAPS: Dict[str, Dict[str, str]] = {
-    # NCBI-disease: the usual disease NER setting maps the 4 classes to Disease.
-    "ncbi": {
-        "SpecificDisease": "Disease",
-        "DiseaseClass": "Disease",
-        "Modifier": "Disease",
-        "CompositeMention": "Disease",
-    },
-    # ChemProt: one gene/protein type.
-    "chemprot-gene": {"GENE-Y": "GENE", "GENE-N": "GENE"},
+# NCBI-disease's four mention classes are all diseases; plain disease NER maps
+# them to one type, as BioBERT and scispaCy report it.
+NCBI_DISEASE: Dict[str, str] = {
+    "SpecificDisease": "Disease",
+    "DiseaseClass": "Disease",
+    "Modifier": "Disease",
+    "CompositeMention": "Disease",
 }
+
+# ChemProt: one gene/protein type (GENE-Y normalisable, GENE-N not).
+CHEMPROT_GENE: Dict[str, str] = {"GENE-Y": "GENE", "GENE-N": "GENE"}
+
+LABEL_MAPS: Dict[str, Dict[str, str]] = {"ncbi": NCBI_DISEASE, "chemprot-gene": CHEMPROT_GENE}
 
 
 def resolve_label_map(
