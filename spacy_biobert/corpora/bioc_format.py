@@ -213,7 +213,8 @@ def _to_record(path: Path, line: int, bdoc: Any, policy: ErrorPolicy) -> Optiona
             text=ann.text or "",
             type=infons.get("type") or "",
             kb_id=(kb_id or "").strip(),
-            components=infons.get("individual_mentions"),
+            # an empty XML infon reads as None: BC5CDR's empty 7th column
+            components=(infons["individual_mentions"] or "") if "individual_mentions" in infons else None,
         )
         if len(ann.locations) > 1:
             m.extra["locations"] = [[loc.offset, loc.length] for loc in ann.locations]
