@@ -5,7 +5,8 @@ offset (gaps filled with spaces), so annotation offsets index the Doc text.
 Annotations (document, passage or sentence level) become mentions: `id_` =
 annotation id, `label_` = infon "type", `kb_id_` = infon "identifier" (or,
 as in other BioC corpora, "MESH", "MeSH", "Identifier", "NCBI Gene"),
-BC5CDR's 7th column = infon "individual_mentions". An annotation with
+BC5CDR's 7th column = infon "individual_mentions" (source fields that
+differ from the cleaned ones: "source_identifier", "source_text"). An annotation with
 several locations spans from the first to the last; its locations are kept
 for writing. Relations:
 
@@ -216,6 +217,8 @@ def _to_record(path: Path, line: int, bdoc: Any, policy: ErrorPolicy) -> Optiona
             # an empty XML infon reads as None: BC5CDR's empty 7th column
             components=(infons["individual_mentions"] or "") if "individual_mentions" in infons else None,
         )
+        if infons.get("source_identifier") is not None:
+            m.raw_kb_id = infons["source_identifier"]
         if len(ann.locations) > 1:
             m.extra["locations"] = [[loc.offset, loc.length] for loc in ann.locations]
             if not (0 <= start <= end <= len(text)):
@@ -233,6 +236,8 @@ def _to_record(path: Path, line: int, bdoc: Any, policy: ErrorPolicy) -> Optiona
         if err is not None:
             policy(err)
             continue
+        if infons.get("source_text") is not None:
+            m.raw_text = infons["source_text"]
         mentions.append(m)
     relations = []
     for rel in bdoc.relations + [r for p in bdoc.passages for r in p.relations]:
@@ -336,6 +341,11 @@ def doc_to_bioc(doc: Doc, *, threshold: float = 0.5) -> Any:
             ann.infons["identifier"] = m.kb_id
         if m.components is not None:
             ann.infons["individual_mentions"] = m.components
+        # source fields that differ from the cleaned ones (NCBI stray spaces)
+        if m.raw_kb_id is not None:
+            ann.infons["source_identifier"] = m.raw_kb_id
+        if m.raw_text is not None:
+            ann.infons["source_text"] = m.raw_text
         locations = m.extra.get("locations") or [[m.start, m.end - m.start]]
         for offset, length in locations:
             ann.add_location(bioc.BioCLocation(offset, length))
