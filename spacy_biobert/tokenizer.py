@@ -2,8 +2,9 @@
 language (English by default) plus rules for biomedical text, so that gold
 mentions fall on token boundaries:
 
-- hyphens: between a letter and a digit (`thallium-201`, `COVID-19`), after a
-  charge (`Na+-binding`) or a closing bracket (`(PAN)-induced`, `CaCl(2)-treated`), at the start or end
+- hyphens: between a letter and a digit (`thallium-201`, `COVID-19`), after
+  a charge (`Na+-binding`) or a closing bracket (`(PAN)-induced`,
+  `CaCl(2)-treated`), before a slash or plus (`iNOS-/-`), at the start or end
   of a token (`digitalis-` in "digitalis- and ...", `(-)-baclofen`), and runs
   of hyphens (`--`);
 - slashes anywhere except between two digits (`acetate/3-hydroxybutyrate`,
@@ -12,7 +13,14 @@ mentions fall on token boundaries:
   `[Ca]o`, `5-HT(6)`);
 - charges: `+` after a letter, digit or bracket (`Na+`, `Ca2+`, `K(+)`,
   `Mg+2`, `GSPE+drug`);
-- a final period after a mixed-case chemical abbreviation (`AmB.`, `TdP.`).
+- a final period after an upper-case letter that follows a lower-case letter,
+  digit or hyphen (`AmB.`, `PI3K.`, `F820A.`, `JAM-C.`, `NF-κB.`);
+  single capitals (`vitamin E.`) are left alone, as they are initials in
+  ordinary text;
+- comparison signs, arrows and middle dots inside a token (`c.280G>A`,
+  `reserpine>>fluoxetine`, `CTT→CCT`, `Hyp·Thy`), a comma between a
+  digit and a word (`galectin-3,Gal-3C`) and a period between a word and a
+  reference number (`noradrenaline.7`).
 
 Ordinary words keep the default tokenization (tested). The rules live in the
 Tokenizer's prefix/suffix/infix patterns, so `nlp.to_disk`/`spacy.load` keep
@@ -38,7 +46,7 @@ BIOMEDICAL_PREFIXES = [
 BIOMEDICAL_SUFFIXES = [
     r"(?<=[A-Za-z0-9\)\]])-",  # digitalis- and ...
     r"(?<=[A-Za-z0-9\)\]])\+",  # Na+ Ca2+ K(+)
-    r"(?<=[a-z][A-Z])\.",  # AmB. TdP.
+    r"(?<=[a-z0-9\-\u03b1-\u03c9][A-Z])\.",  # AmB. TdP. PI3K. F820A. JAM-C. NF-\u03baB.
     r"(?<=[a-z][A-Z][A-Z])\.",
     r"/",
 ]
@@ -52,6 +60,11 @@ BIOMEDICAL_INFIXES = [
     r"(?<=[^\s])[" + _BRACKETS + r"]|[" + _BRACKETS + r"](?=[^\s])",  # GABA(A), [3H]x
     r"(?<=[A-Za-z0-9" + _BRACKETS + r"])\+",  # Na+-binding, Mg+2, GSPE+drug
     r"\+(?=[A-Za-z\-/])",
+    r"(?<=[A-Za-z0-9])-(?=[/+])",  # iNOS-/- knockouts
+    # Arg>Ser, CTT\u2192CCT, reserpine>>fluoxetine, Hyp\u00b7Thy\u2194Hyp*\u00b7Thy
+    r"[<>=\u2192\u2194\u00b7]+(?=\S)|(?<=\S)[<>=\u2192\u2194\u00b7]+",
+    r"(?<=[0-9]),(?=[A-Za-z]{2})",  # galectin-3,Gal-3C
+    r"(?<=[a-z]{2})\.(?=[0-9])",  # noradrenaline.7 (reference numbers)
 ]
 
 
