@@ -247,6 +247,22 @@ def test_relation_model_gradients_match_finite_differences():
         assert (plus - minus) / (2 * eps) == pytest.approx(float(grads[d][i, j]), abs=2e-2)
 
 
+def test_range_max_matches_brute_force():
+    from spacy_biobert.models.relation_model import _range_max, _sparse_table
+
+    rng = numpy.random.default_rng(1)
+    P = rng.normal(size=(37, 4)).astype("float32")
+    starts = numpy.asarray([0, 3, 5, 36, 10, 0, 20], dtype="int64")
+    ends = numpy.asarray([37, 4, 5, 37, 29, 16, 19], dtype="int64")
+    values, rows = _range_max(_sparse_table(P, numpy), starts, ends, numpy)
+    for i, (s, e) in enumerate(zip(starts, ends)):
+        if e <= s:
+            assert not values[i].any() and (rows[i] == -1).all()
+        else:
+            numpy.testing.assert_array_equal(values[i], P[s:e].max(axis=0))
+            numpy.testing.assert_array_equal(rows[i], s + P[s:e].argmax(axis=0))
+
+
 # --- the component -----------------------------------------------------------------
 
 

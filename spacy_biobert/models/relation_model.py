@@ -11,12 +11,16 @@ Design (accuracy and CPU speed):
    tokens), however many pairs it takes part in.
 3. A pair is
    `[head max, head mean, tail max, tail mean, head mean * tail mean,
-   mean of the tokens between the spans, mean of the sentence(s) holding
-   the pair, distance features]`. The two context means come from prefix
-   sums, so a pair costs O(width) whatever the distance, and
-   document-level pairs hundreds of tokens apart are cheap. Distance
-   features: one-hot buckets of the signed token distance (tail.start -
-   head.start), of the sentence distance, and an overlap flag.
+   max and mean of the tokens between the spans, max and mean of the
+   sentence(s) holding the pair, distance features]`. Context means come
+   from prefix sums and context maxima from a sparse table (range-maximum
+   in O(1)), so a pair costs O(width) whatever the distance: document-level
+   pairs hundreds of tokens apart are as cheap as neighbours, and the table
+   costs O(tokens * log(tokens) * width) per batch, not per pair. The
+   maxima act as keyword detectors ("inhibitor of", "induced"), which a mean
+   over a long context would dilute. Distance features: one-hot buckets of
+   the signed token distance (tail.start - head.start), of the sentence
+   distance, and an overlap flag.
 4. A small MLP (Relu with layer norm and dropout, then Linear) gives one
    logit per label: labels are independent (sigmoid), so a pair can hold
    several relations or none.
@@ -45,7 +49,7 @@ _DIST_EDGES = numpy.asarray([1, 2, 3, 4, 5, 8, 16, 32, 64, 128, 256], dtype="int
 N_DIST_BUCKETS = len(_DIST_EDGES) + 1
 N_SENT_BUCKETS = 4  # same sentence, 1, 2, 3+ apart
 N_PAIR_FEATURES = 2 * N_DIST_BUCKETS + N_SENT_BUCKETS + 1
-N_POOLED = 7  # pooled vectors per pair, each of `width`
+N_POOLED = 9  # pooled vectors per pair, each of `width`
 # Context window (tokens either side) when a doc has no sentence boundaries.
 _NO_SENTS_WINDOW = 32
 
@@ -254,9 +258,11 @@ def _forward(model: Model, docs: List[Doc], is_train: bool):
     gathered = xp.ascontiguousarray(P[gather])
     span_max, which = ops.reduce_max(gathered, span_lengths)
     span_mean = ops.reduce_mean(gathered, span_lengths)
-    # Prefix sums (float64: long documents) for O(1) range means.
+    # Prefix sums (float64: long documents) for O(1) range means, and a
+    # sparse table for O(1) range maxima.
     C = xp.zeros((n_tokens + 1, width), dtype="float64")
     C[1:] = xp.cumsum(P, axis=0, dtype="float64")
+    table = _sparse_table(P, xp)
 
     idx = {
         k: ops.asarray1i(getattr(layout, k).astype("int32"))
@@ -280,33 +286,39 @@ def _forward(model: Model, docs: List[Doc], is_train: bool):
         e = idx[name + "_end"][sl]
         return ((C[e] - C[s]) * inv[name][sl, None]).astype("float32")
 
-    def features(sl: slice) -> Floats2d:
+    def features(sl: slice):
         h, t = idx["head"][sl], idx["tail"][sl]
         h_mean, t_mean = span_mean[h], span_mean[t]
-        return xp.concatenate(
+        between_max, between_which = _range_max(table, idx["between_start"][sl], idx["between_end"][sl], xp)
+        context_max, context_which = _range_max(table, idx["context_start"][sl], idx["context_end"][sl], xp)
+        F = xp.concatenate(
             [
                 span_max[h],
                 h_mean,
                 span_max[t],
                 t_mean,
                 h_mean * t_mean,
+                between_max,
                 range_mean("between", sl),
+                context_max,
                 range_mean("context", sl),
                 pair_features[sl],
             ],
             axis=1,
         )
+        return F, (between_which, context_which)
 
     chunk = model.attrs["max_pairs_per_batch"] or layout.n_pairs
     slices = [slice(i, min(i + chunk, layout.n_pairs)) for i in range(0, layout.n_pairs, chunk)]
     outputs = []
     callbacks = []
     for sl in slices:
+        F, which_max = features(sl)
         if is_train:
-            Y_sl, bp_sl = scorer(features(sl), is_train)
-            callbacks.append(bp_sl)
+            Y_sl, bp_sl = scorer(F, is_train)
+            callbacks.append((bp_sl, which_max))
         else:
-            Y_sl = scorer.predict(features(sl))
+            Y_sl = scorer.predict(F)
         outputs.append(Y_sl)
     Y = xp.concatenate(outputs, axis=0) if len(outputs) > 1 else outputs[0]
 
@@ -314,11 +326,26 @@ def _forward(model: Model, docs: List[Doc], is_train: bool):
         d_span_max = ops.alloc2f(*span_max.shape)
         d_span_mean = ops.alloc2f(*span_mean.shape)
         dC = ops.alloc2f(n_tokens + 1, width)
-        for sl, bp_sl in zip(slices, callbacks):
+        d_flat = xp.zeros((n_tokens * width,), dtype="float64")  # from the range maxima
+        for sl, (bp_sl, which_max) in zip(slices, callbacks):
             dF = bp_sl(xp.ascontiguousarray(dY[sl]))
             h, t = idx["head"][sl], idx["tail"][sl]
             parts = [xp.ascontiguousarray(dF[:, i * width : (i + 1) * width]) for i in range(N_POOLED)]
-            d_h_max, d_h_mean, d_t_max, d_t_mean, d_prod, d_between, d_context = parts
+            (
+                d_h_max,
+                d_h_mean,
+                d_t_max,
+                d_t_mean,
+                d_prod,
+                d_between_max,
+                d_between,
+                d_context_max,
+                d_context,
+            ) = parts
+            for rows_max, d_max in zip(which_max, (d_between_max, d_context_max)):
+                valid = rows_max >= 0
+                flat = (rows_max * width + xp.arange(width)[None, :])[valid]
+                d_flat += xp.bincount(flat, weights=d_max[valid], minlength=n_tokens * width)
             d_h_mean = d_h_mean + d_prod * span_mean[t]
             d_t_mean = d_t_mean + d_prod * span_mean[h]
             ops.scatter_add(d_span_max, h, d_h_max)
@@ -330,7 +357,8 @@ def _forward(model: Model, docs: List[Doc], is_train: bool):
                 ops.scatter_add(dC, idx[name + "_end"][sl], scaled)
                 ops.scatter_add(dC, idx[name + "_start"][sl], xp.ascontiguousarray(-scaled))
         # C[j] = sum of P[:j], so dP[i] = sum of dC[j] for j > i.
-        dP = xp.cumsum(dC[::-1], axis=0, dtype="float64")[::-1][1:].astype("float32")
+        dP = xp.cumsum(dC[::-1], axis=0, dtype="float64")[::-1][1:]
+        dP = (dP + d_flat.reshape((n_tokens, width))).astype("float32")
         d_gathered = ops.backprop_reduce_max(d_span_max, which, span_lengths)
         d_gathered += ops.backprop_reduce_mean(d_span_mean, span_lengths)
         ops.scatter_add(dP, gather, xp.ascontiguousarray(d_gathered, dtype="float32"))
@@ -339,3 +367,52 @@ def _forward(model: Model, docs: List[Doc], is_train: bool):
         return []
 
     return Y, backprop
+
+
+def _sparse_table(P: Floats2d, xp) -> List[Tuple[Floats2d, "numpy.ndarray"]]:
+    """Level k holds, for every start i, the maximum of P[i : i + 2**k] and the
+    row it came from (per column)."""
+    n, width = P.shape
+    rows = xp.broadcast_to(xp.arange(n, dtype="int32")[:, None], (n, width))
+    levels = [(P, xp.ascontiguousarray(rows))]
+    k = 1
+    while (1 << k) <= n:
+        half = 1 << (k - 1)
+        prev, prev_rows = levels[-1]
+        m = n - (1 << k) + 1
+        left, right = prev[:m], prev[half : half + m]
+        take_right = right > left
+        levels.append(
+            (
+                xp.where(take_right, right, left),
+                xp.where(take_right, prev_rows[half : half + m], prev_rows[:m]),
+            )
+        )
+        k += 1
+    return levels
+
+
+def _range_max(table, starts, ends, xp):
+    """Maximum of P[s:e] per pair and column, and the row it came from; zeros
+    (row -1) for empty ranges."""
+    width = table[0][0].shape[1]
+    out = xp.zeros((len(starts), width), dtype="float32")
+    which = xp.full((len(starts), width), -1, dtype="int64")
+    lengths = ends - starts
+    nonempty = lengths > 0
+    if not bool(nonempty.any()):
+        return out, which
+    k = xp.zeros_like(lengths)
+    k[nonempty] = xp.floor(xp.log2(lengths[nonempty])).astype(lengths.dtype)
+    for level in range(len(table)):
+        sel = xp.nonzero(nonempty & (k == level))[0]
+        if len(sel) == 0:
+            continue
+        values, rows = table[level]
+        a = starts[sel]
+        b = ends[sel] - (1 << level)
+        left, right = values[a], values[b]
+        take_right = right > left
+        out[sel] = xp.where(take_right, right, left)
+        which[sel] = xp.where(take_right, rows[b], rows[a])
+    return out, which
