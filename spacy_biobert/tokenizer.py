@@ -29,11 +29,17 @@ them; configs use:
     [nlp.tokenizer]
     @tokenizers = "spacy-biobert.BiomedicalTokenizer.v1"
 """
+
 from typing import Callable
 
 from spacy.language import Language
 from spacy.tokenizer import Tokenizer
-from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex, registry
+from spacy.util import (
+    compile_infix_regex,
+    compile_prefix_regex,
+    compile_suffix_regex,
+    registry,
+)
 
 _BRACKETS = r"\(\)\[\]\{\}"
 

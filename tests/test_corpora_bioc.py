@@ -33,14 +33,20 @@ def key(records):
         (
             r.doc_id,
             r.text,
-            sorted((m.id, m.start, m.end, m.text, m.type, m.kb_id, m.components) for m in r.mentions),
+            sorted(
+                (m.id, m.start, m.end, m.text, m.type, m.kb_id, m.components)
+                for m in r.mentions
+            ),
             [dict(x) for x in r.relations],
         )
         for r in records
     ]
 
 
-@pytest.mark.parametrize("writer,suffix", [(write_bioc_xml, ".xml"), (write_bioc_json, ".json"), (write_jsonl, ".jsonl")])
+@pytest.mark.parametrize(
+    "writer,suffix",
+    [(write_bioc_xml, ".xml"), (write_bioc_json, ".json"), (write_jsonl, ".jsonl")],
+)
 def test_pubtator_to_format_and_back(nlp, tmp_path, writer, suffix):
     out = tmp_path / f"tiny{suffix}"
     assert writer(read_pubtator(TINY, nlp), out) == 2
@@ -48,12 +54,17 @@ def test_pubtator_to_format_and_back(nlp, tmp_path, writer, suffix):
     assert key(reader(out)) == key(iter_pubtator_records(TINY))
     read = read_jsonl if suffix == ".jsonl" else read_bioc
     doc = next(read(out, nlp))
-    assert doc._.gold_relations == [{"level": "concept", "head": "D003042", "tail": "D064420", "label": "CID"}]
+    assert doc._.gold_relations == [
+        {"level": "concept", "head": "D003042", "tail": "D064420", "label": "CID"}
+    ]
     assert [s.kb_id_ for s in doc.spans[MENTIONS_KEY]][2] == "D014786|D006311"
     assert doc.has_annotation("SENT_START")
 
 
-@pytest.mark.parametrize("writer,suffix", [(write_bioc_xml, ".xml"), (write_bioc_json, ".json"), (write_jsonl, ".jsonl")])
+@pytest.mark.parametrize(
+    "writer,suffix",
+    [(write_bioc_xml, ".xml"), (write_bioc_json, ".json"), (write_jsonl, ".jsonl")],
+)
 def test_chemprot_to_format_and_back(nlp, tmp_path, writer, suffix):
     folder = DATA / "chemprot_tiny"
     out = tmp_path / f"cp{suffix}"
@@ -67,7 +78,9 @@ def test_bioc_xml_layout(nlp, tmp_path):
     write_bioc_xml(read_pubtator(TINY, nlp), out)
     xml = out.read_text()
     assert '<infon key="type">title</infon>' in xml
-    assert '<infon key="individual_mentions">Ocular toxicity|auditory toxicity</infon>' in xml
+    assert (
+        '<infon key="individual_mentions">Ocular toxicity|auditory toxicity</infon>' in xml
+    )
     assert '<infon key="level">concept</infon>' in xml
 
 
@@ -88,21 +101,37 @@ def test_bc5cdr_bioc_style_relations(nlp, tmp_path):
     path.write_text(xml)
     doc = next(read_bioc(path, nlp))
     assert [(s.text, s.kb_id_, s.id_) for s in doc.spans[MENTIONS_KEY]] == [
-        ("Aspirin", "D001241", "0"), ("ulcers", "D014456", "1"),
+        ("Aspirin", "D001241", "0"),
+        ("ulcers", "D014456", "1"),
     ]
-    assert doc._.gold_relations == [{"level": "concept", "head": "D001241", "tail": "D014456", "label": "CID"}]
+    assert doc._.gold_relations == [
+        {"level": "concept", "head": "D001241", "tail": "D014456", "label": "CID"}
+    ]
 
 
 def test_predicted_doc_jsonl(nlp, tmp_path):
     doc = nlp.make_doc("Aspirin causes ulcers.")
     doc._.doc_id = "9"
-    doc.ents = [doc.char_span(0, 7, label="Chemical", kb_id="D001241"), doc.char_span(15, 21, label="Disease")]
+    doc.ents = [
+        doc.char_span(0, 7, label="Chemical", kb_id="D001241"),
+        doc.char_span(15, 21, label="Disease"),
+    ]
     doc._.relations = {(0, 2): {"CID": 0.8}}
     out = tmp_path / "p.jsonl"
     write_jsonl([doc], out)
     obj = json.loads(out.read_text())
-    assert obj["mentions"][1] == {"id": "M2", "start": 15, "end": 21, "text": "ulcers", "type": "Disease", "kb_id": ""}
-    assert obj["predicted_relations"][0]["head"] == "M1" and obj["predicted_relations"][0]["score"] == 0.8
+    assert obj["mentions"][1] == {
+        "id": "M2",
+        "start": 15,
+        "end": 21,
+        "text": "ulcers",
+        "type": "Disease",
+        "kb_id": "",
+    }
+    assert (
+        obj["predicted_relations"][0]["head"] == "M1"
+        and obj["predicted_relations"][0]["score"] == 0.8
+    )
     write_bioc_xml([doc], tmp_path / "p.xml")
     assert '<infon key="score">0.8</infon>' in (tmp_path / "p.xml").read_text()
 
@@ -118,12 +147,22 @@ def test_plain_text_jsonl(nlp, tmp_path):
     "content,line,code",
     [
         ("<collection><document><id>1</id><passage><offset>0</offset>", 1, "E101"),
-        ("<collection><document><id>1</id>\n<passage><offset>0</offset><text>Ab</text>\n"
-         '<annotation id="a"><location offset="0" length="9"/><text>Ab</text></annotation>'
-         "</passage></document></collection>", 1, "E102"),
-        ("<collection><document><id>1</id>\n<passage><offset>0</offset><text>Ab</text>\n"
-         '<annotation id="a"><location offset="0" length="1"/><text>X</text></annotation>'
-         "</passage></document></collection>", 1, "E103"),
+        (
+            "<collection><document><id>1</id>\n<passage><offset>0</offset><text>Ab</text>\n"
+            '<annotation id="a"><location offset="0" '
+            'length="9"/><text>Ab</text></annotation>'
+            "</passage></document></collection>",
+            1,
+            "E102",
+        ),
+        (
+            "<collection><document><id>1</id>\n<passage><offset>0</offset><text>Ab</text>\n"
+            '<annotation id="a"><location offset="0" '
+            'length="1"/><text>X</text></annotation>'
+            "</passage></document></collection>",
+            1,
+            "E103",
+        ),
     ],
 )
 def test_bad_bioc_xml(nlp, tmp_path, content, line, code):
@@ -149,8 +188,13 @@ def test_bad_bioc_skip_keeps_document(nlp, tmp_path):
 
 def test_bad_bioc_json(nlp, tmp_path):
     path = tmp_path / "bad.json"
-    path.write_text('{"source": "", "date": "", "key": "", "infons": {},\n "documents": [\n {"id": "1",}]}')
-    with pytest.raises(CorpusFormatError, match=r"bad.json:3: \[E101\] malformed line: not valid JSON"):
+    path.write_text(
+        '{"source": "", "date": "", "key": "", "infons": {},\n'
+        ' "documents": [\n {"id": "1",}]}'
+    )
+    with pytest.raises(
+        CorpusFormatError, match=r"bad.json:3: \[E101\] malformed line: not valid JSON"
+    ):
         list(read_bioc(path, nlp))
     path.write_bytes(b'{"documents": [{"id": "caf\xe9"}]}')
     with pytest.raises(CorpusFormatError, match=r"bad.json:1: \[E104\]"):
@@ -158,14 +202,19 @@ def test_bad_bioc_json(nlp, tmp_path):
     path.write_text("")
     with pytest.raises(CorpusFormatError, match=r"bad.json: \[E105\]"):
         list(read_bioc(path, nlp))
-    path.write_text('{"source": "", "date": "", "key": "", "infons": {}, "documents": [{"id": "1"}]}')
+    path.write_text(
+        '{"source": "", "date": "", "key": "", "infons": {}, "documents": [{"id": "1"}]}'
+    )
     with pytest.raises(CorpusFormatError, match=r"bad.json:1: \[E101\].*document #1"):
         list(read_bioc(path, nlp))
 
 
 def test_bad_jsonl(nlp, tmp_path):
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"text": "ok"}\n{"text": \n{"id": 3}\n{"text": "Ab", "mentions": [{"start": 0, "end": 5}]}\n')
+    path.write_text(
+        '{"text": "ok"}\n{"text": \n{"id": 3}\n'
+        '{"text": "Ab", "mentions": [{"start": 0, "end": 5}]}\n'
+    )
     with pytest.raises(CorpusFormatError, match=r"bad.jsonl:2: \[E101\]"):
         list(read_jsonl(path, nlp))
     stats = CorpusStats()

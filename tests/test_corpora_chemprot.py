@@ -41,8 +41,14 @@ def records_key(records):
 
 def test_find_files_by_folder_or_prefix(tmp_path):
     assert find_chemprot_files(DATA)["relations"] == DATA / "tiny_relations.tsv"
-    assert find_chemprot_files(DATA / "tiny")["gold_standard"] == DATA / "tiny_gold_standard.tsv"
-    assert find_chemprot_files(DATA / "tiny_entities.tsv")["abstracts"] == DATA / "tiny_abstracts.tsv"
+    assert (
+        find_chemprot_files(DATA / "tiny")["gold_standard"]
+        == DATA / "tiny_gold_standard.tsv"
+    )
+    assert (
+        find_chemprot_files(DATA / "tiny_entities.tsv")["abstracts"]
+        == DATA / "tiny_abstracts.tsv"
+    )
     with pytest.raises(FileNotFoundError, match="E106"):
         find_chemprot_files(tmp_path)
 
@@ -68,8 +74,13 @@ def test_read_tiny(nlp):
     assert stats.not_flat == 4
     rels = doc._.gold_relations
     assert rels[0] == {
-        "level": "mention", "head": "T1", "tail": "T2", "label": "CPR:4",
-        "relation": "INHIBITOR", "eval": "Y", "gold": True,
+        "level": "mention",
+        "head": "T1",
+        "tail": "T2",
+        "label": "CPR:4",
+        "relation": "INHIBITOR",
+        "eval": "Y",
+        "gold": True,
     }
     assert [r["gold"] for r in rels] == [True, True, True, False, True]
     assert docs[1]._.gold_relations == []
@@ -102,8 +113,12 @@ def test_predicted_relations_written(nlp, tmp_path):
     ]
     doc._.relations = {(0, 2): {"CPR:4": 0.9, "CPR:3": 0.1}}
     write_chemprot([doc], tmp_path / "pred")
-    assert (tmp_path / "pred_gold_standard.tsv").read_text() == "7\tCPR:4\tArg1:T1\tArg2:T2\n"
-    assert (tmp_path / "pred_entities.tsv").read_text().splitlines()[1] == "7\tT2\tGENE-Y\t17\t22\tCOX-2"
+    assert (
+        tmp_path / "pred_gold_standard.tsv"
+    ).read_text() == "7\tCPR:4\tArg1:T1\tArg2:T2\n"
+    assert (tmp_path / "pred_entities.tsv").read_text().splitlines()[
+        1
+    ] == "7\tT2\tGENE-Y\t17\t22\tCOX-2"
 
 
 def _copy(tmp_path, **replace):
@@ -120,7 +135,13 @@ def _copy(tmp_path, **replace):
 @pytest.mark.parametrize(
     "file,old,new,line,code",
     [
-        ("tiny_entities.tsv", "100\tT2\tGENE-Y\t17\t22", "100\tT2\tGENE-Y\t17\t22\textra", 2, "E101"),
+        (
+            "tiny_entities.tsv",
+            "100\tT2\tGENE-Y\t17\t22",
+            "100\tT2\tGENE-Y\t17\t22\textra",
+            2,
+            "E101",
+        ),
         ("tiny_entities.tsv", "\t17\t22\t", "\t17\t999\t", 2, "E102"),
         ("tiny_entities.tsv", "\t17\t22\t", "\t16\t21\t", 2, "E103"),
         ("tiny_relations.tsv", "Arg2:T3", "Arg2:T99", 2, "E108"),
@@ -138,8 +159,17 @@ def test_bad_input(nlp, tmp_path, file, old, new, line, code):
 
 
 def test_entities_of_unknown_document(tmp_path):
-    folder = _copy(tmp_path, **{"tiny_abstracts.tsv": [("200\tSecond doc without relations.\tCaffeine is here.\n", "")]})
-    with pytest.raises(CorpusFormatError, match=r"tiny_entities.tsv:11: \[E101\].*200 is not in"):
+    folder = _copy(
+        tmp_path,
+        **{
+            "tiny_abstracts.tsv": [
+                ("200\tSecond doc without relations.\tCaffeine is here.\n", "")
+            ]
+        },
+    )
+    with pytest.raises(
+        CorpusFormatError, match=r"tiny_entities.tsv:11: \[E101\].*200 is not in"
+    ):
         list(iter_chemprot_records(folder))
 
 
@@ -152,14 +182,20 @@ def test_empty_abstracts(tmp_path):
 
 CHEMPROT_COUNTS = {
     "chemprot_training": dict(
-        docs=1020, mentions=25752, types={"CHEMICAL": 13017, "GENE-Y": 8348, "GENE-N": 4387},
-        relations=6437, gold=4157,
+        docs=1020,
+        mentions=25752,
+        types={"CHEMICAL": 13017, "GENE-Y": 8348, "GENE-N": 4387},
+        relations=6437,
+        gold=4157,
         gold_groups={"CPR:3": 768, "CPR:4": 2254, "CPR:5": 173, "CPR:6": 235, "CPR:9": 727},
         docs_with_relations=767,
     ),
     "chemprot_development": dict(
-        docs=612, mentions=15567, types={"CHEMICAL": 8004, "GENE-Y": 5151, "GENE-N": 2412},
-        relations=3558, gold=2416,
+        docs=612,
+        mentions=15567,
+        types={"CHEMICAL": 8004, "GENE-Y": 5151, "GENE-N": 2412},
+        relations=3558,
+        gold=2416,
         gold_groups={"CPR:3": 550, "CPR:4": 1094, "CPR:5": 116, "CPR:6": 199, "CPR:9": 457},
         docs_with_relations=443,
     ),
@@ -176,12 +212,20 @@ def test_real_counts(corpora_dir, split):
     assert len(mentions) == expected["mentions"]
     assert Counter(m.type for m in mentions) == expected["types"]
     assert sum(len(r.relations) for r in records) == expected["relations"]
-    gold = {(r.doc_id, x["label"], x["head"], x["tail"]) for r in records for x in r.relations if x["gold"]}
+    gold = {
+        (r.doc_id, x["label"], x["head"], x["tail"])
+        for r in records
+        for x in r.relations
+        if x["gold"]
+    }
     assert len(gold) == expected["gold"]
     assert Counter(g[1] for g in gold) == expected["gold_groups"]
     # gold_standard.tsv == the eval "Y" relations (duplicates apart)
     assert gold == {
-        (r.doc_id, x["label"], x["head"], x["tail"]) for r in records for x in r.relations if x["eval"] == "Y"
+        (r.doc_id, x["label"], x["head"], x["tail"])
+        for r in records
+        for x in r.relations
+        if x["eval"] == "Y"
     }
     assert sum(bool(r.relations) for r in records) == expected["docs_with_relations"]
 

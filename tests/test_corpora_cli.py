@@ -57,7 +57,10 @@ def test_convert_chemprot_folder(tmp_path):
     result = runner.invoke(app, ["convert", str(DATA / "chemprot_tiny"), str(out)])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "cp_abstracts.tsv", "cp_entities.tsv", "cp_gold_standard.tsv", "cp_relations.tsv",
+        "cp_abstracts.tsv",
+        "cp_entities.tsv",
+        "cp_gold_standard.tsv",
+        "cp_relations.tsv",
     ]
 
 
@@ -68,18 +71,24 @@ def test_convert_bad_input_reports_without_traceback(tmp_path):
     assert result.exit_code == 1
     assert "bad.txt:3: [E102]" in result.output
     assert "Traceback" not in result.output
-    result = runner.invoke(app, ["convert", str(bad), str(tmp_path / "o.spacy"), "--skip-bad"])
+    result = runner.invoke(
+        app, ["convert", str(bad), str(tmp_path / "o.spacy"), "--skip-bad"]
+    )
     assert result.exit_code == 0, result.output
     assert "bad records skipped" in result.output and "bad.txt:3" in result.output
     assert "Wrote 1 document(s)" in result.output
 
 
 def test_convert_missing_and_empty_input(tmp_path):
-    result = runner.invoke(app, ["convert", str(tmp_path / "nope.txt"), str(tmp_path / "o.spacy")])
+    result = runner.invoke(
+        app, ["convert", str(tmp_path / "nope.txt"), str(tmp_path / "o.spacy")]
+    )
     assert result.exit_code == 1 and "E106" in result.output
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    result = runner.invoke(app, ["convert", str(empty), str(tmp_path / "o.spacy"), "--format", "pubtator"])
+    result = runner.invoke(
+        app, ["convert", str(empty), str(tmp_path / "o.spacy"), "--format", "pubtator"]
+    )
     assert result.exit_code == 1 and "empty.txt: [E105]" in result.output
 
 
@@ -94,10 +103,14 @@ def test_convert_label_map(tmp_path):
 
 
 def test_alignment_command():
-    result = runner.invoke(app, ["alignment", str(TINY), "--tokenizer", "default", "--show", "5"])
+    result = runner.invoke(
+        app, ["alignment", str(TINY), "--tokenizer", "default", "--show", "5"]
+    )
     assert result.exit_code == 0, result.output
     assert "'Na' -> 'Na+'" in result.output
-    result = runner.invoke(app, ["alignment", str(TINY), str(DATA / "chemprot_tiny"), "--by-type"])
+    result = runner.invoke(
+        app, ["alignment", str(TINY), str(DATA / "chemprot_tiny"), "--by-type"]
+    )
     assert result.exit_code == 0, result.output
     assert "total" in result.output
 
@@ -124,7 +137,9 @@ def test_registered_bioc_reader(tmp_path):
 
     nlp = spacy.blank("en")
     write_bioc_xml(read_pubtator(TINY, nlp), tmp_path / "t.xml")
-    corpus = spacy.registry.readers.get("spacy-biobert.BioCCorpus.v1")(path=str(tmp_path / "t.xml"), limit=1)
+    corpus = spacy.registry.readers.get("spacy-biobert.BioCCorpus.v1")(
+        path=str(tmp_path / "t.xml"), limit=1
+    )
     examples = list(corpus(nlp))
     assert len(examples) == 1 and len(examples[0].reference.ents) == 5
 
@@ -133,9 +148,16 @@ def test_registered_bioc_reader(tmp_path):
 def test_alignment_figures_bc5cdr(corpora_dir):
     """The README figure: the biomedical tokenizer leaves <= 0.5% of BC5CDR
     train+dev mentions misaligned (spaCy's default English: 1.33%)."""
-    from spacy_biobert.corpora.formats import count_misaligned, iter_records, make_tokenizer_nlp
+    from spacy_biobert.corpora.formats import (
+        count_misaligned,
+        iter_records,
+        make_tokenizer_nlp,
+    )
 
-    files = [corpora_dir / "bc5cdr" / "CDR_TrainingSet.PubTator.txt", corpora_dir / "bc5cdr" / "CDR_DevelopmentSet.PubTator.txt"]
+    files = [
+        corpora_dir / "bc5cdr" / "CDR_TrainingSet.PubTator.txt",
+        corpora_dir / "bc5cdr" / "CDR_DevelopmentSet.PubTator.txt",
+    ]
     for tokenizer, (low, high) in (("default", (1.0, 2.0)), ("biomedical", (0.0, 0.5))):
         nlp = make_tokenizer_nlp(tokenizer)
         reports = [count_misaligned(iter_records(f), nlp.make_doc) for f in files]

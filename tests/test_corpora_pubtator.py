@@ -9,7 +9,6 @@ from spacy_biobert.corpora import (
     SOURCE_KEY,
     CorpusFormatError,
     CorpusStats,
-    create_pubtator_corpus,
     iter_pubtator_records,
     mention_ids,
     read_pubtator,
@@ -32,7 +31,10 @@ def records_key(records):
         (
             r.doc_id,
             r.text,
-            [(m.id, m.start, m.end, m.text, m.type, m.kb_id, m.components) for m in r.mentions],
+            [
+                (m.id, m.start, m.end, m.text, m.type, m.kb_id, m.components)
+                for m in r.mentions
+            ],
             r.relations,
         )
         for r in records
@@ -101,9 +103,9 @@ def test_docbin_keeps_contract(nlp, tmp_path):
     docs2 = list(DocBin().from_bytes(db.to_bytes()).get_docs(nlp.vocab))
     for a, b in zip(docs, docs2):
         assert b._.doc_id == a._.doc_id
-        assert [(s.id_, s.kb_id_, s.label_, s.start, s.end) for s in b.spans[MENTIONS_KEY]] == [
-            (s.id_, s.kb_id_, s.label_, s.start, s.end) for s in a.spans[MENTIONS_KEY]
-        ]
+        assert [
+            (s.id_, s.kb_id_, s.label_, s.start, s.end) for s in b.spans[MENTIONS_KEY]
+        ] == [(s.id_, s.kb_id_, s.label_, s.start, s.end) for s in a.spans[MENTIONS_KEY]]
         assert [(e.kb_id_, e.id_) for e in b.ents] == [(e.kb_id_, e.id_) for e in a.ents]
         # msgpack gives tuples back for lists
         assert list(b._.gold_relations) == a._.gold_relations
@@ -121,7 +123,10 @@ def test_predicted_doc_written(nlp, tmp_path):
     doc.ents[0]  # noqa: B018
     out = tmp_path / "pred.pubtator"
     write_pubtator([doc], out)
-    assert out.read_text() == "9|t|Aspirin causes ulcers.\n9|a|\n9\t0\t7\tAspirin\tChemical\tD001241\n\n"
+    assert (
+        out.read_text()
+        == "9|t|Aspirin causes ulcers.\n9|a|\n9\t0\t7\tAspirin\tChemical\tD001241\n\n"
+    )
 
 
 def test_registered_reader(nlp):
@@ -186,7 +191,11 @@ def test_bad_input_raises_with_file_and_line(nlp, tmp_path, text, line, code):
     docs = list(read_pubtator(path, nlp, on_error="skip", stats=stats))
     assert stats.skipped == 1
     assert "1" in [d._.doc_id for d in docs]
-    assert stats.documents + stats.skipped_documents == 2 or code in ("E102", "E103", "E101")
+    assert stats.documents + stats.skipped_documents == 2 or code in (
+        "E102",
+        "E103",
+        "E101",
+    )
 
 
 def test_skip_keeps_document_when_only_a_mention_is_bad(nlp, tmp_path):
@@ -200,7 +209,9 @@ def test_skip_keeps_document_when_only_a_mention_is_bad(nlp, tmp_path):
 
 def test_wrong_encoding(nlp, tmp_path):
     path = _write(tmp_path, "1|t|Title\n1|a|Caf\xe9 text\n\n", encoding="latin-1")
-    with pytest.raises(CorpusFormatError, match=r"bad.txt:2: \[E104\] the file is not valid UTF8"):
+    with pytest.raises(
+        CorpusFormatError, match=r"bad.txt:2: \[E104\] the file is not valid UTF8"
+    ):
         list(read_pubtator(path, nlp))
     stats = CorpusStats()
     assert list(read_pubtator(path, nlp, on_error="skip", stats=stats)) == []
@@ -239,24 +250,48 @@ def test_dedupe(tmp_path):
 
 PUBTATOR_COUNTS = {
     "bc5cdr/CDR_TrainingSet.PubTator.txt": dict(
-        docs=500, mentions=9385, types={"Chemical": 5203, "Disease": 4182}, relations=1038,
-        minus_one=76, composite=89, multi=98,
+        docs=500,
+        mentions=9385,
+        types={"Chemical": 5203, "Disease": 4182},
+        relations=1038,
+        minus_one=76,
+        composite=89,
+        multi=98,
     ),
     "bc5cdr/CDR_DevelopmentSet.PubTator.txt": dict(
-        docs=500, mentions=9591, types={"Chemical": 5347, "Disease": 4244}, relations=1012,
-        minus_one=60, composite=89, multi=100,
+        docs=500,
+        mentions=9591,
+        types={"Chemical": 5347, "Disease": 4244},
+        relations=1012,
+        minus_one=60,
+        composite=89,
+        multi=100,
     ),
     "ncbi-disease/NCBItrainset_corpus.txt": dict(
-        docs=593, mentions=5145,
-        types={"SpecificDisease": 2972, "DiseaseClass": 769, "Modifier": 1289,
-               "CompositeMention": 115},
-        relations=0, multi=93, unique=592,
+        docs=593,
+        mentions=5145,
+        types={
+            "SpecificDisease": 2972,
+            "DiseaseClass": 769,
+            "Modifier": 1289,
+            "CompositeMention": 115,
+        },
+        relations=0,
+        multi=93,
+        unique=592,
     ),
     "ncbi-disease/NCBIdevelopset_corpus.txt": dict(
-        docs=100, mentions=787,
-        types={"SpecificDisease": 412, "DiseaseClass": 126, "Modifier": 214,
-               "CompositeMention": 35},
-        relations=0, multi=20, unique=100,
+        docs=100,
+        mentions=787,
+        types={
+            "SpecificDisease": 412,
+            "DiseaseClass": 126,
+            "Modifier": 214,
+            "CompositeMention": 35,
+        },
+        relations=0,
+        multi=20,
+        unique=100,
     ),
 }
 
@@ -283,8 +318,9 @@ def test_real_counts(corpora_dir, name):
             assert all(rel["head"] in ids and rel["tail"] in ids for rel in r.relations)
     if "unique" in expected:
         stats = CorpusStats()
-        assert len(list(iter_pubtator_records(corpora_dir / name, dedupe=True, stats=stats))) == (
-            expected["unique"]
+        assert (
+            len(list(iter_pubtator_records(corpora_dir / name, dedupe=True, stats=stats)))
+            == (expected["unique"])
         )
         assert stats.duplicates == expected["docs"] - expected["unique"]
 
@@ -296,6 +332,8 @@ def test_real_round_trip(corpora_dir, tmp_path, name):
     docs = list(read_pubtator(path))  # biomedical tokenizer
     out = tmp_path / "out.txt"
     write_pubtator(docs, out)
-    assert records_key(iter_pubtator_records(out)) == records_key(iter_pubtator_records(path))
+    assert records_key(iter_pubtator_records(out)) == records_key(
+        iter_pubtator_records(path)
+    )
     # byte-identical, but for NCBI's leading empty line and missing final one
     assert out.read_bytes().strip(b"\n") == path.read_bytes().strip(b"\n")

@@ -6,9 +6,10 @@ from spacy_biobert.tokenizer import create_biomedical_tokenizer
 
 ORDINARY = [
     "The well-known state-of-the-art method, e.g. in the U.S., didn't work.",
-    "Dr. Smith saw 20% of patients at 5 p.m. on Jan. 3rd, i.e. 1/2 of them and/or relatives.",
+    "Dr. Smith saw 20% of patients at 5 p.m. on Jan. 3rd, i.e. 1/2 of them and/or "
+    "relatives.",
     "Visit https://example.com/a/b?x=1 or mail info@example.org :-) ;)",
-    "A.B.C. co-operate re-evaluate follow-up long-term 3.5-fold mg/kg $10 C++ \"quoted\".",
+    'A.B.C. co-operate re-evaluate follow-up long-term 3.5-fold mg/kg $10 C++ "quoted".',
     "It was a non-smoker's self-reported 2-year follow-up (n = 12) [see above] {braced}.",
     "vs. approx. Fig. 2a x-ray T-cell B-cells up-regulated 10 mg/kg/day.",
     "I can't believe they'd gone; we'll see what's next... OK?",
@@ -65,4 +66,7 @@ def test_tokenizer_survives_to_disk(bio_nlp, tmp_path):
     nlp2 = spacy.load(tmp_path / "nlp")
     text = "[3H]spiperone and Na+/K+-ATPase in (PAN)-induced injury"
     assert [t.text for t in nlp2(text)] == [t.text for t in bio_nlp(text)]
-    assert nlp2.config["nlp"]["tokenizer"]["@tokenizers"] == "spacy-biobert.BiomedicalTokenizer.v1"
+    assert (
+        nlp2.config["nlp"]["tokenizer"]["@tokenizers"]
+        == "spacy-biobert.BiomedicalTokenizer.v1"
+    )

@@ -1,4 +1,5 @@
 """`spacy-biobert convert` and `spacy-biobert alignment`."""
+
 import json
 from pathlib import Path
 from typing import List, Optional
@@ -9,7 +10,9 @@ from wasabi import msg
 from ._app import app
 
 _FORMATS_HELP = "auto, pubtator, bioc, chemprot, jsonl, spacy"
-_OUT_HELP = "auto (from OUTPUT's extension), spacy, pubtator, bioc-xml, bioc-json, jsonl, chemprot"
+_OUT_HELP = (
+    "auto (from OUTPUT's extension), spacy, pubtator, bioc-xml, bioc-json, jsonl, chemprot"
+)
 
 
 def _label_map(value: Optional[str]):
@@ -26,7 +29,7 @@ def _label_map(value: Optional[str]):
     if not isinstance(mapping, dict):
         msg.fail(
             f"--label-map must be a preset ({', '.join(sorted(LABEL_MAPS))}) or a JSON "
-            f"object such as '{{\"SpecificDisease\": \"Disease\"}}', not {value!r}.",
+            f'object such as \'{{"SpecificDisease": "Disease"}}\', not {value!r}.',
             exits=1,
         )
     return mapping
@@ -57,15 +60,38 @@ def _print_stats(stats) -> None:
 
 @app.command("convert")
 def convert_cli(
-    input_path: Path = typer.Argument(..., help="Input file, or ChemProt split folder / prefix"),
-    output_path: Path = typer.Argument(..., help="Output file (.spacy, .pubtator/.txt, .xml, .json, .jsonl) or folder (ChemProt)"),
-    fmt: str = typer.Option("auto", "--format", "-f", help=f"Input format: {_FORMATS_HELP}"),
+    input_path: Path = typer.Argument(
+        ..., help="Input file, or ChemProt split folder / prefix"
+    ),
+    output_path: Path = typer.Argument(
+        ...,
+        help=(
+            "Output file (.spacy, .pubtator/.txt, .xml, .json, .jsonl) or folder (ChemProt)"
+        ),
+    ),
+    fmt: str = typer.Option(
+        "auto", "--format", "-f", help=f"Input format: {_FORMATS_HELP}"
+    ),
     to: str = typer.Option("auto", "--to", "-t", help=f"Output format: {_OUT_HELP}"),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad records instead of stopping at the first"),
+    skip_bad: bool = typer.Option(
+        False,
+        "--skip-bad",
+        help="Skip and count bad records instead of stopping at the first",
+    ),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N documents"),
-    label_map: Optional[str] = typer.Option(None, "--label-map", help="Rename types in doc.ents: a preset (ncbi, chemprot-gene) or a JSON object"),
-    dedupe: bool = typer.Option(True, "--dedupe/--no-dedupe", help="Drop repeated identical PubTator documents"),
-    tokenizer: str = typer.Option("biomedical", "--tokenizer", help="Tokenizer of the Docs: biomedical or default (spaCy English)"),
+    label_map: Optional[str] = typer.Option(
+        None,
+        "--label-map",
+        help="Rename types in doc.ents: a preset (ncbi, chemprot-gene) or a JSON object",
+    ),
+    dedupe: bool = typer.Option(
+        True, "--dedupe/--no-dedupe", help="Drop repeated identical PubTator documents"
+    ),
+    tokenizer: str = typer.Option(
+        "biomedical",
+        "--tokenizer",
+        help="Tokenizer of the Docs: biomedical or default (spaCy English)",
+    ),
     lang: str = typer.Option("en", "--lang", help="Language of the blank pipeline"),
 ) -> None:
     """Convert a biomedical corpus between PubTator, BioC XML/JSON, ChemProt
@@ -73,7 +99,13 @@ def convert_cli(
     from tqdm import tqdm
 
     from ..corpora import CorpusFormatError, CorpusStats
-    from ..corpora.formats import detect_format, make_tokenizer_nlp, output_format, read_corpus, write_corpus
+    from ..corpora.formats import (
+        detect_format,
+        make_tokenizer_nlp,
+        output_format,
+        read_corpus,
+        write_corpus,
+    )
 
     mapping = _label_map(label_map)
     try:
@@ -82,7 +114,9 @@ def convert_cli(
         nlp = make_tokenizer_nlp(tokenizer, lang)
     except (ValueError, FileNotFoundError) as err:
         msg.fail(str(err), exits=1)
-    msg.info(f"{input_path} ({in_fmt}) -> {output_path} ({out_fmt}), tokenizer: {tokenizer}")
+    msg.info(
+        f"{input_path} ({in_fmt}) -> {output_path} ({out_fmt}), tokenizer: {tokenizer}"
+    )
     stats = CorpusStats()
     docs = read_corpus(
         input_path,
@@ -97,7 +131,9 @@ def convert_cli(
     if out_fmt == "chemprot":
         output_path.mkdir(parents=True, exist_ok=True)  # FOLDER/FOLDERNAME_*.tsv
     try:
-        n = write_corpus(tqdm(docs, unit="doc", desc="convert", leave=False), output_path, out_fmt)
+        n = write_corpus(
+            tqdm(docs, unit="doc", desc="convert", leave=False), output_path, out_fmt
+        )
     except (CorpusFormatError, ValueError, FileNotFoundError, OSError) as err:
         msg.fail(str(err), exits=1)
     _print_stats(stats)
@@ -106,11 +142,19 @@ def convert_cli(
 
 @app.command("alignment")
 def alignment_cli(
-    corpora: List[Path] = typer.Argument(..., help="Corpus files or ChemProt split folders"),
-    tokenizer: str = typer.Option("biomedical", "--tokenizer", help="default (spaCy English) or biomedical"),
-    fmt: str = typer.Option("auto", "--format", "-f", help="Input format: auto, pubtator, bioc, chemprot, jsonl"),
+    corpora: List[Path] = typer.Argument(
+        ..., help="Corpus files or ChemProt split folders"
+    ),
+    tokenizer: str = typer.Option(
+        "biomedical", "--tokenizer", help="default (spaCy English) or biomedical"
+    ),
+    fmt: str = typer.Option(
+        "auto", "--format", "-f", help="Input format: auto, pubtator, bioc, chemprot, jsonl"
+    ),
     show: int = typer.Option(0, "--show", help="List the first N misaligned mentions"),
-    by_type: bool = typer.Option(False, "--by-type", help="Break the counts down by mention type"),
+    by_type: bool = typer.Option(
+        False, "--by-type", help="Break the counts down by mention type"
+    ),
     lang: str = typer.Option("en", "--lang", help="Language of the blank pipeline"),
 ) -> None:
     """Count gold mentions that do not fall on token boundaries of a tokenizer
@@ -128,20 +172,44 @@ def alignment_cli(
     for path in corpora:
         try:
             records = iter_records(path, None if fmt == "auto" else fmt)
-            report = count_misaligned(records, nlp.make_doc, path=str(path), tokenizer=tokenizer, max_examples=show)
+            report = count_misaligned(
+                records,
+                nlp.make_doc,
+                path=str(path),
+                tokenizer=tokenizer,
+                max_examples=show,
+            )
         except (CorpusFormatError, ValueError, FileNotFoundError) as err:
             msg.fail(str(err), exits=1)
         reports.append(report)
         total_m += report.mentions
         total_mis += report.misaligned
-        rows.append((str(path), report.documents, report.mentions, report.misaligned, f"{report.percent:.2f}%"))
+        rows.append(
+            (
+                str(path),
+                report.documents,
+                report.mentions,
+                report.misaligned,
+                f"{report.percent:.2f}%",
+            )
+        )
         if by_type:
             for label, (mis, tot) in sorted(report.by_type.items()):
-                rows.append((f"  {label}", "", tot, mis, f"{100.0 * mis / tot if tot else 0:.2f}%"))
+                rows.append(
+                    (f"  {label}", "", tot, mis, f"{100.0 * mis / tot if tot else 0:.2f}%")
+                )
     if len(corpora) > 1:
         pct = 100.0 * total_mis / total_m if total_m else 0.0
-        rows.append(("total", sum(r.documents for r in reports), total_m, total_mis, f"{pct:.2f}%"))
-    msg.table(rows, header=("corpus", "docs", "mentions", "misaligned", "%"), divider=True, widths="auto", max_col=80)
+        rows.append(
+            ("total", sum(r.documents for r in reports), total_m, total_mis, f"{pct:.2f}%")
+        )
+    msg.table(
+        rows,
+        header=("corpus", "docs", "mentions", "misaligned", "%"),
+        divider=True,
+        widths="auto",
+        max_col=80,
+    )
     msg.info(f"tokenizer: {tokenizer}")
     for report in reports:
         for example in report.examples[:show]:

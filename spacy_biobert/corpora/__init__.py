@@ -4,6 +4,7 @@ Readers stream Docs (one per document, sentence boundaries set) following the
 data contract in `spacy_biobert.extensions`; writers turn gold or predicted
 Docs back into each format. See docs/corpora.md.
 """
+
 from ._base import (
     SOURCE_KEY,
     CorpusFormatError,

@@ -23,6 +23,7 @@ Where things live on a Doc (see docs/corpora.md):
   text / id fields that differ from the stripped values, the ChemProt
   title/abstract separator.
 """
+
 import logging
 import re
 from dataclasses import dataclass, field
@@ -145,7 +146,9 @@ class CorpusStats:
         if self.skipped:
             logger.warning(
                 Warnings.W103.format(
-                    path=self.path, count=self.skipped, first=self.errors[0] if self.errors else ""
+                    path=self.path,
+                    count=self.skipped,
+                    first=self.errors[0] if self.errors else "",
                 )
             )
 
@@ -198,12 +201,17 @@ class SourceDocument:
         return (
             self.doc_id,
             self.text,
-            tuple((m.start, m.end, m.text, m.type, m.kb_id, m.components) for m in self.mentions),
+            tuple(
+                (m.start, m.end, m.text, m.type, m.kb_id, m.components)
+                for m in self.mentions
+            ),
             tuple(tuple(sorted((k, str(v)) for k, v in r.items())) for r in self.relations),
         )
 
 
-def title_abstract_passages(title: str, abstract: str, sep: str = " ") -> List[Tuple[str, int, str]]:
+def title_abstract_passages(
+    title: str, abstract: str, sep: str = " "
+) -> List[Tuple[str, int, str]]:
     return [("title", 0, title), ("abstract", len(title) + len(sep), abstract)]
 
 
@@ -227,12 +235,16 @@ def check_mention(
             return CorpusFormatError(
                 path,
                 line,
-                Errors.E103.format(mention=m.text, start=m.start, end=m.end, covered=covered),
+                Errors.E103.format(
+                    mention=m.text, start=m.start, end=m.end, covered=covered
+                ),
             )
     return None
 
 
-def iter_lines(path: Union[str, Path], encoding: str = "utf8") -> Iterator[Tuple[int, Union[str, CorpusFormatError]]]:
+def iter_lines(
+    path: Union[str, Path], encoding: str = "utf8"
+) -> Iterator[Tuple[int, Union[str, CorpusFormatError]]]:
     """(line number, line without its line break) for each line, streamed.
     A line that does not decode yields a CorpusFormatError instead of text, so
     the caller decides whether to raise or skip it."""
@@ -243,8 +255,11 @@ def iter_lines(path: Union[str, Path], encoding: str = "utf8") -> Iterator[Tuple
             try:
                 line = raw.decode(encoding)
             except UnicodeDecodeError as err:
-                yield i, CorpusFormatError(
-                    path, i, Errors.E104.format(encoding=encoding.upper(), reason=err)
+                yield (
+                    i,
+                    CorpusFormatError(
+                        path, i, Errors.E104.format(encoding=encoding.upper(), reason=err)
+                    ),
                 )
                 continue
             yield i, line.rstrip("\r\n")
@@ -254,7 +269,9 @@ def check_exists(path: Union[str, Path], what: str = "corpus file") -> Path:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(
-            Errors.E106.format(what=f"{what} '{path}'", fix="check the path (or [paths] in the config)")
+            Errors.E106.format(
+                what=f"{what} '{path}'", fix="check the path (or [paths] in the config)"
+            )
         )
     return path
 
@@ -293,7 +310,9 @@ _NO_SPLIT_BEFORE = re.compile(
 )
 
 
-def set_sentences(doc: Doc, passage_starts: Iterable[int], protected: Sequence[Span]) -> None:
+def set_sentences(
+    doc: Doc, passage_starts: Iterable[int], protected: Sequence[Span]
+) -> None:
     """Rule-based sentence boundaries: every passage starts a sentence, and so
     does the first token after [.!?] (plus closing quotes/brackets) followed
     by whitespace and an upper-case letter, digit or opening bracket, unless
@@ -320,12 +339,13 @@ def set_sentences(doc: Doc, passage_starts: Iterable[int], protected: Sequence[S
     for token in doc:
         if token.idx in starts and token.i not in inside:
             flags[token.i] = True
-    # A passage that starts on whitespace: the first non-space token starts it.
-    for i, token in enumerate(doc):
-        doc[i].is_sent_start = flags[i]
+    for token, flag in zip(doc, flags):
+        token.is_sent_start = flag
 
 
-def _make_span(doc: Doc, m: SourceMention, stats: CorpusStats, doc_id: str) -> Optional[Span]:
+def _make_span(
+    doc: Doc, m: SourceMention, stats: CorpusStats, doc_id: str
+) -> Optional[Span]:
     span = doc.char_span(m.start, m.end, label=m.type, kb_id=m.kb_id, span_id=m.id)
     if span is not None:
         return span

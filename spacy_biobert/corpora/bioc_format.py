@@ -24,6 +24,7 @@ level (a predicted relation gets a "score" infon).
 XML is streamed document by document; BioC JSON is one JSON object, so it is
 loaded whole (use XML or JSONL for very large collections).
 """
+
 import json
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
@@ -104,7 +105,11 @@ def _iter_xml(path: Path) -> Iterator[Tuple[int, Any]]:
                 bdoc: Any = biocxml.loads(xml.decode("utf8")).documents[0]
             except (KeyError, ValueError, TypeError) as err:
                 bdoc = CorpusFormatError(
-                    path, line, Errors.E101.format(detail=f"not a valid BioC document (missing or bad {err})")
+                    path,
+                    line,
+                    Errors.E101.format(
+                        detail=f"not a valid BioC document (missing or bad {err})"
+                    ),
                 )
             elem.clear()
             while elem.getprevious() is not None:
@@ -114,7 +119,9 @@ def _iter_xml(path: Path) -> Iterator[Tuple[int, Any]]:
         line = err.lineno or 0
         msg = str(err.msg)
         if "encod" in msg.lower() or "utf-8" in msg.lower():
-            raise CorpusFormatError(path, line, Errors.E104.format(encoding="UTF8", reason=msg)) from None
+            raise CorpusFormatError(
+                path, line, Errors.E104.format(encoding="UTF8", reason=msg)
+            ) from None
         raise CorpusFormatError(
             path, line, Errors.E101.format(detail=f"not well-formed XML ({msg})")
         ) from None
@@ -128,7 +135,9 @@ def _iter_json(path: Path) -> Iterator[Tuple[int, Any]]:
         text = raw.decode("utf8")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        raise CorpusFormatError(path, line, Errors.E104.format(encoding="UTF8", reason=err)) from None
+        raise CorpusFormatError(
+            path, line, Errors.E104.format(encoding="UTF8", reason=err)
+        ) from None
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as err:
@@ -137,7 +146,9 @@ def _iter_json(path: Path) -> Iterator[Tuple[int, Any]]:
         ) from None
     if not isinstance(obj, dict) or not isinstance(obj.get("documents"), list):
         raise CorpusFormatError(
-            path, 1, Errors.E101.format(detail="a BioC JSON collection needs a 'documents' list")
+            path,
+            1,
+            Errors.E101.format(detail="a BioC JSON collection needs a 'documents' list"),
         )
     for i, dobj in enumerate(obj["documents"]):
         line = _json_line(text, dobj.get("id") if isinstance(dobj, dict) else None)
@@ -148,7 +159,10 @@ def _iter_json(path: Path) -> Iterator[Tuple[int, Any]]:
                 path,
                 line,
                 Errors.E101.format(
-                    detail=f"document #{i + 1} is not a valid BioC document (missing or bad {err})"
+                    detail=(
+                        f"document #{i + 1} is not a valid BioC document (missing or "
+                        f"bad {err})"
+                    )
                 ),
             )
         yield line, bdoc
@@ -164,7 +178,9 @@ def _json_line(text: str, doc_id: Optional[str]) -> int:
     return 0
 
 
-def _to_record(path: Path, line: int, bdoc: Any, policy: ErrorPolicy) -> Optional[SourceDocument]:
+def _to_record(
+    path: Path, line: int, bdoc: Any, policy: ErrorPolicy
+) -> Optional[SourceDocument]:
     doc_id = bdoc.id or ""
     passages: List[Tuple[str, int, str]] = []
     parts: List[str] = []
@@ -177,8 +193,10 @@ def _to_record(path: Path, line: int, bdoc: Any, policy: ErrorPolicy) -> Optiona
                     path,
                     line,
                     Errors.E101.format(
-                        detail=f"passage at offset {p.offset} of document {doc_id} overlaps "
-                        f"the previous passage (which ends at {length})"
+                        detail=(
+                            f"passage at offset {p.offset} of document {doc_id} "
+                            f"overlaps the previous passage (which ends at {length})"
+                        )
                     ),
                 ),
                 document=True,
@@ -199,7 +217,11 @@ def _to_record(path: Path, line: int, bdoc: Any, policy: ErrorPolicy) -> Optiona
         if not ann.locations:
             policy(
                 CorpusFormatError(
-                    path, line, Errors.E101.format(detail=f"annotation {ann.id} of document {doc_id} has no location")
+                    path,
+                    line,
+                    Errors.E101.format(
+                        detail=f"annotation {ann.id} of document {doc_id} has no location"
+                    ),
                 )
             )
             continue
@@ -215,7 +237,9 @@ def _to_record(path: Path, line: int, bdoc: Any, policy: ErrorPolicy) -> Optiona
             type=infons.get("type") or "",
             kb_id=(kb_id or "").strip(),
             # an empty XML infon reads as None: BC5CDR's empty 7th column
-            components=(infons["individual_mentions"] or "") if "individual_mentions" in infons else None,
+            components=(infons["individual_mentions"] or "")
+            if "individual_mentions" in infons
+            else None,
         )
         if infons.get("source_identifier") is not None:
             m.raw_kb_id = infons["source_identifier"]
@@ -225,7 +249,9 @@ def _to_record(path: Path, line: int, bdoc: Any, policy: ErrorPolicy) -> Optiona
                 err: Optional[CorpusFormatError] = CorpusFormatError(
                     path,
                     line,
-                    Errors.E102.format(start=start, end=end, mention=m.text, length=len(text)),
+                    Errors.E102.format(
+                        start=start, end=end, mention=m.text, length=len(text)
+                    ),
                 )
             else:
                 err = None
@@ -248,7 +274,10 @@ def _to_record(path: Path, line: int, bdoc: Any, policy: ErrorPolicy) -> Optiona
                     path,
                     line,
                     Errors.E101.format(
-                        detail=f"relation {rel.id} of document {doc_id} has neither two nodes nor head/tail infons"
+                        detail=(
+                            f"relation {rel.id} of document {doc_id} has neither two "
+                            "nodes nor head/tail infons"
+                        )
                     ),
                 )
             )
@@ -258,8 +287,13 @@ def _to_record(path: Path, line: int, bdoc: Any, policy: ErrorPolicy) -> Optiona
     if bdoc.infons:
         extra["bioc_infons"] = dict(bdoc.infons)
     return SourceDocument(
-        doc_id=doc_id, text=text, passages=passages, mentions=mentions, relations=relations,
-        line=line, extra=extra,
+        doc_id=doc_id,
+        text=text,
+        passages=passages,
+        mentions=mentions,
+        relations=relations,
+        line=line,
+        extra=extra,
     )
 
 
@@ -269,15 +303,30 @@ def _relation(rel: Any) -> Optional[Dict[str, Any]]:
     level = infons.get("level")
     out: Dict[str, Any]
     if level == "concept" or ("head" in infons and "tail" in infons and not rel.nodes):
-        out = {"level": "concept", "head": infons.get("head"), "tail": infons.get("tail"), "label": label}
+        out = {
+            "level": "concept",
+            "head": infons.get("head"),
+            "tail": infons.get("tail"),
+            "label": label,
+        }
     elif "Chemical" in infons and "Disease" in infons and not rel.nodes:
-        out = {"level": "concept", "head": infons["Chemical"], "tail": infons["Disease"], "label": label}
+        out = {
+            "level": "concept",
+            "head": infons["Chemical"],
+            "tail": infons["Disease"],
+            "label": label,
+        }
         infons.pop("relation", None)
         infons.pop("Chemical")
         infons.pop("Disease")
     elif len(rel.nodes) == 2:
         nodes = sorted(rel.nodes, key=lambda n: 0 if n.role in ("head", "Arg1") else 1)
-        out = {"level": "mention", "head": nodes[0].refid, "tail": nodes[1].refid, "label": label}
+        out = {
+            "level": "mention",
+            "head": nodes[0].refid,
+            "tail": nodes[1].refid,
+            "label": label,
+        }
     else:
         return None
     for k, v in infons.items():
@@ -306,7 +355,9 @@ def read_bioc(
     stats.path = str(path)
     make_doc = get_make_doc(nlp_or_vocab)
     for rec in apply_limit(iter_bioc_records(path, on_error=on_error, stats=stats), limit):
-        yield source_to_doc(rec, make_doc, label_map=label_map, stats=stats, source_format="bioc")
+        yield source_to_doc(
+            rec, make_doc, label_map=label_map, stats=stats, source_format="bioc"
+        )
     stats.log_warnings()
 
 
@@ -351,7 +402,8 @@ def doc_to_bioc(doc: Doc, *, threshold: float = 0.5) -> Any:
             ann.add_location(bioc.BioCLocation(offset, length))
         ann.text = m.extra.get("text", m.text)
         holder = next(
-            (p for p in reversed(passages) if p.offset <= m.start), passages[0] if passages else bdoc
+            (p for p in reversed(passages) if p.offset <= m.start),
+            passages[0] if passages else bdoc,
         )
         holder.add_annotation(ann)
     relations = list(src.relations)
@@ -361,7 +413,13 @@ def doc_to_bioc(doc: Doc, *, threshold: float = 0.5) -> Any:
             tail = by_offsets.get(tuple(p["tail"]))
             if head and tail:
                 relations.append(
-                    {"level": "mention", "head": head, "tail": tail, "label": p["label"], "score": p["score"]}
+                    {
+                        "level": "mention",
+                        "head": head,
+                        "tail": tail,
+                        "label": p["label"],
+                        "score": p["score"],
+                    }
                 )
     for i, r in enumerate(relations, start=1):
         rel = bioc.BioCRelation()
@@ -392,7 +450,9 @@ def _collection_info() -> Any:
     return c
 
 
-def write_bioc_xml(docs: Iterable[Doc], path: Union[str, Path], *, threshold: float = 0.5) -> int:
+def write_bioc_xml(
+    docs: Iterable[Doc], path: Union[str, Path], *, threshold: float = 0.5
+) -> int:
     """Write Docs as a BioC XML collection (streamed); returns the count."""
     from bioc import biocxml
 
@@ -405,7 +465,9 @@ def write_bioc_xml(docs: Iterable[Doc], path: Union[str, Path], *, threshold: fl
     return n
 
 
-def write_bioc_json(docs: Iterable[Doc], path: Union[str, Path], *, threshold: float = 0.5) -> int:
+def write_bioc_json(
+    docs: Iterable[Doc], path: Union[str, Path], *, threshold: float = 0.5
+) -> int:
     """Write Docs as a BioC JSON collection (streamed); returns the count."""
     from bioc import biocjson
 
@@ -417,8 +479,9 @@ def write_bioc_json(docs: Iterable[Doc], path: Union[str, Path], *, threshold: f
         for doc in docs:
             if n:
                 fp.write(",\n")
-            fp.write(biocjson.dumps(doc_to_bioc(doc, threshold=threshold), ensure_ascii=False))
+            fp.write(
+                biocjson.dumps(doc_to_bioc(doc, threshold=threshold), ensure_ascii=False)
+            )
             n += 1
         fp.write("\n]}\n")
     return n
-

@@ -20,6 +20,7 @@ data, exactly the eval "Y" relations, duplicates apart). Mentions have no
 normalised id (`kb_id_` = ""). The entities and relations files are indexed
 by PMID in memory (a few MB); the abstracts file is streamed.
 """
+
 import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple, Union
@@ -57,7 +58,9 @@ def find_chemprot_files(path: Union[str, Path]) -> Dict[str, Optional[Path]]:
         if len(found) != 1:
             raise FileNotFoundError(
                 Errors.E106.format(
-                    what=f"exactly one *_abstracts.tsv file in '{path}' ({len(found)} there)",
+                    what=(
+                        f"exactly one *_abstracts.tsv file in '{path}' ({len(found)} there)"
+                    ),
                     fix="pass the ChemProt split folder (e.g. chemprot/chemprot_training) "
                     "or a file prefix (e.g. .../chemprot_training/chemprot_training)",
                 )
@@ -101,7 +104,10 @@ def _index(
                     path,
                     lineno,
                     Errors.E101.format(
-                        detail=f"{len(cols)} tab-separated columns, expected {ncols}: {line[:100]!r}"
+                        detail=(
+                            f"{len(cols)} tab-separated columns, expected {ncols}: "
+                            f"{line[:100]!r}"
+                        )
                     ),
                 )
             )
@@ -152,11 +158,17 @@ def iter_chemprot_records(
             continue
         doc_id, title, abstract = cols
         seen.add(doc_id)
-        yield _record(doc_id, title, abstract, lineno, files, entities, relations, gold, policy)
+        yield _record(
+            doc_id, title, abstract, lineno, files, entities, relations, gold, policy
+        )
     if not any_content:
         raise CorpusFormatError(abstracts, 0, Errors.E105)
     # Annotations of documents that are not in the abstracts file would be lost.
-    for name, index in (("entities", entities), ("relations", relations), ("gold_standard", gold)):
+    for name, index in (
+        ("entities", entities),
+        ("relations", relations),
+        ("gold_standard", gold),
+    ):
         for doc_id, rows in index.items():
             if doc_id not in seen:
                 for lineno, _ in rows:
@@ -192,11 +204,15 @@ def _record(
                 CorpusFormatError(
                     files["entities"],  # type: ignore[arg-type]
                     ln,
-                    Errors.E101.format(detail=f"offsets {cols[3]!r}, {cols[4]!r} are not integers"),
+                    Errors.E101.format(
+                        detail=f"offsets {cols[3]!r}, {cols[4]!r} are not integers"
+                    ),
                 )
             )
             continue
-        m = SourceMention(id=cols[1], start=start, end=end, text=cols[5], type=cols[2], kb_id="")
+        m = SourceMention(
+            id=cols[1], start=start, end=end, text=cols[5], type=cols[2], kb_id=""
+        )
         err = check_mention(files["entities"], ln, text, m)  # type: ignore[arg-type]
         if err is not None:
             policy(err)
@@ -228,12 +244,20 @@ def _record(
             rel["eval_raw"] = cols[2]
         matched.add(key)
         rels.append(rel)
-    for key, ln in gold_keys.items():
+    for key in gold_keys:
         if key not in matched:
             # A gold pair with no line in relations.tsv: keep it, marked.
             rels.append(
-                {"level": "mention", "head": key[1], "tail": key[2], "label": key[0],
-                 "relation": "", "eval": "Y", "gold": True, "gold_only": True}
+                {
+                    "level": "mention",
+                    "head": key[1],
+                    "tail": key[2],
+                    "label": key[0],
+                    "relation": "",
+                    "eval": "Y",
+                    "gold": True,
+                    "gold_only": True,
+                }
             )
     return SourceDocument(
         doc_id=doc_id,
@@ -253,7 +277,11 @@ def _args(
     if m1 is None or m2 is None or m1.group(1) != "1" or m2.group(1) != "2":
         policy(
             CorpusFormatError(
-                path, ln, Errors.E101.format(detail=f"expected 'Arg1:T<i>' 'Arg2:T<j>', got {a1!r} {a2!r}")
+                path,
+                ln,
+                Errors.E101.format(
+                    detail=f"expected 'Arg1:T<i>' 'Arg2:T<j>', got {a1!r} {a2!r}"
+                ),
             )
         )
         return None
@@ -263,7 +291,9 @@ def _args(
                 CorpusFormatError(
                     path,
                     ln,
-                    Errors.E108.format(arg=arg, doc_id=doc_id, known=", ".join(sorted(ids)[:10]) or "none"),
+                    Errors.E108.format(
+                        arg=arg, doc_id=doc_id, known=", ".join(sorted(ids)[:10]) or "none"
+                    ),
                 )
             )
             return None
@@ -286,8 +316,12 @@ def read_chemprot(
     stats = stats if stats is not None else CorpusStats()
     stats.path = str(path)
     make_doc = get_make_doc(nlp_or_vocab)
-    for rec in apply_limit(iter_chemprot_records(path, on_error=on_error, stats=stats), limit):
-        yield source_to_doc(rec, make_doc, label_map=label_map, stats=stats, source_format="chemprot")
+    for rec in apply_limit(
+        iter_chemprot_records(path, on_error=on_error, stats=stats), limit
+    ):
+        yield source_to_doc(
+            rec, make_doc, label_map=label_map, stats=stats, source_format="chemprot"
+        )
     stats.log_warnings()
 
 
@@ -310,7 +344,9 @@ def write_chemprot(
     which also fill the gold_standard file (the format the official
     evaluation reads). Returns the number of documents written."""
     prefix = _prefix(folder_or_prefix)
-    handles = {s: open(f"{prefix}_{s}.tsv", "w", encoding="utf8", newline="\n") for s in SUFFIXES}
+    handles = {
+        s: open(f"{prefix}_{s}.tsv", "w", encoding="utf8", newline="\n") for s in SUFFIXES
+    }
     n = 0
     try:
         for doc in docs:
@@ -333,7 +369,10 @@ def _write_doc(doc: Doc, handles: Dict[str, Any], threshold: float) -> None:
             raise ValueError(
                 Errors.E110.format(
                     format="ChemProt TSV",
-                    problem=f"document {doc_id} has a tab or line break in its title or abstract",
+                    problem=(
+                        f"document {doc_id} has a tab or line break in its title or "
+                        "abstract"
+                    ),
                     fix="normalise whitespace in the text, or write BioC or JSONL",
                 )
             )
@@ -356,8 +395,14 @@ def _write_doc(doc: Doc, handles: Dict[str, Any], threshold: float) -> None:
             if head and tail:
                 gold = p["label"] in EVAL_GROUPS
                 relations.append(
-                    {"head": head, "tail": tail, "label": p["label"], "relation": "",
-                     "eval": "Y" if gold else "N", "gold": gold}
+                    {
+                        "head": head,
+                        "tail": tail,
+                        "label": p["label"],
+                        "relation": "",
+                        "eval": "Y" if gold else "N",
+                        "gold": gold,
+                    }
                 )
     gold_seen = set()
     for r in relations:

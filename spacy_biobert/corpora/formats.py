@@ -1,5 +1,6 @@
 """One entry point over every format: detection, reading, writing and the
 token-alignment count that the `convert`/`alignment` commands use."""
+
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +56,9 @@ def detect_format(path: Union[str, Path]) -> str:
                 break
     raise ValueError(
         Errors.E107.format(
-            path=path, formats=", ".join(INPUT_FORMATS), extensions=".txt/.pubtator, .xml, .json, .jsonl, .spacy"
+            path=path,
+            formats=", ".join(INPUT_FORMATS),
+            extensions=".txt/.pubtator, .xml, .json, .jsonl, .spacy",
         )
     )
 
@@ -71,7 +74,9 @@ def output_format(path: Union[str, Path]) -> str:
         return "chemprot"
     raise ValueError(
         Errors.E107.format(
-            path=path, formats=", ".join(OUTPUT_FORMATS), extensions=", ".join(OUTPUT_EXTENSIONS)
+            path=path,
+            formats=", ".join(OUTPUT_FORMATS),
+            extensions=", ".join(OUTPUT_EXTENSIONS),
         )
     )
 
@@ -103,7 +108,9 @@ def iter_records(
 
         return iter_jsonl_records(path, on_error=on_error, stats=stats)
     raise ValueError(
-        Errors.E107.format(path=path, formats=", ".join(INPUT_FORMATS[:-1]), extensions="(records)")
+        Errors.E107.format(
+            path=path, formats=", ".join(INPUT_FORMATS[:-1]), extensions="(records)"
+        )
     )
 
 
@@ -128,11 +135,15 @@ def read_corpus(
     make_doc = get_make_doc(nlp_or_vocab)
     records = iter_records(path, fmt, on_error=on_error, stats=stats, dedupe=dedupe)
     for rec in apply_limit(records, limit):
-        yield source_to_doc(rec, make_doc, label_map=label_map, stats=stats, source_format=fmt)
+        yield source_to_doc(
+            rec, make_doc, label_map=label_map, stats=stats, source_format=fmt
+        )
     stats.log_warnings()
 
 
-def _read_docbin(path: Union[str, Path], nlp_or_vocab: Any, limit: Optional[int], stats: CorpusStats) -> Iterator[Doc]:
+def _read_docbin(
+    path: Union[str, Path], nlp_or_vocab: Any, limit: Optional[int], stats: CorpusStats
+) -> Iterator[Doc]:
     from spacy.tokens import DocBin
     from spacy.vocab import Vocab
 
@@ -145,8 +156,9 @@ def _read_docbin(path: Union[str, Path], nlp_or_vocab: Any, limit: Optional[int]
         yield doc
 
 
-
-def write_corpus(docs: Iterable[Doc], path: Union[str, Path], format: Optional[str] = None) -> int:
+def write_corpus(
+    docs: Iterable[Doc], path: Union[str, Path], format: Optional[str] = None
+) -> int:
     """Write Docs in the format of `path` (or `format`); returns the count."""
     fmt = format or output_format(path)
     if fmt == "spacy":
@@ -181,7 +193,11 @@ def write_corpus(docs: Iterable[Doc], path: Union[str, Path], format: Optional[s
 
         return write_chemprot(docs, path)
     raise ValueError(
-        Errors.E107.format(path=path, formats=", ".join(OUTPUT_FORMATS), extensions=", ".join(OUTPUT_EXTENSIONS))
+        Errors.E107.format(
+            path=path,
+            formats=", ".join(OUTPUT_FORMATS),
+            extensions=", ".join(OUTPUT_EXTENSIONS),
+        )
     )
 
 
@@ -194,7 +210,9 @@ class AlignmentReport:
     documents: int = 0
     mentions: int = 0
     misaligned: int = 0
-    by_type: Dict[str, List[int]] = field(default_factory=dict)  # type -> [misaligned, total]
+    by_type: Dict[str, List[int]] = field(
+        default_factory=dict
+    )  # type -> [misaligned, total]
     examples: List[str] = field(default_factory=list)
 
     @property
@@ -227,7 +245,8 @@ def count_misaligned(
                 if len(report.examples) < max_examples:
                     wide = doc.char_span(m.start, m.end, alignment_mode="expand")
                     report.examples.append(
-                        f"{rec.doc_id}:{m.id} {m.text!r} -> {wide.text if wide is not None else None!r}"
+                        f"{rec.doc_id}:{m.id} {m.text!r} -> "
+                        f"{wide.text if wide is not None else None!r}"
                     )
     return report
 

@@ -19,6 +19,7 @@ fields of `user_data[SOURCE_KEY]`; "relations" are `doc._.gold_relations`;
 only when present). Only "text" is required when reading, so plain
 `{"text": ...}` lines (optionally with "id") are accepted too.
 """
+
 import json
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, TextIO, Union
@@ -42,7 +43,17 @@ from ._base import (
     source_to_doc,
 )
 
-_MENTION_FIELDS = ("id", "start", "end", "text", "type", "kb_id", "components", "raw_text", "raw_kb_id")
+_MENTION_FIELDS = (
+    "id",
+    "start",
+    "end",
+    "text",
+    "type",
+    "kb_id",
+    "components",
+    "raw_text",
+    "raw_kb_id",
+)
 
 
 def iter_jsonl_records(
@@ -70,7 +81,9 @@ def iter_jsonl_records(
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             policy(
-                CorpusFormatError(path, lineno, Errors.E101.format(detail=f"not valid JSON ({err.msg})")),
+                CorpusFormatError(
+                    path, lineno, Errors.E101.format(detail=f"not valid JSON ({err.msg})")
+                ),
                 document=True,
             )
             continue
@@ -81,11 +94,17 @@ def iter_jsonl_records(
         raise CorpusFormatError(path, 0, Errors.E105)
 
 
-def _record(path: Path, lineno: int, obj: Any, policy: ErrorPolicy) -> Optional[SourceDocument]:
+def _record(
+    path: Path, lineno: int, obj: Any, policy: ErrorPolicy
+) -> Optional[SourceDocument]:
     if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
         policy(
             CorpusFormatError(
-                path, lineno, Errors.E101.format(detail="each line must be a JSON object with a 'text' string")
+                path,
+                lineno,
+                Errors.E101.format(
+                    detail="each line must be a JSON object with a 'text' string"
+                ),
             ),
             document=True,
         )
@@ -93,7 +112,11 @@ def _record(path: Path, lineno: int, obj: Any, policy: ErrorPolicy) -> Optional[
     text = obj["text"]
     doc_id = str(obj.get("id", ""))
     passages = [
-        (p.get("type", ""), int(p["offset"]), text[int(p["offset"]) : int(p["offset"]) + int(p["length"])])
+        (
+            p.get("type", ""),
+            int(p["offset"]),
+            text[int(p["offset"]) : int(p["offset"]) + int(p["length"])],
+        )
         for p in obj.get("passages") or []
         if isinstance(p, dict) and "offset" in p and "length" in p
     ] or [("text", 0, text)]
@@ -104,18 +127,26 @@ def _record(path: Path, lineno: int, obj: Any, policy: ErrorPolicy) -> Optional[
                 id=str(m.get("id") or f"M{i}"),
                 start=int(m["start"]),
                 end=int(m["end"]),
-                text=str(m["text"]) if "text" in m else text[int(m["start"]) : int(m["end"])],
+                text=str(m["text"])
+                if "text" in m
+                else text[int(m["start"]) : int(m["end"])],
                 type=str(m.get("type", m.get("label", ""))),
                 kb_id=str(m.get("kb_id", "")),
                 components=m.get("components"),
                 raw_text=m.get("raw_text"),
                 raw_kb_id=m.get("raw_kb_id"),
-                extra={k: v for k, v in m.items() if k not in _MENTION_FIELDS and k != "label"},
+                extra={
+                    k: v for k, v in m.items() if k not in _MENTION_FIELDS and k != "label"
+                },
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             policy(
                 CorpusFormatError(
-                    path, lineno, Errors.E101.format(detail=f"mention #{i} needs integer 'start' and 'end' ({err})")
+                    path,
+                    lineno,
+                    Errors.E101.format(
+                        detail=f"mention #{i} needs integer 'start' and 'end' ({err})"
+                    ),
                 )
             )
             continue
@@ -127,8 +158,13 @@ def _record(path: Path, lineno: int, obj: Any, policy: ErrorPolicy) -> Optional[
     relations = [dict(r) for r in obj.get("relations") or [] if isinstance(r, dict)]
     extra = dict(obj.get("source") or {})
     return SourceDocument(
-        doc_id=doc_id, text=text, passages=passages, mentions=mentions, relations=relations,
-        line=lineno, extra=extra,
+        doc_id=doc_id,
+        text=text,
+        passages=passages,
+        mentions=mentions,
+        relations=relations,
+        line=lineno,
+        extra=extra,
     )
 
 
@@ -146,7 +182,9 @@ def read_jsonl(
     stats.path = str(path)
     make_doc = get_make_doc(nlp_or_vocab)
     for rec in apply_limit(iter_jsonl_records(path, on_error=on_error, stats=stats), limit):
-        yield source_to_doc(rec, make_doc, label_map=label_map, stats=stats, source_format="jsonl")
+        yield source_to_doc(
+            rec, make_doc, label_map=label_map, stats=stats, source_format="jsonl"
+        )
     stats.log_warnings()
 
 
@@ -157,7 +195,12 @@ def doc_to_json(doc: Doc, *, threshold: float = 0.5) -> Dict[str, Any]:
     by_offsets: Dict[Any, str] = {}
     for m in src.mentions:
         item: Dict[str, Any] = {
-            "id": m.id, "start": m.start, "end": m.end, "text": m.text, "type": m.type, "kb_id": m.kb_id,
+            "id": m.id,
+            "start": m.start,
+            "end": m.end,
+            "text": m.text,
+            "type": m.type,
+            "kb_id": m.kb_id,
         }
         by_offsets.setdefault((m.start, m.end), m.id)
         for key in ("components", "raw_text", "raw_kb_id"):
@@ -168,7 +211,9 @@ def doc_to_json(doc: Doc, *, threshold: float = 0.5) -> Dict[str, Any]:
     out: Dict[str, Any] = {
         "id": src.doc_id,
         "text": src.text,
-        "passages": [{"type": t, "offset": o, "length": len(x)} for t, o, x in src.passages],
+        "passages": [
+            {"type": t, "offset": o, "length": len(x)} for t, o, x in src.passages
+        ],
         "mentions": mentions,
         "relations": [dict(r) for r in src.relations],
     }
@@ -191,7 +236,9 @@ def doc_to_json(doc: Doc, *, threshold: float = 0.5) -> Dict[str, Any]:
     return out
 
 
-def write_jsonl(docs: Iterable[Doc], path: Union[str, Path, TextIO], *, threshold: float = 0.5) -> int:
+def write_jsonl(
+    docs: Iterable[Doc], path: Union[str, Path, TextIO], *, threshold: float = 0.5
+) -> int:
     """Write Docs as JSONL (a path or an open text file); returns the count."""
     if hasattr(path, "write"):
         return _write(docs, path, threshold)  # type: ignore[arg-type]
@@ -202,6 +249,8 @@ def write_jsonl(docs: Iterable[Doc], path: Union[str, Path, TextIO], *, threshol
 def _write(docs: Iterable[Doc], fp: TextIO, threshold: float) -> int:
     n = 0
     for doc in docs:
-        fp.write(json.dumps(doc_to_json(doc, threshold=threshold), ensure_ascii=False) + "\n")
+        fp.write(
+            json.dumps(doc_to_json(doc, threshold=threshold), ensure_ascii=False) + "\n"
+        )
         n += 1
     return n

@@ -1,6 +1,7 @@
 """Named entity-type mappings, usable wherever a `label_map` is taken (the
 registered readers, `read_*`, the CLI's --label-map NAME); the configs spell
 the same dicts out under [corpora.*] label_map."""
+
 from typing import Dict, Mapping, Optional, Union
 
 from ..errors import Errors
@@ -17,7 +18,10 @@ NCBI_DISEASE: Dict[str, str] = {
 # ChemProt: one gene/protein type (GENE-Y normalisable, GENE-N not).
 CHEMPROT_GENE: Dict[str, str] = {"GENE-Y": "GENE", "GENE-N": "GENE"}
 
-LABEL_MAPS: Dict[str, Dict[str, str]] = {"ncbi": NCBI_DISEASE, "chemprot-gene": CHEMPROT_GENE}
+LABEL_MAPS: Dict[str, Dict[str, str]] = {
+    "ncbi": NCBI_DISEASE,
+    "chemprot-gene": CHEMPROT_GENE,
+}
 
 
 def resolve_label_map(

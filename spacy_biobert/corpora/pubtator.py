@@ -10,6 +10,7 @@ Text = TITLE + " " + ABSTRACT. Mention ids are "M1", "M2", ... in file order
 within a document. Relation lines become concept-level gold relations
 {"level": "concept", "head": ID1, "tail": ID2, "label": LABEL}.
 """
+
 import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, TextIO, Union
@@ -81,7 +82,14 @@ def iter_pubtator_records(
         if b.abstract is None:
             policy(
                 CorpusFormatError(
-                    path, b.line, Errors.E101.format(detail=f"document {b.doc_id} has a title line but no '|a|' abstract line")
+                    path,
+                    b.line,
+                    Errors.E101.format(
+                        detail=(
+                            f"document {b.doc_id} has a title line but no '|a|' "
+                            "abstract line"
+                        )
+                    ),
                 ),
                 document=True,
             )
@@ -104,7 +112,9 @@ def iter_pubtator_records(
                     return None
                 policy(
                     CorpusFormatError(
-                        path, b.line, Errors.E111.format(doc_id=b.doc_id, first_line=first_line)
+                        path,
+                        b.line,
+                        Errors.E111.format(doc_id=b.doc_id, first_line=first_line),
                     ),
                     document=True,
                 )
@@ -143,7 +153,10 @@ def iter_pubtator_records(
                     path,
                     lineno,
                     Errors.E101.format(
-                        detail=f"expected a 'PMID|t|TITLE' line to start a document, got {line[:80]!r}"
+                        detail=(
+                            "expected a 'PMID|t|TITLE' line to start a document, got "
+                            f"{line[:80]!r}"
+                        )
                     ),
                 ),
                 document=True,
@@ -159,8 +172,11 @@ def iter_pubtator_records(
                         path,
                         lineno,
                         Errors.E101.format(
-                            detail=f"unexpected abstract line for document {header.group(1)} "
-                            f"(current document {block.doc_id}, started at line {block.line})"
+                            detail=(
+                                "unexpected abstract line for document "
+                                f"{header.group(1)} (current document "
+                                f"{block.doc_id}, started at line {block.line})"
+                            )
                         ),
                     ),
                     document=True,
@@ -176,8 +192,10 @@ def iter_pubtator_records(
                     path,
                     lineno,
                     Errors.E101.format(
-                        detail=f"document {block.doc_id} (line {block.line}) has no '|a|' abstract line "
-                        f"before its annotations: {line[:80]!r}"
+                        detail=(
+                            f"document {block.doc_id} (line {block.line}) has no "
+                            f"'|a|' abstract line before its annotations: {line[:80]!r}"
+                        )
                     ),
                 ),
                 document=True,
@@ -193,7 +211,9 @@ def iter_pubtator_records(
         raise CorpusFormatError(path, 0, Errors.E105)
 
 
-def _parse_annotation(path: Path, lineno: int, line: str, block: _Block) -> Optional[CorpusFormatError]:
+def _parse_annotation(
+    path: Path, lineno: int, line: str, block: _Block
+) -> Optional[CorpusFormatError]:
     cols = line.split("\t")
     if cols[0] != block.doc_id:
         return CorpusFormatError(
@@ -209,7 +229,11 @@ def _parse_annotation(path: Path, lineno: int, line: str, block: _Block) -> Opti
             start, end = int(cols[1]), int(cols[2])
         except ValueError:
             return CorpusFormatError(
-                path, lineno, Errors.E101.format(detail=f"offsets {cols[1]!r}, {cols[2]!r} are not integers")
+                path,
+                lineno,
+                Errors.E101.format(
+                    detail=f"offsets {cols[1]!r}, {cols[2]!r} are not integers"
+                ),
             )
         raw_kb = cols[5]
         m = SourceMention(
@@ -265,7 +289,9 @@ def read_pubtator(
     make_doc = get_make_doc(nlp_or_vocab)
     records = iter_pubtator_records(path, on_error=on_error, stats=stats, dedupe=dedupe)
     for rec in apply_limit(records, limit):
-        yield source_to_doc(rec, make_doc, label_map=label_map, stats=stats, source_format="pubtator")
+        yield source_to_doc(
+            rec, make_doc, label_map=label_map, stats=stats, source_format="pubtator"
+        )
     stats.log_warnings()
 
 
@@ -301,7 +327,9 @@ def format_pubtator(doc: Doc, *, threshold: float = 0.5) -> str:
     relations = [r for r in src.relations if r.get("level") == "concept"]
     if relations:
         for r in relations:
-            lines.append("\t".join([doc_id, str(r["label"]), str(r["head"]), str(r["tail"])]))
+            lines.append(
+                "\t".join([doc_id, str(r["label"]), str(r["head"]), str(r["tail"])])
+            )
     elif not src.relations:
         seen = set()
         for r in predicted_relations(doc, threshold):
@@ -330,7 +358,9 @@ def _title_abstract(src: SourceDocument) -> tuple:
     return text[:cut], text[cut + 1 :]
 
 
-def write_pubtator(docs: Iterable[Doc], path: Union[str, Path, TextIO], *, threshold: float = 0.5) -> int:
+def write_pubtator(
+    docs: Iterable[Doc], path: Union[str, Path, TextIO], *, threshold: float = 0.5
+) -> int:
     """Write Docs to a PubTator file (or an open text file); returns the
     number of documents written. Title/abstract are joined by one character
     in the Doc (ChemProt's separator is written as the " " PubTator expects);

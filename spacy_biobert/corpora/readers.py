@@ -17,6 +17,7 @@ has the same tokens, with gold mentions (expanded to token boundaries when
 they don't fall on them, counted and logged as W101), entities, relations and
 sentence boundaries. The file is streamed again on every epoch.
 """
+
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, Optional, Union
 
@@ -88,7 +89,12 @@ def create_pubtator_corpus(
         return iter_pubtator_records(path, on_error=on_error, stats=stats, dedupe=dedupe)
 
     return BiomedicalCorpus(
-        records, path, source_format="pubtator", limit=limit, label_map=label_map, skip_bad=skip_bad
+        records,
+        path,
+        source_format="pubtator",
+        limit=limit,
+        label_map=label_map,
+        skip_bad=skip_bad,
     )
 
 
@@ -106,7 +112,12 @@ def create_bioc_corpus(
         return iter_bioc_records(path, on_error=on_error, stats=stats)
 
     return BiomedicalCorpus(
-        records, path, source_format="bioc", limit=limit, label_map=label_map, skip_bad=skip_bad
+        records,
+        path,
+        source_format="bioc",
+        limit=limit,
+        label_map=label_map,
+        skip_bad=skip_bad,
     )
 
 
@@ -127,6 +138,10 @@ def create_chemprot_corpus(
         return iter_chemprot_records(path, on_error=on_error, stats=stats)
 
     return BiomedicalCorpus(
-        records, path, source_format="chemprot", limit=limit, label_map=label_map, skip_bad=skip_bad
+        records,
+        path,
+        source_format="chemprot",
+        limit=limit,
+        label_map=label_map,
+        skip_bad=skip_bad,
     )
-
