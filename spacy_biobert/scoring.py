@@ -13,6 +13,7 @@ Both read the predictions `biobert_relations` writes on `eg.predicted`
 gold set is a false positive, never an error; a gold relation never predicted
 is a false negative (also when no candidate pair could reach it).
 """
+
 from typing import Any, Dict, Iterable, Optional, Sequence, Set, Tuple
 
 from spacy.training import Example
@@ -41,7 +42,10 @@ def _score_sets(
         p = {t for t in pred if t[-1] == label}
         tp_l = len(g & p)
         per_type[label] = dict(
-            _prf(tp_l, len(p) - tp_l, len(g) - tp_l), tp=tp_l, fp=len(p) - tp_l, fn=len(g) - tp_l
+            _prf(tp_l, len(p) - tp_l, len(g) - tp_l),
+            tp=tp_l,
+            fp=len(p) - tp_l,
+            fn=len(g) - tp_l,
         )
     return {
         f"{prefix}_p": scores["p"],
@@ -60,7 +64,9 @@ def _doc_key(eg: Example, i: int) -> Any:
 
 
 def score_relations(
-    examples: Iterable[Example], threshold: float = 0.5, labels: Optional[Sequence[str]] = None
+    examples: Iterable[Example],
+    threshold: float = 0.5,
+    labels: Optional[Sequence[str]] = None,
 ) -> Dict[str, Any]:
     """Mention-level micro P/R/F1 of `doc._.relation_pairs` at `threshold`:
     rel_micro_p/r/f, rel_micro_counts (tp/fp/fn), rel_micro_per_type.
@@ -113,7 +119,9 @@ def score_relations(
 
 
 def score_document_relations(
-    examples: Iterable[Example], threshold: float = 0.5, labels: Optional[Sequence[str]] = None
+    examples: Iterable[Example],
+    threshold: float = 0.5,
+    labels: Optional[Sequence[str]] = None,
 ) -> Dict[str, Any]:
     """Document-level P/R/F1 of `doc._.kb_relations` at `threshold`:
     rel_doc_p/r/f, rel_doc_counts, rel_doc_per_type, over (document id, head kb

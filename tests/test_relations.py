@@ -1,5 +1,6 @@
 """`biobert_relations`: candidates, model gradients, training, serialisation,
 helpers and scoring, on hand-made Docs and the tiny random BERT."""
+
 import numpy
 import pytest
 import spacy
@@ -34,10 +35,13 @@ def make_doc(vocab, words, ents=(), sents=None, mentions=None, relations=None, d
     if sents is not None:
         for i, token in enumerate(doc):
             token.is_sent_start = i in sents
-    doc.ents = [Span(doc, s, e, label=lab, kb_id=kb, span_id=mid) for s, e, lab, kb, mid in ents]
+    doc.ents = [
+        Span(doc, s, e, label=lab, kb_id=kb, span_id=mid) for s, e, lab, kb, mid in ents
+    ]
     if mentions is not None:
         doc.spans[MENTIONS_KEY] = [
-            Span(doc, s, e, label=lab, kb_id=kb, span_id=mid) for s, e, lab, kb, mid in mentions
+            Span(doc, s, e, label=lab, kb_id=kb, span_id=mid)
+            for s, e, lab, kb, mid in mentions
         ]
     doc._.gold_relations = relations
     doc._.doc_id = doc_id
@@ -57,7 +61,9 @@ def make_nlp(tiny_bert, candidates=None, gold_entities=False, **model_cfg):
     cfg = {"tok2vec": LISTENER, "width": 16, "hidden_width": 32, "dropout": 0.0}
     cfg.update(model_cfg)
     if candidates is not None:
-        cfg["get_candidates"] = dict({"@misc": "spacy-biobert.EntityPairs.v1"}, **candidates)
+        cfg["get_candidates"] = dict(
+            {"@misc": "spacy-biobert.EntityPairs.v1"}, **candidates
+        )
     nlp.add_pipe("biobert_relations", config={"model": cfg, "gold_entities": gold_entities})
     return nlp
 
@@ -72,7 +78,9 @@ def reader_example(nlp, words, **kwargs):
 
 
 # ChemProt-like: mention-level labels between CHEMICAL and GENE mentions.
-CP_WORDS = "aspirin inhibits kinase and lithium activates receptor gene expression .".split()
+CP_WORDS = (
+    "aspirin inhibits kinase and lithium activates receptor gene expression .".split()
+)
 CP_ENTS = [
     (0, 1, "CHEMICAL", "", "T1"),
     (2, 3, "GENE", "", "T2"),
@@ -128,7 +136,9 @@ def cid_trained(tiny_bert):
     nlp = make_nlp(tiny_bert, candidates=CID_PAIRS, gold_entities=True)
     sents = [0, 6, 10]
     examples = [
-        reader_example(nlp, CID_WORDS, ents=CID_ENTS, sents=sents, relations=CID_RELS, doc_id="9")
+        reader_example(
+            nlp, CID_WORDS, ents=CID_ENTS, sents=sents, relations=CID_RELS, doc_id="9"
+        )
     ]
     return train(nlp, examples, steps=60), examples
 
@@ -227,8 +237,13 @@ def test_relation_model_gradients_match_finite_differences():
     arrays = [rng.normal(size=(len(d), 6)).astype("float32") for d in docs]
     tok2vec = _fixed_tok2vec(arrays)
     model = create_relation_model(
-        tok2vec, create_entity_pairs(), width=5, hidden_width=7, dropout=0.0,
-        max_pairs_per_batch=7, nO=2,
+        tok2vec,
+        create_entity_pairs(),
+        width=5,
+        hidden_width=7,
+        dropout=0.0,
+        max_pairs_per_batch=7,
+        nO=2,
     )
     model.initialize(X=docs)
     Y, backprop = model.begin_update(docs)
@@ -304,7 +319,9 @@ def test_labels_and_levels_from_gold(chemprot_trained, cid_trained):
 
 
 def test_listener_is_wired(chemprot_trained):
-    assert chemprot_trained[0].get_pipe("biobert").listening_components == ["biobert_relations"]
+    assert chemprot_trained[0].get_pipe("biobert").listening_components == [
+        "biobert_relations"
+    ]
 
 
 def test_overfits_mention_level_relations(chemprot_trained):
@@ -341,16 +358,26 @@ def test_empty_docs_and_docs_with_too_few_entities(chemprot_trained):
         nlp.make_doc(""),
         nlp.make_doc("aspirin inhibits kinase ."),
         make_doc(nlp.vocab, ["aspirin", "inhibits"], ents=[(0, 1, "CHEMICAL", "", "")]),
-        make_doc(nlp.vocab, ["aspirin", "kinase"], ents=[(0, 1, "GENE", "", ""), (1, 2, "GENE", "", "")]),
+        make_doc(
+            nlp.vocab,
+            ["aspirin", "kinase"],
+            ents=[(0, 1, "GENE", "", ""), (1, 2, "GENE", "", "")],
+        ),
     ]
     for doc in nlp.pipe(docs):
-        assert doc._.relations == {} and doc._.relation_pairs == [] and doc._.kb_relations == {}
+        assert (
+            doc._.relations == {}
+            and doc._.relation_pairs == []
+            and doc._.kb_relations == {}
+        )
     assert nlp("")._.relations == {}
 
 
 def test_update_with_no_candidates_still_runs(chemprot_trained):
     nlp, _ = chemprot_trained
-    eg = example(nlp.vocab, ["aspirin", "."], ents=[(0, 1, "CHEMICAL", "", "T1")], relations=[])
+    eg = example(
+        nlp.vocab, ["aspirin", "."], ents=[(0, 1, "CHEMICAL", "", "T1")], relations=[]
+    )
     losses = nlp.update([eg], sgd=None)
     assert losses["biobert_relations"] == 0.0
 
@@ -360,7 +387,9 @@ def test_thousands_of_pairs_are_scored_in_bounded_batches(tiny_bert, monkeypatch
     examples = [example(nlp.vocab, CP_WORDS, ents=CP_ENTS, relations=CP_RELS)]
     nlp.initialize(lambda: examples)
     words = [w for i in range(70) for w in (f"cell{i}", "and")]
-    doc = make_doc(nlp.vocab, words, ents=[(2 * i, 2 * i + 1, "GENE", "", "") for i in range(70)])
+    doc = make_doc(
+        nlp.vocab, words, ents=[(2 * i, 2 * i + 1, "GENE", "", "") for i in range(70)]
+    )
     rel = nlp.get_pipe("biobert_relations")
     scorer = rel.model.get_ref("scorer")
     sizes = []
@@ -386,7 +415,9 @@ def test_serialisation_round_trips_give_identical_predictions(chemprot_trained, 
     nlp.to_disk(tmp_path / "pipeline")
     reloaded = spacy.load(tmp_path / "pipeline")
     assert reloaded.get_pipe("biobert_relations").labels == ("CPR:3", "CPR:4")
-    assert [d._.relation_pairs for d in reloaded.pipe([t.copy() for t in texts])] == expected
+    assert [
+        d._.relation_pairs for d in reloaded.pipe([t.copy() for t in texts])
+    ] == expected
     rel_bytes = nlp.get_pipe("biobert_relations").to_bytes()
     fresh = make_nlp(nlp.get_pipe("biobert").model.attrs["name"], candidates=CP_PAIRS)
     fresh.get_pipe("biobert").from_bytes(nlp.get_pipe("biobert").to_bytes())
@@ -402,15 +433,23 @@ def test_gold_matched_by_characters_across_tokenizations(chemprot_trained):
     rel = nlp.get_pipe("biobert_relations")
     text_words = ["aspirin", "-", "like", "drugs", "inhibit", "kinase", "."]
     spaces = [False, False, True, True, True, False, False]
-    reference = Doc(nlp.vocab, words=["aspirin-like", "drugs", "inhibit", "kinase", "."],
-                    spaces=[True, True, True, False, False])
+    reference = Doc(
+        nlp.vocab,
+        words=["aspirin-like", "drugs", "inhibit", "kinase", "."],
+        spaces=[True, True, True, False, False],
+    )
     reference.spans[MENTIONS_KEY] = [
         Span(reference, 0, 2, label="CHEMICAL", span_id="T1"),
         Span(reference, 3, 4, label="GENE", span_id="T2"),
     ]
-    reference._.gold_relations = [{"level": "mention", "head": "T1", "tail": "T2", "label": "CPR:4"}]
+    reference._.gold_relations = [
+        {"level": "mention", "head": "T1", "tail": "T2", "label": "CPR:4"}
+    ]
     predicted = Doc(nlp.vocab, words=text_words, spaces=spaces)
-    predicted.ents = [Span(predicted, 0, 4, label="CHEMICAL"), Span(predicted, 5, 6, label="GENE")]
+    predicted.ents = [
+        Span(predicted, 0, 4, label="CHEMICAL"),
+        Span(predicted, 5, 6, label="GENE"),
+    ]
     eg = Example(predicted, reference)
     logits = rel.model.ops.alloc2f(1, 2)
     _, d = rel.get_loss([eg], logits)
@@ -426,15 +465,29 @@ def test_concept_loss_pools_over_mention_pairs():
     nlp.add_pipe("biobert", config={"model": {"name": "unused"}})
     rel = nlp.add_pipe(
         "biobert_relations",
-        config={"model": {"get_candidates": {"@misc": "spacy-biobert.EntityPairs.v1",
-                                              "allowed_pairs": [["Chemical", "Disease"]]}}},
+        config={
+            "model": {
+                "get_candidates": {
+                    "@misc": "spacy-biobert.EntityPairs.v1",
+                    "allowed_pairs": [["Chemical", "Disease"]],
+                }
+            }
+        },
     )
     rel.add_label("CID", level="concept")
-    ents = [(0, 1, "Chemical", "C1", ""), (2, 3, "Disease", "D1", ""),
-            (4, 5, "Disease", "D1", ""), (6, 7, "Disease", "-1", "")]
+    ents = [
+        (0, 1, "Chemical", "C1", ""),
+        (2, 3, "Disease", "D1", ""),
+        (4, 5, "Disease", "D1", ""),
+        (6, 7, "Disease", "-1", ""),
+    ]
     words = "a x b x c x d".split()
-    eg = example(nlp.vocab, words, ents=ents,
-                 relations=[{"level": "concept", "head": "C1", "tail": "D1", "label": "CID"}])
+    eg = example(
+        nlp.vocab,
+        words,
+        ents=ents,
+        relations=[{"level": "concept", "head": "C1", "tail": "D1", "label": "CID"}],
+    )
     logits = numpy.asarray([[1.0], [0.0], [3.0]], dtype="float32")
     loss, d = rel.get_loss([eg], logits)
     pooled = numpy.logaddexp(1.0, 0.0)
@@ -451,7 +504,11 @@ def _predicted_doc(vocab):
     doc._.relation_pairs = [
         ((0, 1, "Chemical", "D003042"), (2, 3, "Disease", "D012640"), {"CID": 0.9}),
         ((10, 11, "Chemical", "D003042"), (13, 14, "Disease", "D012640"), {"CID": 0.6}),
-        ((6, 7, "Chemical", "D009270|D003042"), (17, 18, "Disease", "D007022"), {"CID": 0.7}),
+        (
+            (6, 7, "Chemical", "D009270|D003042"),
+            (17, 18, "Disease", "D007022"),
+            {"CID": 0.7},
+        ),
         ((0, 1, "Chemical", "D003042"), (11, 12, "Disease", "D064420"), {"CID": 0.2}),
     ]
     doc._.relations = {(h[0], t[0]): s for h, t, s in doc._.relation_pairs}
@@ -500,9 +557,14 @@ def test_displacy_data():
 
 def test_scores_count_unmatched_predictions_as_false_positives():
     vocab = spacy.blank("en").vocab
-    reference = make_doc(vocab, CP_WORDS, mentions=CP_ENTS, relations=CP_RELS
-                         + [{"level": "mention", "head": "T3", "tail": "T2", "label": "CPR:1"}],
-                         doc_id="1")
+    reference = make_doc(
+        vocab,
+        CP_WORDS,
+        mentions=CP_ENTS,
+        relations=CP_RELS
+        + [{"level": "mention", "head": "T3", "tail": "T2", "label": "CPR:1"}],
+        doc_id="1",
+    )
     predicted = make_doc(vocab, CP_WORDS, ents=CP_ENTS, doc_id="1")
     predicted._.relation_pairs = [
         ((0, 1, "CHEMICAL", ""), (2, 3, "GENE", ""), {"CPR:3": 0.1, "CPR:4": 0.8}),  # TP
@@ -522,9 +584,14 @@ def test_scores_count_unmatched_predictions_as_false_positives():
 
 def test_cid_scores_are_document_level():
     vocab = spacy.blank("en").vocab
-    reference = make_doc(vocab, CID_WORDS, ents=CID_ENTS, relations=CID_RELS
-                         + [{"level": "concept", "head": "D009270", "tail": "D064420",
-                             "label": "CID"}], doc_id="9")
+    reference = make_doc(
+        vocab,
+        CID_WORDS,
+        ents=CID_ENTS,
+        relations=CID_RELS
+        + [{"level": "concept", "head": "D009270", "tail": "D064420", "label": "CID"}],
+        doc_id="9",
+    )
     eg = Example(_predicted_doc(vocab), reference)
     scores = score_cid([eg], threshold=0.5)
     # predicted at 0.5: (D003042, D012640) TP; (D009270|D003042 -> D007022) 2 FP;
@@ -539,8 +606,9 @@ def test_gold_entities_evaluate_on_bare_predicted_docs(cid_trained):
     would see no entity at all."""
     nlp, _ = cid_trained
     fresh = [
-        reader_example(nlp, CID_WORDS, ents=CID_ENTS, sents=[0, 6, 10], relations=CID_RELS,
-                       doc_id="9")
+        reader_example(
+            nlp, CID_WORDS, ents=CID_ENTS, sents=[0, 6, 10], relations=CID_RELS, doc_id="9"
+        )
     ]
     assert not fresh[0].predicted.ents
     scores = nlp.evaluate(fresh)
@@ -552,22 +620,33 @@ def test_copy_gold_entities_across_tokenizations():
     from spacy_biobert.pipeline.relations import copy_gold_entities
 
     vocab = spacy.blank("en").vocab
-    reference = Doc(vocab, words=["aspirin-like", "drugs", ".", "Kinase", "."],
-                    spaces=[True, False, True, False, False])
+    reference = Doc(
+        vocab,
+        words=["aspirin-like", "drugs", ".", "Kinase", "."],
+        spaces=[True, False, True, False, False],
+    )
     for i, token in enumerate(reference):
         token.is_sent_start = i in (0, 3)
-    reference.spans[MENTIONS_KEY] = [Span(reference, 0, 2, label="CHEMICAL", span_id="T1"),
-                                     Span(reference, 0, 1, label="CHEMICAL", span_id="T2")]
+    reference.spans[MENTIONS_KEY] = [
+        Span(reference, 0, 2, label="CHEMICAL", span_id="T1"),
+        Span(reference, 0, 1, label="CHEMICAL", span_id="T2"),
+    ]
     reference.ents = [Span(reference, 0, 2, label="CHEMICAL", kb_id="D1")]
-    predicted = Doc(vocab, words=["aspirin", "-", "like", "drugs", ".", "Kinase", "."],
-                    spaces=[False, False, True, False, True, False, False])
+    predicted = Doc(
+        vocab,
+        words=["aspirin", "-", "like", "drugs", ".", "Kinase", "."],
+        spaces=[False, False, True, False, True, False, False],
+    )
     eg = Example(predicted, reference)
     doc = copy_gold_entities(eg)
-    assert [(e.text, e.label_, e.kb_id_) for e in doc.ents] == [("aspirin-like drugs", "CHEMICAL", "D1")]
+    assert [(e.text, e.label_, e.kb_id_) for e in doc.ents] == [
+        ("aspirin-like drugs", "CHEMICAL", "D1")
+    ]
     assert [s.text for s in doc.sents] == ["aspirin-like drugs.", "Kinase."]
     copy_gold_entities(eg, MENTIONS_KEY)
     assert [(s.text, s.id_) for s in doc.spans[MENTIONS_KEY]] == [
-        ("aspirin-like drugs", "T1"), ("aspirin-like", "T2")
+        ("aspirin-like drugs", "T1"),
+        ("aspirin-like", "T2"),
     ]
 
 
@@ -580,8 +659,11 @@ def test_nested_mentions_as_candidates(tiny_bert):
         gold_entities=True,
     )
     words = "cisplatin inhibits kinase receptor expression .".split()
-    mentions = [(0, 1, "CHEMICAL", "", "T1"), (2, 3, "GENE", "", "T2"),
-                (2, 4, "GENE", "", "T3")]
+    mentions = [
+        (0, 1, "CHEMICAL", "", "T1"),
+        (2, 3, "GENE", "", "T2"),
+        (2, 4, "GENE", "", "T3"),
+    ]
     rels = [{"level": "mention", "head": "T1", "tail": "T3", "label": "CPR:4"}]
     examples = [reader_example(nlp, words, mentions=mentions, relations=rels)]
     train(nlp, examples, steps=60)
@@ -608,16 +690,31 @@ def test_ner_and_relations_listen_to_one_transformer(tiny_bert):
     (annotating_components), both listening to `biobert`."""
     nlp = spacy.blank("en")
     nlp.add_pipe("biobert", config={"model": {"name": tiny_bert}})
-    nlp.add_pipe("ner", config={"model": {"@architectures": "spacy.TransitionBasedParser.v2",
-                                          "state_type": "ner", "hidden_width": 32,
-                                          "maxout_pieces": 2, "use_upper": False,
-                                          "extra_state_tokens": False, "tok2vec": LISTENER}})
-    nlp.add_pipe("biobert_relations", config={"model": {"tok2vec": LISTENER, "width": 16,
-                                                        "hidden_width": 16}})
+    nlp.add_pipe(
+        "ner",
+        config={
+            "model": {
+                "@architectures": "spacy.TransitionBasedParser.v2",
+                "state_type": "ner",
+                "hidden_width": 32,
+                "maxout_pieces": 2,
+                "use_upper": False,
+                "extra_state_tokens": False,
+                "tok2vec": LISTENER,
+            }
+        },
+    )
+    nlp.add_pipe(
+        "biobert_relations",
+        config={"model": {"tok2vec": LISTENER, "width": 16, "hidden_width": 16}},
+    )
     reference = make_doc(nlp.vocab, CP_WORDS, ents=CP_ENTS, relations=CP_RELS)
     examples = [Example(nlp.make_doc(reference.text), reference)]
     optimizer = nlp.initialize(lambda: examples)
-    assert sorted(nlp.get_pipe("biobert").listening_components) == ["biobert_relations", "ner"]
+    assert sorted(nlp.get_pipe("biobert").listening_components) == [
+        "biobert_relations",
+        "ner",
+    ]
     for _ in range(3):
         losses = nlp.update(examples, sgd=optimizer, annotates=["ner"])
     assert set(losses) >= {"ner", "biobert_relations", "biobert"}

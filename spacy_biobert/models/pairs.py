@@ -8,6 +8,7 @@ optionally, to a distance. `max_distance = None` pairs the whole document,
 which document-level tasks (BC5CDR CID, where half the relations cross
 sentences) need.
 """
+
 import re
 from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
@@ -59,15 +60,19 @@ class EntityPairs:
         if distance_unit not in DISTANCE_UNITS:
             raise ValueError(Errors.E201.format(value=distance_unit))
         if max_distance is not None and (
-            isinstance(max_distance, bool) or not isinstance(max_distance, int) or max_distance < 0
+            isinstance(max_distance, bool)
+            or not isinstance(max_distance, int)
+            or max_distance < 0
         ):
             raise ValueError(Errors.E202.format(value=max_distance))
         self.allowed_pairs: Optional[Set[Tuple[str, str]]] = None
         if allowed_pairs is not None:
             pairs = set()
             for pair in allowed_pairs:
-                if isinstance(pair, str) or len(pair) != 2 or not all(
-                    isinstance(x, str) for x in pair
+                if (
+                    isinstance(pair, str)
+                    or len(pair) != 2
+                    or not all(isinstance(x, str) for x in pair)
                 ):
                     raise ValueError(Errors.E203.format(value=allowed_pairs))
                 pairs.add((pair[0], pair[1]))
@@ -123,7 +128,9 @@ class EntityPairs:
                     if sents is not None:
                         distance = abs(int(sents[head.start]) - int(sents[tail.start]))
                     else:
-                        distance = max(0, max(head.start, tail.start) - min(head.end, tail.end))
+                        distance = max(
+                            0, max(head.start, tail.start) - min(head.end, tail.end)
+                        )
                     if distance > bound:
                         continue
                 pairs.append((head, tail))

@@ -33,6 +33,7 @@ During training the chunks' activations are kept for the backward pass.
 The model returns logits (not probabilities): `biobert_relations` applies the
 sigmoid, and pools logits over mention pairs for document-level labels.
 """
+
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
@@ -80,7 +81,12 @@ def create_relation_model(
     proj = Linear(nO=width)
     output = Linear(nO=nO, nI=hidden_width)
     scorer = chain(
-        Relu(nO=hidden_width, nI=N_POOLED * width + N_PAIR_FEATURES, dropout=dropout, normalize=True),
+        Relu(
+            nO=hidden_width,
+            nI=N_POOLED * width + N_PAIR_FEATURES,
+            dropout=dropout,
+            normalize=True,
+        ),
         output,
     )
     return Model(
@@ -90,7 +96,10 @@ def create_relation_model(
         layers=[tok2vec, proj, scorer],
         refs={"tok2vec": tok2vec, "proj": proj, "scorer": scorer, "output": output},
         dims={"nO": nO, "width": width},
-        attrs={"get_candidates": get_candidates, "max_pairs_per_batch": max_pairs_per_batch},
+        attrs={
+            "get_candidates": get_candidates,
+            "max_pairs_per_batch": max_pairs_per_batch,
+        },
     )
 
 
@@ -142,7 +151,9 @@ def pair_layout(docs: List[Doc], get_candidates: GetCandidates) -> PairLayout:
     span_index = {}
     span_starts: List[int] = []
     span_ends: List[int] = []
-    cols = {k: [] for k in ("head", "tail", "bs", "be", "cs", "ce", "dist", "sdist", "overlap")}
+    cols = {
+        k: [] for k in ("head", "tail", "bs", "be", "cs", "ce", "dist", "sdist", "overlap")
+    }
     offset = 0
     for doc in docs:
         pairs = get_candidates(doc)
@@ -159,8 +170,12 @@ def pair_layout(docs: List[Doc], get_candidates: GetCandidates) -> PairLayout:
                     span_index[key] = len(span_starts)
                     span_starts.append(key[0])
                     span_ends.append(key[1])
-            cols["head"].append([span_index[(offset + int(s), offset + int(e))] for s, e in zip(hs, he)])
-            cols["tail"].append([span_index[(offset + int(s), offset + int(e))] for s, e in zip(ts, te)])
+            cols["head"].append(
+                [span_index[(offset + int(s), offset + int(e))] for s, e in zip(hs, he)]
+            )
+            cols["tail"].append(
+                [span_index[(offset + int(s), offset + int(e))] for s, e in zip(ts, te)]
+            )
             first_end = numpy.minimum(he, te)
             second_start = numpy.maximum(hs, ts)
             bs = first_end
@@ -289,8 +304,12 @@ def _forward(model: Model, docs: List[Doc], is_train: bool):
     def features(sl: slice):
         h, t = idx["head"][sl], idx["tail"][sl]
         h_mean, t_mean = span_mean[h], span_mean[t]
-        between_max, between_which = _range_max(table, idx["between_start"][sl], idx["between_end"][sl], xp)
-        context_max, context_which = _range_max(table, idx["context_start"][sl], idx["context_end"][sl], xp)
+        between_max, between_which = _range_max(
+            table, idx["between_start"][sl], idx["between_end"][sl], xp
+        )
+        context_max, context_which = _range_max(
+            table, idx["context_start"][sl], idx["context_end"][sl], xp
+        )
         F = xp.concatenate(
             [
                 span_max[h],
@@ -309,7 +328,9 @@ def _forward(model: Model, docs: List[Doc], is_train: bool):
         return F, (between_which, context_which)
 
     chunk = model.attrs["max_pairs_per_batch"] or layout.n_pairs
-    slices = [slice(i, min(i + chunk, layout.n_pairs)) for i in range(0, layout.n_pairs, chunk)]
+    slices = [
+        slice(i, min(i + chunk, layout.n_pairs)) for i in range(0, layout.n_pairs, chunk)
+    ]
     outputs = []
     callbacks = []
     for sl in slices:
@@ -330,7 +351,10 @@ def _forward(model: Model, docs: List[Doc], is_train: bool):
         for sl, (bp_sl, which_max) in zip(slices, callbacks):
             dF = bp_sl(xp.ascontiguousarray(dY[sl]))
             h, t = idx["head"][sl], idx["tail"][sl]
-            parts = [xp.ascontiguousarray(dF[:, i * width : (i + 1) * width]) for i in range(N_POOLED)]
+            parts = [
+                xp.ascontiguousarray(dF[:, i * width : (i + 1) * width])
+                for i in range(N_POOLED)
+            ]
             (
                 d_h_max,
                 d_h_mean,
@@ -345,7 +369,9 @@ def _forward(model: Model, docs: List[Doc], is_train: bool):
             for rows_max, d_max in zip(which_max, (d_between_max, d_context_max)):
                 valid = rows_max >= 0
                 flat = (rows_max * width + xp.arange(width)[None, :])[valid]
-                d_flat += xp.bincount(flat, weights=d_max[valid], minlength=n_tokens * width)
+                d_flat += xp.bincount(
+                    flat, weights=d_max[valid], minlength=n_tokens * width
+                )
             d_h_mean = d_h_mean + d_prod * span_mean[t]
             d_t_mean = d_t_mean + d_prod * span_mean[h]
             ops.scatter_add(d_span_max, h, d_h_max)

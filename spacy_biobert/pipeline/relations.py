@@ -27,6 +27,7 @@ Gold relations are matched by character offsets and kb ids, never by token
 positions, so the same code trains on gold entities (relation benchmarks) and
 on entities predicted by `ner` in the same pipeline (end to end).
 """
+
 import logging
 import math
 from itertools import islice
@@ -144,7 +145,10 @@ class RelationExtractor(TrainablePipe):
         if concept_pooling not in POOLINGS:
             raise ValueError(
                 Errors.E206.format(
-                    what="concept_pooling", options=POOLINGS, value=concept_pooling, name=name
+                    what="concept_pooling",
+                    options=POOLINGS,
+                    value=concept_pooling,
+                    name=name,
                 )
             )
         self.vocab = vocab
@@ -185,7 +189,9 @@ class RelationExtractor(TrainablePipe):
     def add_label(self, label: str, level: str = "mention") -> int:
         if level not in LEVELS:
             raise ValueError(
-                Errors.E206.format(what="level", options=LEVELS, value=level, name=self.name)
+                Errors.E206.format(
+                    what="level", options=LEVELS, value=level, name=self.name
+                )
             )
         if label in self.cfg["labels"]:
             return 0
@@ -270,7 +276,8 @@ class RelationExtractor(TrainablePipe):
     def _poolings(self) -> List[str]:
         concept = set(self.concept_labels)
         return [
-            self.cfg["concept_pooling"] if label in concept else "max" for label in self.labels
+            self.cfg["concept_pooling"] if label in concept else "max"
+            for label in self.labels
         ]
 
     # --- training ----------------------------------------------------------------
@@ -304,7 +311,9 @@ class RelationExtractor(TrainablePipe):
         losses[self.name] += loss
         return losses
 
-    def get_loss(self, examples: Iterable[Example], logits: Floats2d) -> Tuple[float, Floats2d]:
+    def get_loss(
+        self, examples: Iterable[Example], logits: Floats2d
+    ) -> Tuple[float, Floats2d]:
         """Binary cross-entropy per label: per candidate pair for mention-level
         labels (mean over pairs), per pooled concept pair for concept-level
         labels (mean over concept pairs). Examples whose reference has
@@ -347,7 +356,9 @@ class RelationExtractor(TrainablePipe):
                         pooled, weights = _pool(zs, pooling)
                         y = 1.0 if (head_kb, tail_kb, label) in gold_concepts else 0.0
                         p = float(_sigmoid(numpy.asarray(pooled)))
-                        loss = float(_bce_with_logits(numpy.asarray(pooled), numpy.asarray(y)))
+                        loss = float(
+                            _bce_with_logits(numpy.asarray(pooled), numpy.asarray(y))
+                        )
                         c_terms.append((member_rows, j, weights * (p - y), loss))
         if offset != z.shape[0]:
             raise ValueError(Errors.E208.format(rows=z.shape[0], pairs=offset))
@@ -386,12 +397,16 @@ class RelationExtractor(TrainablePipe):
                 self.set_annotations(docs, self.predict(docs))
         scores: Dict[str, Any] = {}
         if self.mention_labels:
-            scores.update(score_relations(examples, self.threshold, labels=self.mention_labels))
+            scores.update(
+                score_relations(examples, self.threshold, labels=self.mention_labels)
+            )
         else:
             scores.update({"rel_micro_p": None, "rel_micro_r": None, "rel_micro_f": None})
         if self.concept_labels:
             scores.update(
-                score_document_relations(examples, self.threshold, labels=self.concept_labels)
+                score_document_relations(
+                    examples, self.threshold, labels=self.concept_labels
+                )
             )
         else:
             scores.update({"rel_doc_p": None, "rel_doc_r": None, "rel_doc_f": None})
@@ -426,12 +441,15 @@ def copy_gold_entities(eg: Example, spans_key: Optional[str] = None) -> Doc:
         pred.set_ents(filter_spans(moved(ref.ents)), default="outside")
     elif spans_key in ref.spans:
         pred.spans[spans_key] = moved(ref.spans[spans_key])
-    if len(pred) and ref.has_annotation("SENT_START") and not pred.has_annotation("SENT_START"):
+    if (
+        len(pred)
+        and ref.has_annotation("SENT_START")
+        and not pred.has_annotation("SENT_START")
+    ):
         starts = {sent.start_char for sent in ref.sents}
         for token in pred:
             token.is_sent_start = token.i == 0 or token.idx in starts
     return pred
-
 
 
 def _span_key(span: Span) -> PairKey:
@@ -479,7 +497,9 @@ def _mention_targets(pairs, gold_mentions, labels: Sequence[str]) -> numpy.ndarr
         return targets
     col = {label: j for j, label in enumerate(labels)}
     for i, (head, tail) in enumerate(pairs):
-        found = gold_mentions.get((head.start_char, head.end_char, tail.start_char, tail.end_char))
+        found = gold_mentions.get(
+            (head.start_char, head.end_char, tail.start_char, tail.end_char)
+        )
         if found:
             for label in found:
                 if label in col:
@@ -547,7 +567,9 @@ def pool_by_kb_id(
     for key, members in groups.items():
         scores = {}
         for j, label in enumerate(labels):
-            pooled, _ = _pool(numpy.asarray(logits[members, j], dtype="float64"), poolings[j])
+            pooled, _ = _pool(
+                numpy.asarray(logits[members, j], dtype="float64"), poolings[j]
+            )
             scores[label] = float(_sigmoid(numpy.asarray(pooled)))
         out[key] = scores
     return out
@@ -656,7 +678,9 @@ def _to_span(doc: Doc, key: Sequence[Any]) -> Span:
 
 
 def _check_threshold(threshold: float) -> None:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
-        0.0 <= threshold <= 1.0
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not (0.0 <= threshold <= 1.0)
     ):
         raise ValueError(Errors.E207.format(value=threshold))
