@@ -149,3 +149,35 @@ def score_cid(examples: Iterable[Example], threshold: float = 0.5) -> Dict[str, 
     """BC5CDR CID: document-level (PMID, chemical MeSH, disease MeSH) P/R/F1
     (`score_document_relations` for the label "CID")."""
     return score_document_relations(examples, threshold, labels=["CID"])
+
+
+def evaluate_relations(
+    nlp: Any,
+    examples: Iterable[Example],
+    thresholds: Sequence[float] = (0.5,),
+    component: str = "biobert_relations",
+    batch_size: int = 16,
+) -> Dict[float, Dict[str, Any]]:
+    """Run `nlp` once over the examples and score relations at each threshold:
+    {threshold: {rel_micro_*, rel_doc_*}} over the component's mention-level
+    and concept-level labels. With `gold_entities` on the component, the
+    reference's entities (and sentences) are put on the docs first, as in
+    training. The examples are not modified."""
+    rel = nlp.get_pipe(component)
+    examples = [Example(eg.predicted.copy(), eg.reference) for eg in examples]
+    if rel.cfg.get("gold_entities"):
+        for eg in examples:
+            rel.copy_gold_entities(eg)
+    docs = nlp.pipe((eg.predicted for eg in examples), batch_size=batch_size)
+    scored = [Example(doc, eg.reference) for doc, eg in zip(docs, examples)]
+    out: Dict[float, Dict[str, Any]] = {}
+    for threshold in thresholds:
+        scores: Dict[str, Any] = {}
+        if rel.mention_labels:
+            scores.update(score_relations(scored, threshold, labels=rel.mention_labels))
+        if rel.concept_labels:
+            scores.update(
+                score_document_relations(scored, threshold, labels=rel.concept_labels)
+            )
+        out[threshold] = scores
+    return out

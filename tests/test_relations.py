@@ -685,6 +685,22 @@ def test_component_score_and_evaluate(chemprot_trained):
     assert scores["rel_doc_f"] is None
 
 
+def test_evaluate_relations_at_several_thresholds(cid_trained):
+    from spacy_biobert.scoring import evaluate_relations
+
+    nlp, _ = cid_trained
+    fresh = [
+        reader_example(
+            nlp, CID_WORDS, ents=CID_ENTS, sents=[0, 6, 10], relations=CID_RELS, doc_id="9"
+        )
+    ]
+    scores = evaluate_relations(nlp, fresh, thresholds=(0.0, 0.5, 1.0))
+    assert scores[0.5]["rel_doc_f"] == 1.0
+    assert scores[0.0]["rel_doc_counts"] == {"tp": 1, "fp": 5, "fn": 0}
+    assert scores[1.0]["rel_doc_counts"]["tp"] == 0
+    assert not fresh[0].predicted.ents  # examples left as they were
+
+
 def test_ner_and_relations_listen_to_one_transformer(tiny_bert):
     """End to end: `ner` predicts the entities the relation component pairs
     (annotating_components), both listening to `biobert`."""
