@@ -269,7 +269,8 @@ def test_range_max_matches_brute_force():
     P = rng.normal(size=(37, 4)).astype("float32")
     starts = numpy.asarray([0, 3, 5, 36, 10, 0, 20], dtype="int64")
     ends = numpy.asarray([37, 4, 5, 37, 29, 16, 19], dtype="int64")
-    values, rows = _range_max(_sparse_table(P, numpy), starts, ends, numpy)
+    values, rows = _range_max(_sparse_table(P, numpy, longest=37), starts, ends, numpy)
+    assert len(_sparse_table(P, numpy, longest=5)) == 3  # levels 1, 2, 4
     for i, (s, e) in enumerate(zip(starts, ends)):
         if e <= s:
             assert not values[i].any() and (rows[i] == -1).all()

@@ -277,7 +277,11 @@ def _forward(model: Model, docs: List[Doc], is_train: bool):
     # sparse table for O(1) range maxima.
     C = xp.zeros((n_tokens + 1, width), dtype="float64")
     C[1:] = xp.cumsum(P, axis=0, dtype="float64")
-    table = _sparse_table(P, xp)
+    longest = max(
+        int((layout.between_end - layout.between_start).max()),
+        int((layout.context_end - layout.context_start).max()),
+    )
+    table = _sparse_table(P, xp, longest)
 
     idx = {
         k: ops.asarray1i(getattr(layout, k).astype("int32"))
@@ -395,14 +399,17 @@ def _forward(model: Model, docs: List[Doc], is_train: bool):
     return Y, backprop
 
 
-def _sparse_table(P: Floats2d, xp) -> List[Tuple[Floats2d, "numpy.ndarray"]]:
+def _sparse_table(
+    P: Floats2d, xp, longest: Optional[int] = None
+) -> List[Tuple[Floats2d, "numpy.ndarray"]]:
     """Level k holds, for every start i, the maximum of P[i : i + 2**k] and the
-    row it came from (per column)."""
+    row it came from (per column); levels up to the longest range queried."""
     n, width = P.shape
     rows = xp.broadcast_to(xp.arange(n, dtype="int32")[:, None], (n, width))
     levels = [(P, xp.ascontiguousarray(rows))]
     k = 1
-    while (1 << k) <= n:
+    limit = n if longest is None else min(n, longest)
+    while (1 << k) <= limit:
         half = 1 << (k - 1)
         prev, prev_rows = levels[-1]
         m = n - (1 << k) + 1
