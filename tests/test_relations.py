@@ -737,3 +737,26 @@ def test_ner_and_relations_listen_to_one_transformer(tiny_bert):
     assert set(losses) >= {"ner", "biobert_relations", "biobert"}
     doc = nlp(reference.text)
     assert isinstance(doc._.relations, dict)
+
+
+def test_replace_listeners_survives_save_and_reload(chemprot_trained, tmp_path):
+    nlp, examples = chemprot_trained
+    texts = [eg.predicted.copy() for eg in examples]
+    expected = [d._.relation_pairs for d in nlp.pipe([t.copy() for t in texts])]
+    nlp.to_disk(tmp_path / "shared")
+    own = spacy.load(tmp_path / "shared")
+    own.replace_listeners("biobert", "biobert_relations", ["model.tok2vec"])
+    assert own.get_pipe("biobert").listening_components == []
+    got = [d._.relation_pairs for d in own.pipe([t.copy() for t in texts])]
+    assert _close(got, expected)
+    own.to_disk(tmp_path / "own")
+    reloaded = spacy.load(tmp_path / "own")
+    assert [d._.relation_pairs for d in reloaded.pipe([t.copy() for t in texts])] == got
+
+
+def _close(a, b, tol=1e-5):
+    return all(
+        ha == hb and ta == tb and all(abs(sa[k] - sb[k]) < tol for k in sa)
+        for da, db in zip(a, b)
+        for (ha, ta, sa), (hb, tb, sb) in zip(da, db)
+    )
