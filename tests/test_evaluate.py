@@ -87,4 +87,5 @@ def test_evaluate_cli_bad_corpus_is_a_clear_error(tmp_path):
         capture_output=True, text=True,
     )
     assert result.returncode == 1
-    assert "bad.pubtator:3" in result.stdout and "Traceback" not in result.stderr
+    assert "bad.pubtator:3" in result.stdout, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
