@@ -6,8 +6,6 @@ module and registers itself on `app`.
 from ._app import app
 
 # Command modules register themselves on `app` when imported.
-from . import info  # noqa: E402,F401
-from . import evaluate, show, train  # noqa: E402,F401
-from . import convert  # noqa: E402,F401
+from . import convert, evaluate, evaluate_relations, info, show, train  # noqa: E402,F401
 
 __all__ = ["app"]
