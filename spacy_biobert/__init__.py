@@ -6,8 +6,10 @@ Cheap: no model, corpus or network access happens here.
 """
 from .about import __version__
 from .models import DEFAULT_MODEL_NAME, KNOWN_MODELS, OFFLINE_ALIAS, resolve_model_name
-from .pipeline import make_biobert
+from .pipeline import make_biobert, make_relation_extractor, relation_triples
 from .training import create_training_logger
+from .tokenizer import create_biomedical_tokenizer
+from .corpora.formats import read_corpus, write_corpus
 
 __all__ = [
     "__version__",
@@ -16,4 +18,10 @@ __all__ = [
     "OFFLINE_ALIAS",
     "resolve_model_name",
     "make_biobert",
+    "make_relation_extractor",
+    "relation_triples",
+    "create_biomedical_tokenizer",
+    "create_training_logger",
+    "read_corpus",
+    "write_corpus",
 ]
