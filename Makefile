@@ -18,7 +18,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[offline,test]"
+	$(PY) -m pip install --quiet -e ".[offline,project,test]"
 	$(PY) -m pip check
 	touch $@
 
