@@ -28,6 +28,7 @@ demo: setup
 	$(VENV)/bin/spacy project run demo . --vars.corpora $(CORPORA)
 
 test: setup
+	$(VENV)/bin/ruff check spacy_biobert tests
 	$(PY) -m pytest -m "slow or not slow" -p no:cacheprovider
 
 test-fast: setup

@@ -5,11 +5,11 @@ through entry points, so a packaged pipeline loads without this import).
 Cheap: no model, corpus or network access happens here.
 """
 from .about import __version__
+from .corpora.formats import read_corpus, write_corpus
 from .models import DEFAULT_MODEL_NAME, KNOWN_MODELS, OFFLINE_ALIAS, resolve_model_name
 from .pipeline import make_biobert, make_relation_extractor, relation_triples
-from .training import create_training_logger
 from .tokenizer import create_biomedical_tokenizer
-from .corpora.formats import read_corpus, write_corpus
+from .training import create_training_logger
 
 __all__ = [
     "__version__",

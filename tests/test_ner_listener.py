@@ -9,6 +9,7 @@ import pytest
 import spacy
 from spacy.training import Example
 
+
 def _ents(text, *mentions):
     return (text, [(text.index(m), text.index(m) + len(m), label) for m, label in mentions])
 

@@ -3,9 +3,8 @@
 The only place in the package that prints. Each command lives in its own
 module and registers itself on `app`.
 """
-from ._app import app
-
 # Command modules register themselves on `app` when imported.
 from . import convert, evaluate, evaluate_relations, info, show, train  # noqa: E402,F401
+from ._app import app
 
 __all__ = ["app"]

@@ -12,10 +12,16 @@ from ._app import app
 @app.command("evaluate")
 def evaluate_cli(
     model: str = typer.Argument(..., help="Pipeline name or folder"),
-    corpus: Path = typer.Argument(..., exists=True, help="Gold corpus: PubTator, BioC XML/JSON file or ChemProt split folder"),
+    corpus: Path = typer.Argument(
+        ..., exists=True, help="Gold corpus: PubTator, BioC XML/JSON file or ChemProt split folder"
+    ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scores as JSON"),
-    fmt: str = typer.Option("auto", "--format", "-f", help="auto (from the path), pubtator, bioc, chemprot, jsonl"),
-    label_map: Optional[str] = typer.Option(None, "--label-map", help="Gold type mapping: a preset name (ncbi) or a JSON object"),
+    fmt: str = typer.Option(
+        "auto", "--format", "-f", help="auto (from the path), pubtator, bioc, chemprot, jsonl"
+    ),
+    label_map: Optional[str] = typer.Option(
+        None, "--label-map", help="Gold type mapping: a preset name (ncbi) or a JSON object"
+    ),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N documents"),
     batch_size: int = typer.Option(32, "--batch-size", "-b"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
@@ -37,14 +43,22 @@ def evaluate_cli(
         records = list(_iter_gold_records(corpus, fmt, limit))
     except (CorpusFormatError, FileNotFoundError, ValueError) as err:
         msg.fail(str(err), exits=1)
-    gold = [(r.doc_id or i, r.text, [(m.start, m.end, m.type) for m in r.mentions]) for i, r in enumerate(records)]
+    gold = [
+        (r.doc_id or i, r.text, [(m.start, m.end, m.type) for m in r.mentions])
+        for i, r in enumerate(records)
+    ]
     with tqdm(total=len(gold), desc="evaluate", unit="doc") as bar:
         scores = evaluate_ner(nlp, gold, batch_size=batch_size, label_map=mapping, progress=bar.update)
     result = scores.as_dict()
     result.update(model=str(model), corpus=str(corpus), label_map=mapping)
     rows = [("ALL", *_prf(result["ents_strict"]))]
     rows += [(label, *_prf(v)) for label, v in result["ents_per_type_strict"].items()]
-    msg.table(rows, header=("type", "P", "R", "F1", "gold", "pred"), divider=True, aligns=("l", "r", "r", "r", "r", "r"))
+    msg.table(
+        rows,
+        header=("type", "P", "R", "F1", "gold", "pred"),
+        divider=True,
+        aligns=("l", "r", "r", "r", "r", "r"),
+    )
     widened = result["ents_token_widened"]
     msg.info(
         f"{scores.documents} documents, {scores.words} words, {result['words_per_second']} words/s. "

@@ -11,9 +11,13 @@ from ._app import app
 @app.command("evaluate-relations")
 def evaluate_relations_cli(
     model: str = typer.Argument(..., help="Pipeline name or folder with biobert_relations"),
-    corpus: Path = typer.Argument(..., exists=True, help="Gold corpus: PubTator/BioC file or ChemProt split folder"),
+    corpus: Path = typer.Argument(
+        ..., exists=True, help="Gold corpus: PubTator/BioC file or ChemProt split folder"
+    ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scores as JSON"),
-    thresholds: str = typer.Option("0.3,0.4,0.5,0.6,0.7", "--thresholds", help="Comma-separated probability thresholds"),
+    thresholds: str = typer.Option(
+        "0.3,0.4,0.5,0.6,0.7", "--thresholds", help="Comma-separated probability thresholds"
+    ),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N documents"),
     batch_size: int = typer.Option(16, "--batch-size", "-b"),
 ) -> None:

@@ -9,7 +9,9 @@ from ._app import app
 @app.command("show")
 def show_cli(
     model: str = typer.Argument(..., help="Pipeline name or folder"),
-    text: Optional[str] = typer.Option(None, "--text", "-t", help="Text to annotate (default: read standard input)"),
+    text: Optional[str] = typer.Option(
+        None, "--text", "-t", help="Text to annotate (default: read standard input)"
+    ),
 ) -> None:
     """Print the entities (and relations, if the pipeline has them) found in a text."""
     import sys
