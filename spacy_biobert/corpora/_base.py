@@ -535,6 +535,23 @@ def predicted_relations(doc: Doc, threshold: float = 0.5) -> List[Dict[str, Any]
     return out
 
 
+def records_to_docs(
+    records: Iterable[SourceDocument],
+    nlp_or_vocab: Any,
+    *,
+    stats: CorpusStats,
+    limit: Optional[int],
+    label_map: Optional[Dict[str, str]],
+    source_format: str,
+) -> Iterator[Doc]:
+    """The Docs of a stream of records (what every `read_*` function yields);
+    logs what the user must know (W101-W103) once the stream is exhausted."""
+    make_doc = get_make_doc(nlp_or_vocab)
+    for rec in apply_limit(records, limit):
+        yield source_to_doc(rec, make_doc, label_map=label_map, stats=stats, source_format=source_format)
+    stats.log_warnings()
+
+
 def apply_limit(items: Iterable[Any], limit: Optional[int]) -> Iterator[Any]:
     for i, item in enumerate(items):
         if limit is not None and i >= limit:

@@ -38,13 +38,11 @@ from ._base import (
     ErrorPolicy,
     SourceDocument,
     SourceMention,
-    apply_limit,
     check_exists,
     check_mention,
     doc_to_source,
-    get_make_doc,
     predicted_relations,
-    source_to_doc,
+    records_to_docs,
 )
 
 ID_INFONS = ("identifier", "MESH", "MeSH", "Identifier", "NCBI Gene", "NCBI_Gene")
@@ -353,12 +351,10 @@ def read_bioc(
     """Stream the Docs of a BioC XML or BioC JSON file (see module docs)."""
     stats = stats if stats is not None else CorpusStats()
     stats.path = str(path)
-    make_doc = get_make_doc(nlp_or_vocab)
-    for rec in apply_limit(iter_bioc_records(path, on_error=on_error, stats=stats), limit):
-        yield source_to_doc(
-            rec, make_doc, label_map=label_map, stats=stats, source_format="bioc"
-        )
-    stats.log_warnings()
+    records = iter_bioc_records(path, on_error=on_error, stats=stats)
+    yield from records_to_docs(
+        records, nlp_or_vocab, stats=stats, limit=limit, label_map=label_map, source_format="bioc"
+    )
 
 
 # --- writing ---------------------------------------------------------------

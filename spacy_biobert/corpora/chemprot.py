@@ -34,13 +34,11 @@ from ._base import (
     ErrorPolicy,
     SourceDocument,
     SourceMention,
-    apply_limit,
     check_mention,
     doc_to_source,
-    get_make_doc,
     iter_lines,
     predicted_relations,
-    source_to_doc,
+    records_to_docs,
     title_abstract_passages,
 )
 
@@ -315,14 +313,10 @@ def read_chemprot(
     `doc.spans["mentions"]`."""
     stats = stats if stats is not None else CorpusStats()
     stats.path = str(path)
-    make_doc = get_make_doc(nlp_or_vocab)
-    for rec in apply_limit(
-        iter_chemprot_records(path, on_error=on_error, stats=stats), limit
-    ):
-        yield source_to_doc(
-            rec, make_doc, label_map=label_map, stats=stats, source_format="chemprot"
-        )
-    stats.log_warnings()
+    records = iter_chemprot_records(path, on_error=on_error, stats=stats)
+    yield from records_to_docs(
+        records, nlp_or_vocab, stats=stats, limit=limit, label_map=label_map, source_format="chemprot"
+    )
 
 
 def _prefix(folder_or_prefix: Union[str, Path]) -> Path:

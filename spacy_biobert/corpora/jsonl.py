@@ -33,14 +33,12 @@ from ._base import (
     ErrorPolicy,
     SourceDocument,
     SourceMention,
-    apply_limit,
     check_exists,
     check_mention,
     doc_to_source,
-    get_make_doc,
     iter_lines,
     predicted_relations,
-    source_to_doc,
+    records_to_docs,
 )
 
 _MENTION_FIELDS = (
@@ -180,12 +178,10 @@ def read_jsonl(
     """Stream the Docs of a JSONL file."""
     stats = stats if stats is not None else CorpusStats()
     stats.path = str(path)
-    make_doc = get_make_doc(nlp_or_vocab)
-    for rec in apply_limit(iter_jsonl_records(path, on_error=on_error, stats=stats), limit):
-        yield source_to_doc(
-            rec, make_doc, label_map=label_map, stats=stats, source_format="jsonl"
-        )
-    stats.log_warnings()
+    records = iter_jsonl_records(path, on_error=on_error, stats=stats)
+    yield from records_to_docs(
+        records, nlp_or_vocab, stats=stats, limit=limit, label_map=label_map, source_format="jsonl"
+    )
 
 
 def doc_to_json(doc: Doc, *, threshold: float = 0.5) -> Dict[str, Any]:

@@ -24,15 +24,13 @@ from ._base import (
     ErrorPolicy,
     SourceDocument,
     SourceMention,
-    apply_limit,
     check_exists,
     check_mention,
     doc_to_source,
-    get_make_doc,
     iter_lines,
     mention_ids,
     predicted_relations,
-    source_to_doc,
+    records_to_docs,
     title_abstract_passages,
 )
 
@@ -286,13 +284,10 @@ def read_pubtator(
     """
     stats = stats if stats is not None else CorpusStats()
     stats.path = str(path)
-    make_doc = get_make_doc(nlp_or_vocab)
     records = iter_pubtator_records(path, on_error=on_error, stats=stats, dedupe=dedupe)
-    for rec in apply_limit(records, limit):
-        yield source_to_doc(
-            rec, make_doc, label_map=label_map, stats=stats, source_format="pubtator"
-        )
-    stats.log_warnings()
+    yield from records_to_docs(
+        records, nlp_or_vocab, stats=stats, limit=limit, label_map=label_map, source_format="pubtator"
+    )
 
 
 def format_pubtator(doc: Doc, *, threshold: float = 0.5) -> str:
