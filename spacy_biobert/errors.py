@@ -107,6 +107,28 @@ class Errors:
         "The candidate generator must return the same pairs for the same doc; do not "
         "change the doc's entities between predict and set_annotations."
     )
+    # --- annotate (E3xx) ---------------------------------------------------------
+    E301 = (
+        "[E301] '{partial}' is left over from an interrupted run. Fix: continue it with "
+        "--resume, or start again with --overwrite."
+    )
+    E302 = "[E302] the output '{output}' exists. Fix: pass --overwrite, or choose another OUTPUT."
+    E303 = (
+        "[E303] cannot resume: '{partial}' was written with {key}={old!r}, this run has "
+        "{key}={new!r}. Fix: rerun with the same settings, or start again with --overwrite."
+    )
+    E304 = (
+        "[E304] unknown {what} {value!r}. Fix: use one of {options}."
+    )
+    E305 = (
+        "[E305] cannot resume: '{partial}' is shorter ({size} bytes) than its progress "
+        "file '{progress}' records ({offset} bytes). Fix: start again with --overwrite."
+    )
+    E306 = "[E306] {name} must be None (unlimited) or an integer >= 1, not {value!r}."
+    E307 = (
+        "[E307] the input folder '{path}' holds no .txt or .txt.gz file. Fix: put one "
+        "document per .txt file there, or pass a file."
+    )
     # --- training (E01x) ---------------------------------------------------------
     E010 = (
         "[E010] Cannot resume: '{output}' has no model-last/ and training_state.json "

@@ -1,0 +1,94 @@
+"""Output formats of `annotate`, as text chunks (header, one chunk per
+document, footer), so the runner can write, checkpoint and resume at
+document boundaries. The per-document formatting is the corpus writers'
+(`doc_to_json`, `format_pubtator`, `doc_to_bioc`)."""
+
+import json
+from pathlib import Path
+from typing import Union
+
+from spacy.tokens import Doc
+
+from ..errors import Errors
+
+OUTPUT_FORMATS = ("jsonl", "pubtator", "bioc-xml", "bioc-json")
+_COLLECTION = {"source": "spacy-biobert", "date": "", "key": "spacy-biobert.key"}
+
+
+def detect_output_format(path: Union[str, Path]) -> str:
+    """By extension: .jsonl, .pubtator/.txt, .xml (BioC XML), .json (BioC JSON)."""
+    from ..corpora.formats import output_format
+
+    try:
+        fmt = output_format(path)
+    except ValueError:
+        fmt = ""
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(
+            Errors.E304.format(
+                what=f"output format for '{path}' (from its extension)",
+                value=Path(path).suffix,
+                options=".jsonl, .pubtator (or .txt), .xml (BioC XML), .json (BioC JSON), "
+                "or --output-format " + "/".join(OUTPUT_FORMATS),
+            )
+        )
+    return fmt
+
+
+def check_output_format(fmt: str) -> str:
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(
+            Errors.E304.format(what="output format", value=fmt, options=", ".join(OUTPUT_FORMATS))
+        )
+    return fmt
+
+
+def header(fmt: str) -> str:
+    if fmt == "bioc-xml":
+        return (
+            "<?xml version='1.0' encoding='utf8' standalone='yes'?>\n<collection>"
+            f"<source>{_COLLECTION['source']}</source><date>{_COLLECTION['date']}</date>"
+            f"<key>{_COLLECTION['key']}</key>\n"
+        )
+    if fmt == "bioc-json":
+        head = dict(_COLLECTION, infons={})
+        return json.dumps(head, ensure_ascii=False)[:-1] + ', "documents": [\n'
+    return ""
+
+
+def footer(fmt: str) -> str:
+    if fmt == "bioc-xml":
+        return "</collection>\n"
+    if fmt == "bioc-json":
+        return "\n]}\n"
+    return ""
+
+
+def format_doc(doc: Doc, fmt: str, *, threshold: float, first: bool) -> str:
+    """One annotated Doc in `fmt`; `first` is whether it is the first document
+    of the output (BioC JSON separates documents with commas). A Doc that the
+    format cannot represent raises ValueError (E110)."""
+    if fmt == "jsonl":
+        from ..corpora.jsonl import doc_to_json
+
+        return json.dumps(doc_to_json(doc, threshold=threshold), ensure_ascii=False) + "\n"
+    if fmt == "pubtator":
+        from ..corpora.pubtator import format_pubtator
+
+        return format_pubtator(doc, threshold=threshold)
+    if fmt == "bioc-xml":
+        from bioc.biocxml.encoder import encode_document
+        from lxml import etree
+
+        from ..corpora.bioc_format import doc_to_bioc
+
+        elem = encode_document(doc_to_bioc(doc, threshold=threshold))
+        return etree.tostring(elem, encoding="unicode") + "\n"
+    if fmt == "bioc-json":
+        from bioc import biocjson
+
+        from ..corpora.bioc_format import doc_to_bioc
+
+        text = biocjson.dumps(doc_to_bioc(doc, threshold=threshold), ensure_ascii=False)
+        return text if first else ",\n" + text
+    raise ValueError(check_output_format(fmt))

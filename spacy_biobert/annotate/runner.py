@@ -1,0 +1,373 @@
+"""Annotate a stream of documents with a pipeline, with flat memory, input
+order kept, atomic output and resume.
+
+- The input is read in windows of `window` items (documents and rejects);
+  inside a window the documents are sorted by length, run through
+  `nlp.pipe` in batches of `batch_size` (under `torch.inference_mode` when
+  the pipeline uses torch), and put back in input order. Only one window is
+  in memory at a time.
+- `annotate_window` is that step as a plain function (items in, output
+  chunks and rejects out, in input order): a distributed backend maps it over
+  windows.
+- Output goes to `OUTPUT.partial` and rejects to `OUTPUT.rejects.jsonl.partial`;
+  after each window both are flushed and fsynced, then the progress file
+  `OUTPUT.progress.json` records how many input items are done and the byte
+  size of both partial files (written atomically). At the end the partial
+  files are renamed (`os.replace`) to `OUTPUT` and `OUTPUT.rejects.jsonl` and
+  the progress file is removed.
+- `resume=True` truncates the partial files to the recorded sizes, skips the
+  recorded number of input items and goes on: the final files are
+  byte-identical to those of an uninterrupted run.
+"""
+
+import contextlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Union
+
+from spacy.tokens import Doc
+
+from ..errors import Errors
+from .inputs import INPUT_FORMATS, Item, Record, Reject, detect_input_format, iter_input
+from .outputs import check_output_format, detect_output_format, footer, format_doc, header
+
+PROGRESS_VERSION = 1
+
+
+@dataclass
+class Annotated:
+    """One annotated document: its output chunk and counts."""
+
+    index: int
+    id: str
+    chunk: str
+    entities: int
+    relations: int
+
+
+@dataclass
+class AnnotateStats:
+    """Totals of a run (documents, rejected, entities, relations: over the
+    whole output, resumed part included; processed and seconds: this run)."""
+
+    documents: int = 0
+    rejected: int = 0
+    entities: int = 0
+    relations: int = 0
+    resumed_from: int = 0
+    processed: int = 0
+    seconds: float = 0.0
+    output: str = ""
+    rejects: str = ""
+    reject_reasons: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def docs_per_s(self) -> float:
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class OutputPaths:
+    output: Path
+    partial: Path
+    rejects: Path
+    rejects_partial: Path
+    progress: Path
+
+    @classmethod
+    def for_output(cls, output: Union[str, Path]) -> "OutputPaths":
+        out = Path(output)
+        return cls(
+            output=out,
+            partial=Path(f"{out}.partial"),
+            rejects=Path(f"{out}.rejects.jsonl"),
+            rejects_partial=Path(f"{out}.rejects.jsonl.partial"),
+            progress=Path(f"{out}.progress.json"),
+        )
+
+
+def _inference_mode() -> Any:
+    # Only when the pipeline already imported torch: a pipeline without a
+    # transformer never pays for importing it.
+    torch = sys.modules.get("torch")
+    return torch.inference_mode() if torch is not None else contextlib.nullcontext()
+
+
+def _make_doc(nlp: Any, rec: Record) -> Doc:
+    from ..corpora._base import SOURCE_KEY
+    from ..extensions import install_extensions
+
+    install_extensions()
+    doc = nlp.make_doc(rec.text)
+    doc._.doc_id = rec.id
+    doc.user_data[SOURCE_KEY] = {
+        "format": "annotate",
+        "passages": [[t, o, len(x)] for t, o, x in rec.passages or [("text", 0, rec.text)]],
+    }
+    return doc
+
+
+def annotate_window(
+    nlp: Any,
+    items: List[Item],
+    *,
+    output_format: str = "jsonl",
+    threshold: float = 0.5,
+    batch_size: int = 64,
+    first: bool = True,
+    on_doc: Optional[Callable[[], None]] = None,
+) -> List[Union[Annotated, Reject]]:
+    """Annotate one window of input items: documents sorted by length, run
+    through `nlp.pipe`, formatted; returned in input order with the rejects
+    (including documents the output format cannot represent). `first`: no
+    document has been written to the output yet (BioC JSON separators)."""
+    from ..corpora._base import predicted_relations
+
+    records = [it for it in items if isinstance(it, Record)]
+    order = sorted(range(len(records)), key=lambda i: len(records[i].text))
+    docs: Dict[int, Doc] = {}
+    with _inference_mode():
+        sorted_docs = (_make_doc(nlp, records[i]) for i in order)
+        for i, doc in zip(order, nlp.pipe(sorted_docs, batch_size=batch_size)):
+            docs[records[i].index] = doc
+            if on_doc is not None:
+                on_doc()
+    out: List[Union[Annotated, Reject]] = []
+    for it in items:
+        if isinstance(it, Reject):
+            out.append(it)
+            continue
+        doc = docs.pop(it.index)
+        try:
+            chunk = format_doc(doc, output_format, threshold=threshold, first=first)
+        except ValueError as err:
+            out.append(
+                Reject(it.index, it.id, f"cannot be written as {output_format}: {err}", "unwritable")
+            )
+            continue
+        first = False
+        n_rel = len(predicted_relations(doc, threshold))
+        out.append(Annotated(it.index, it.id, chunk, len(doc.ents), n_rel))
+    return out
+
+
+def _windows(items: Iterable[Item], size: int) -> Iterator[List[Item]]:
+    it = iter(items)
+    while True:
+        chunk = list(islice(it, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def _fsync_file(fp: Any) -> None:
+    fp.flush()
+    os.fsync(fp.fileno())
+
+
+def _write_progress(paths: OutputPaths, state: Dict[str, Any]) -> None:
+    tmp = Path(f"{paths.progress}.tmp")
+    with open(tmp, "w", encoding="utf8") as fp:
+        json.dump(state, fp, sort_keys=True)
+        _fsync_file(fp)
+    os.replace(tmp, paths.progress)
+
+
+def _read_progress(paths: OutputPaths) -> Optional[Dict[str, Any]]:
+    try:
+        with open(paths.progress, encoding="utf8") as fp:
+            state = json.load(fp)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return state if isinstance(state, dict) and state.get("version") == PROGRESS_VERSION else None
+
+
+def _load(nlp: Any) -> Any:
+    if isinstance(nlp, (str, Path)):
+        import spacy
+
+        return spacy.load(nlp)
+    return nlp
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(Errors.E306.format(name=name, value=value))
+
+
+def annotate(
+    nlp: Any,
+    input_path: Union[str, Path],
+    output_path: Union[str, Path],
+    *,
+    input_format: Optional[str] = None,
+    output_format: Optional[str] = None,
+    max_chars: Optional[int] = 1_000_000,
+    batch_size: int = 64,
+    window: int = 1000,
+    threshold: float = 0.5,
+    resume: bool = False,
+    overwrite: bool = False,
+    on_doc: Optional[Callable[[], None]] = None,
+    on_window: Optional[Callable[[AnnotateStats], None]] = None,
+) -> AnnotateStats:
+    """Annotate every document of `input_path` with `nlp` (a Language or a
+    path to load) and write `output_path` (see the module docs). `on_doc` is
+    called after each document (or reject) is processed, `on_window` after
+    each checkpoint. Returns the totals."""
+    paths = OutputPaths.for_output(output_path)
+    in_fmt = input_format or detect_input_format(input_path)
+    if in_fmt not in INPUT_FORMATS:
+        raise ValueError(
+            Errors.E304.format(what="input format", value=in_fmt, options=", ".join(INPUT_FORMATS))
+        )
+    out_fmt = check_output_format(output_format) if output_format else detect_output_format(output_path)
+    _check_positive("batch_size", batch_size)
+    _check_positive("window", window)
+    if max_chars is not None:
+        _check_positive("max_chars", max_chars)
+    settings = {
+        "input": str(Path(input_path).resolve()),
+        "input_format": in_fmt,
+        "output_format": out_fmt,
+        "max_chars": max_chars,
+        "threshold": threshold,
+        "window": window,
+        "batch_size": batch_size,
+    }
+    state = _prepare(paths, settings, resume=resume, overwrite=overwrite)
+    items = iter_input(input_path, in_fmt, max_chars=max_chars)
+    nlp = _load(nlp)
+    stats = AnnotateStats(output=str(paths.output), rejects=str(paths.rejects))
+    for key in ("documents", "rejected", "entities", "relations"):
+        setattr(stats, key, state[key])
+    stats.reject_reasons = dict(state.get("reject_reasons", {}))
+    stats.resumed_from = state["done"]
+    start = time.perf_counter()
+    fresh = state["output_bytes"] == 0
+    out_fp = open(paths.partial, "r+b" if paths.partial.exists() else "w+b")
+    rej_fp = open(paths.rejects_partial, "r+b" if paths.rejects_partial.exists() else "w+b")
+    try:
+        out_fp.truncate(state["output_bytes"])
+        out_fp.seek(state["output_bytes"])
+        rej_fp.truncate(state["rejects_bytes"])
+        rej_fp.seek(state["rejects_bytes"])
+        if fresh:
+            out_fp.write(header(out_fmt).encode("utf8"))
+            _checkpoint(paths, state, stats, out_fp, rej_fp)
+        for chunk in _windows(islice(items, state["done"], None), window):
+            results = annotate_window(
+                nlp,
+                chunk,
+                output_format=out_fmt,
+                threshold=threshold,
+                batch_size=batch_size,
+                first=stats.documents == 0,
+                on_doc=on_doc,
+            )
+            for res in results:
+                if isinstance(res, Reject):
+                    rej_fp.write((json.dumps(res.as_dict(), ensure_ascii=False) + "\n").encode("utf8"))
+                    stats.rejected += 1
+                    stats.reject_reasons[res.kind] = stats.reject_reasons.get(res.kind, 0) + 1
+                    if on_doc is not None:
+                        on_doc()
+                else:
+                    out_fp.write(res.chunk.encode("utf8"))
+                    stats.documents += 1
+                    stats.entities += res.entities
+                    stats.relations += res.relations
+            state["done"] += len(chunk)
+            stats.processed += len(chunk)
+            stats.seconds = time.perf_counter() - start
+            _checkpoint(paths, state, stats, out_fp, rej_fp)
+            if on_window is not None:
+                on_window(stats)
+        out_fp.write(footer(out_fmt).encode("utf8"))
+        _fsync_file(out_fp)
+        _fsync_file(rej_fp)
+    finally:
+        out_fp.close()
+        rej_fp.close()
+    os.replace(paths.rejects_partial, paths.rejects)
+    os.replace(paths.partial, paths.output)
+    paths.progress.unlink()
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+
+def _checkpoint(
+    paths: OutputPaths, state: Dict[str, Any], stats: AnnotateStats, out_fp: Any, rej_fp: Any
+) -> None:
+    _fsync_file(out_fp)
+    _fsync_file(rej_fp)
+    state["output_bytes"] = out_fp.tell()
+    state["rejects_bytes"] = rej_fp.tell()
+    for key in ("documents", "rejected", "entities", "relations"):
+        state[key] = getattr(stats, key)
+    state["reject_reasons"] = dict(stats.reject_reasons)
+    _write_progress(paths, state)
+
+
+def _prepare(
+    paths: OutputPaths, settings: Dict[str, Any], *, resume: bool, overwrite: bool
+) -> Dict[str, Any]:
+    """The starting state: fresh, or the recorded one for resume; raises when
+    an earlier run's files are in the way."""
+    fresh: Dict[str, Any] = dict(
+        settings,
+        version=PROGRESS_VERSION,
+        done=0,
+        output_bytes=0,
+        rejects_bytes=0,
+        documents=0,
+        rejected=0,
+        entities=0,
+        relations=0,
+        reject_reasons={},
+    )
+    leftovers = [p for p in (paths.partial, paths.rejects_partial, paths.progress) if p.exists()]
+    if overwrite:
+        for p in leftovers:
+            p.unlink()
+        return fresh
+    if paths.output.exists():
+        raise FileExistsError(Errors.E302.format(output=paths.output))
+    if not leftovers:
+        return fresh
+    if not resume:
+        raise FileExistsError(Errors.E301.format(partial=leftovers[0]))
+    state = _read_progress(paths)
+    if state is None or not paths.partial.exists():
+        # Killed before the first checkpoint: nothing was done.
+        for p in leftovers:
+            p.unlink()
+        return fresh
+    for key, value in settings.items():
+        if state.get(key) != value:
+            raise ValueError(
+                Errors.E303.format(partial=paths.partial, key=key, old=state.get(key), new=value)
+            )
+    for part, key in ((paths.partial, "output_bytes"), (paths.rejects_partial, "rejects_bytes")):
+        size = part.stat().st_size if part.exists() else 0
+        if size < state[key]:
+            raise ValueError(
+                Errors.E305.format(
+                    partial=part, size=size, progress=paths.progress, offset=state[key]
+                )
+            )
+    return state
+
+
+__all__ = [
+    "Annotated",
+    "AnnotateStats",
+    "OutputPaths",
+    "annotate",
+    "annotate_window",
+]

@@ -1,0 +1,116 @@
+"""`spacy-biobert annotate MODEL INPUT OUTPUT`."""
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from wasabi import msg
+
+from ._app import app
+
+
+@app.command("annotate")
+def annotate_cli(
+    model: str = typer.Argument(..., help="Pipeline name or folder"),
+    input_path: Path = typer.Argument(
+        ...,
+        exists=True,
+        help="Plain text (one document per line; a folder: one per .txt file), JSONL "
+        "(id, text), PubTator or BioC XML/JSON; each may be .gz",
+    ),
+    output: Path = typer.Argument(
+        ..., help="Output file: .jsonl, .pubtator (or .txt), .xml (BioC XML), .json (BioC JSON)"
+    ),
+    input_format: str = typer.Option(
+        "auto", "--input-format", "-f", help="auto, text, jsonl, pubtator, bioc"
+    ),
+    output_format: str = typer.Option(
+        "auto", "--output-format", "-t", help="auto (from OUTPUT), jsonl, pubtator, bioc-xml, bioc-json"
+    ),
+    max_chars: str = typer.Option(
+        "1000000", "--max-chars", help="Reject longer documents (characters); 'none' for no limit"
+    ),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Documents per nlp.pipe batch"),
+    window: int = typer.Option(
+        1000,
+        "--window",
+        help="Documents read, sorted by length and checkpointed together (bounds memory)",
+    ),
+    threshold: float = typer.Option(0.5, "--threshold", help="Write relations scored at least this"),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace OUTPUT and any files left by an interrupted run"
+    ),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+) -> None:
+    """Annotate documents with a trained pipeline: streamed (flat memory), in
+    input order, every input document either in OUTPUT or, with the reason, in
+    OUTPUT.rejects.jsonl. Output is written atomically; an interrupted run
+    continues with --resume and gives the same output as an uninterrupted one."""
+    import spacy
+    from tqdm import tqdm
+
+    from ..annotate import annotate
+    from ..corpora._base import CorpusFormatError
+
+    limit = _max_chars(max_chars)
+    if resume and overwrite:
+        msg.fail("--resume and --overwrite exclude each other: choose one.", exits=1)
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    try:
+        nlp = spacy.load(model)
+    except OSError as err:
+        msg.fail(f"Cannot load the pipeline '{model}': {err}", exits=1)
+    bar = tqdm(desc="annotate", unit="doc", dynamic_ncols=True, smoothing=0.1)
+
+    def on_window(stats) -> None:
+        bar.set_postfix(ents=stats.entities, rejected=stats.rejected, refresh=False)
+
+    try:
+        stats = annotate(
+            nlp,
+            input_path,
+            output,
+            input_format=None if input_format == "auto" else input_format,
+            output_format=None if output_format == "auto" else output_format,
+            max_chars=limit,
+            batch_size=batch_size,
+            window=window,
+            threshold=threshold,
+            resume=resume,
+            overwrite=overwrite,
+            on_doc=bar.update,
+            on_window=on_window,
+        )
+    except (CorpusFormatError, FileExistsError, FileNotFoundError, ValueError) as err:
+        bar.close()
+        msg.fail(str(err), exits=1)
+    bar.close()
+    rows = [
+        ("documents", stats.documents),
+        ("entities", stats.entities),
+        ("relations", stats.relations),
+        ("rejected", stats.rejected),
+        ("time (s)", f"{stats.seconds:.1f}"),
+        ("documents/s", f"{stats.docs_per_s:.1f}"),
+    ]
+    if stats.resumed_from:
+        rows.append(("resumed after", stats.resumed_from))
+    msg.table(rows, header=("", "total"), divider=True, aligns=("l", "r"))
+    msg.good(f"Wrote {stats.output}")
+    if stats.rejected:
+        kinds = ", ".join(f"{k}: {v}" for k, v in sorted(stats.reject_reasons.items()))
+        msg.warn(f"{stats.rejected} document(s) rejected ({kinds}), see {stats.rejects}")
+
+
+def _max_chars(value: str) -> Optional[int]:
+    if value.strip().lower() in ("none", "unlimited"):
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        msg.fail(f"--max-chars must be a positive integer or 'none' (no limit), not {value!r}.", exits=1)
+    return number
