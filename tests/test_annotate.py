@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import spacy
+from spacy.language import Language
 
 from spacy_biobert.annotate import (
     OutputPaths,
@@ -171,6 +172,60 @@ def test_pubtator_output_rejects_what_it_cannot_write(tmp_path, ruler_model):
     assert (stats.documents, stats.rejected) == (1, 1)
     (reject,) = read_jsonl(tmp_path / "out.pubtator.rejects.jsonl")
     assert reject["id"] == "a" and reject["kind"] == "unwritable" and "E110" in reject["reason"]
+
+
+@Language.component("test_annotate_fake_relations")
+def fake_relations(doc):
+    """Scores every ordered pair of entities: 0.9 CID for Chemical -> Disease, else 0.1."""
+    ents = list(doc.ents)
+    doc._.relations = {
+        (h.start, t.start): {"CID": 0.9 if (h.label_, t.label_) == ("Chemical", "Disease") else 0.1}
+        for h in ents
+        for t in ents
+        if h is not t
+    }
+    return doc
+
+
+def test_relations_are_written_with_scores(tmp_path):
+    from spacy_biobert.extensions import install_extensions
+
+    install_extensions()
+    nlp = ruler_nlp()
+    nlp.add_pipe("test_annotate_fake_relations")
+    (tmp_path / "in.txt").write_text("Cocaine induced hypertension.\nLithium.\n")
+    stats = annotate(nlp, tmp_path / "in.txt", tmp_path / "out.jsonl")
+    first, second = read_jsonl(tmp_path / "out.jsonl")
+    assert first["predicted_relations"] == [
+        {"head": "M1", "tail": "M2", "head_span": [0, 7], "tail_span": [16, 28], "label": "CID",
+         "score": 0.9}
+    ]
+    assert "predicted_relations" not in second
+    assert (stats.documents, stats.entities, stats.relations) == (2, 3, 1)
+
+
+def test_killed_between_the_final_renames_resumes(tmp_path, ruler_model):
+    (tmp_path / "in.txt").write_text("\n".join(texts(20)) + "\n\n")
+    clean = tmp_path / "clean.jsonl"
+    annotate(ruler_model, tmp_path / "in.txt", clean, window=6)
+    out = tmp_path / "out.jsonl"
+    paths = OutputPaths.for_output(out)
+    progress = []
+
+    def keep(stats):
+        progress.append((paths.progress.read_bytes(), paths.partial.read_bytes(),
+                         paths.rejects_partial.read_bytes()))
+
+    annotate(ruler_model, tmp_path / "in.txt", out, window=6, on_window=keep)
+    # as if killed after the rejects were renamed, before the output was
+    prog, partial, _ = progress[-1]
+    out.unlink()
+    paths.progress.write_bytes(prog)
+    paths.partial.write_bytes(partial)
+    annotate(ruler_model, tmp_path / "in.txt", out, window=6, resume=True)
+    assert out.read_bytes() == clean.read_bytes()
+    assert paths.rejects.read_bytes() == OutputPaths.for_output(clean).rejects.read_bytes()
+    assert paths.rejects.read_bytes().count(b"\n") == 1
 
 
 def test_leftovers_need_resume_or_overwrite(tmp_path, ruler_model):

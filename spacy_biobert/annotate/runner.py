@@ -343,6 +343,10 @@ def _prepare(
     if not resume:
         raise FileExistsError(Errors.E301.format(partial=leftovers[0]))
     state = _read_progress(paths)
+    if state is not None and paths.partial.exists() and not paths.rejects_partial.exists():
+        # Killed between the two final renames: take the rejects back.
+        if paths.rejects.exists():
+            os.replace(paths.rejects, paths.rejects_partial)
     if state is None or not paths.partial.exists():
         # Killed before the first checkpoint: nothing was done.
         for p in leftovers:
