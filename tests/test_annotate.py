@@ -300,6 +300,31 @@ def test_bad_options(tmp_path, ruler_model):
         list(iter_input(tmp_path / "empty"))
 
 
+def test_cli_in_process(tmp_path, ruler_model):
+    from typer.testing import CliRunner
+
+    from spacy_biobert.cli import app
+
+    runner = CliRunner()
+    (tmp_path / "in.txt").write_text("Cocaine induced hypertension.\n\n" + "x" * 30 + "\n")
+    out = tmp_path / "out.jsonl"
+    args = ["annotate", ruler_model, str(tmp_path / "in.txt"), str(out)]
+    res = runner.invoke(app, args + ["--max-chars", "29"])
+    assert res.exit_code == 0, res.output
+    assert "documents/s" in res.output and "2 document(s) rejected" in res.output
+    assert len(read_jsonl(out)) == 1
+    res = runner.invoke(app, args + ["--max-chars", "none", "--overwrite"])
+    assert res.exit_code == 0 and len(read_jsonl(out)) == 2
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1 and "--overwrite" in res.output
+    res = runner.invoke(app, args + ["--max-chars", "0"])
+    assert res.exit_code == 1 and "'none'" in res.output
+    res = runner.invoke(app, args + ["--resume", "--overwrite"])
+    assert res.exit_code == 1 and "exclude each other" in res.output
+    res = runner.invoke(app, ["annotate", str(tmp_path / "no-model"), str(tmp_path / "in.txt"), str(out)])
+    assert res.exit_code == 1 and "Cannot load the pipeline" in res.output
+
+
 def _cli(*args):
     return [sys.executable, "-m", "spacy_biobert", "annotate", *map(str, args)]
 

@@ -11,15 +11,18 @@ from ._app import app
 
 @app.command("annotate")
 def annotate_cli(
-    model: str = typer.Argument(..., help="Pipeline name or folder"),
+    model: str = typer.Argument(..., metavar="MODEL", help="Pipeline name or folder"),
     input_path: Path = typer.Argument(
         ...,
         exists=True,
+        metavar="INPUT",
         help="Plain text (one document per line; a folder: one per .txt file), JSONL "
         "(id, text), PubTator or BioC XML/JSON; each may be .gz",
     ),
     output: Path = typer.Argument(
-        ..., help="Output file: .jsonl, .pubtator (or .txt), .xml (BioC XML), .json (BioC JSON)"
+        ...,
+        metavar="OUTPUT",
+        help="Output file: .jsonl, .pubtator (or .txt), .xml (BioC XML), .json (BioC JSON)",
     ),
     input_format: str = typer.Option(
         "auto", "--input-format", "-f", help="auto, text, jsonl, pubtator, bioc"
