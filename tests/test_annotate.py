@@ -124,10 +124,14 @@ def test_jsonl_gz_and_folder_inputs(tmp_path, ruler_model):
     with gzip.open(folder / "a.txt.gz", "wt") as fp:
         fp.write("Hypertension.")
     (folder / "ignored.md").write_text("not a document")
-    annotate(ruler_model, folder, tmp_path / "folder.jsonl")
+    (folder / "c.txt").write_text("x" * 200)
+    (folder / "d.txt").write_text("y" * 20)
+    annotate(ruler_model, folder, tmp_path / "folder.jsonl", max_chars=40)
     out = read_jsonl(tmp_path / "folder.jsonl")
-    assert [d["id"] for d in out] == ["a", "b"]
-    assert [len(d["mentions"]) for d in out] == [1, 2]
+    assert [d["id"] for d in out] == ["a", "b", "d"]
+    assert [len(d["mentions"]) for d in out] == [1, 2, 0]
+    (reject,) = read_jsonl(tmp_path / "folder.jsonl.rejects.jsonl")
+    assert (reject["index"], reject["id"], reject["kind"]) == (2, "c", "too-long")
 
 
 def test_pubtator_and_bioc_in_and_out(tmp_path, ruler_model):
@@ -386,6 +390,20 @@ def test_cli_killed_and_resumed_gives_the_same_output(tmp_path, biobert_ruler_mo
     assert paths.rejects.read_bytes() == OutputPaths.for_output(clean).rejects.read_bytes()
     docs = read_jsonl(out)
     assert len(docs) == 299 and sum(len(d["mentions"]) for d in docs) > 299
+
+
+@pytest.mark.slow
+def test_bc5cdr_dev_every_document_in_order(tmp_path, ruler_model, corpora_dir):
+    from spacy_biobert.corpora.formats import iter_records
+
+    src = corpora_dir / "bc5cdr" / "CDR_DevelopmentSet.PubTator.txt"
+    gold = list(iter_records(src))
+    stats = annotate(ruler_model, src, tmp_path / "dev.pubtator", window=64)
+    out = list(iter_records(tmp_path / "dev.pubtator"))
+    assert (stats.documents, stats.rejected) == (len(gold), 0)
+    assert [r.doc_id for r in out] == [r.doc_id for r in gold]
+    assert [r.text for r in out] == [r.text for r in gold]
+    assert stats.entities == sum(len(r.mentions) for r in out) > 0
 
 
 _MEMORY_SCRIPT = """

@@ -121,7 +121,7 @@ def iter_input(
     if max_chars is not None and (not isinstance(max_chars, int) or max_chars < 1):
         raise ValueError(Errors.E306.format(name="max_chars", value=max_chars))
     if fmt == "text" and path.is_dir():
-        items = _iter_folder(path)
+        items = _iter_folder(path, max_chars)
     elif fmt == "text":
         items = _iter_text_lines(path)
     elif fmt == "jsonl":
@@ -160,7 +160,7 @@ def _iter_text_lines(path: Path) -> Iterator[Item]:
             yield Record(i, doc_id, text, [("text", 0, text)])
 
 
-def _iter_folder(path: Path) -> Iterator[Item]:
+def _iter_folder(path: Path, max_chars: Optional[int]) -> Iterator[Item]:
     files = sorted(
         p for p in path.iterdir() if p.is_file() and p.name.lower().endswith((".txt", ".txt.gz"))
     )
@@ -168,6 +168,11 @@ def _iter_folder(path: Path) -> Iterator[Item]:
         raise ValueError(Errors.E307.format(path=path))
     for i, file in enumerate(files):
         doc_id = _strip_gz(file).stem
+        size = file.stat().st_size
+        if max_chars is not None and not _is_gz(file) and size > 4 * max_chars:
+            # Surely over the limit (UTF-8: at most 4 bytes a character): not read at all.
+            yield Reject(i, doc_id, f"file of {size} bytes is over --max-chars {max_chars}", "too-long")
+            continue
         with _open_binary(file) as fp:
             raw = fp.read()
         raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
