@@ -64,14 +64,10 @@ def train_cli(
 
 def _keep_better_best(output: Path, previous_best: Path) -> None:
     """A resumed run's model-best competes with the one saved before the resume."""
-
-    def score(path: Path) -> float:
-        meta = srsly.read_json(path / "meta.json") if (path / "meta.json").exists() else {}
-        perf = meta.get("performance", {})
-        return float(perf.get("ents_f") or perf.get("rel_micro_f") or 0.0)
+    from ..training import checkpoint_score
 
     best = output / "model-best"
-    if not best.exists() or score(previous_best) > score(best):
+    if not best.exists() or checkpoint_score(previous_best) > checkpoint_score(best):
         shutil.rmtree(best, ignore_errors=True)
         shutil.move(str(previous_best), str(best))
     else:

@@ -30,10 +30,7 @@ def resume_config(config: Config, output: Path) -> Tuple[Config, Dict[str, Any]]
     if max_steps and done >= max_steps:
         raise ValueError(Errors.E011.format(output=output, step=done, max_steps=max_steps))
     for name in config["nlp"]["pipeline"]:
-        component = config["components"][name]
-        component.pop("factory", None)
-        component.clear()
-        component["source"] = str(last.resolve())
+        config["components"][name] = {"source": str(last.resolve())}
     if max_steps:
         training["max_steps"] = max_steps - done
     lr = training["optimizer"].get("learn_rate")
@@ -46,3 +43,18 @@ def resume_config(config: Config, output: Path) -> Tuple[Config, Dict[str, Any]]
             lr["warmup_steps"] = warmup - done
         lr["total_steps"] = max(1, total - done)
     return config, state
+
+
+def checkpoint_score(model_dir: Path) -> float:
+    """The weighted score spaCy selected `model_dir` by: its config's
+    [training.score_weights] over the performance in its meta.json."""
+    from spacy.util import load_config
+
+    meta_path, config_path = model_dir / "meta.json", model_dir / "config.cfg"
+    if not meta_path.exists() or not config_path.exists():
+        return 0.0
+    performance = srsly.read_json(meta_path).get("performance", {})
+    weights = load_config(config_path, interpolate=False)["training"]["score_weights"]
+    return sum(
+        float(w) * float(performance.get(key) or 0.0) for key, w in weights.items() if w
+    )
