@@ -4,7 +4,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-CORPORA ?= ../shared/corpora
+# The corpora folder: a local copy where there is one (these machines), else
+# the project's assets, fetched from the publishers by `spacy project assets`.
+CORPORA ?= $(if $(wildcard ../shared/corpora),../shared/corpora,assets)
 export HF_HUB_OFFLINE ?= 1
 
 .PHONY: setup demo test test-fast lint clean
@@ -25,6 +27,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
+	@if [ "$(CORPORA)" = "assets" ]; then $(VENV)/bin/spacy project assets .; fi
 	$(VENV)/bin/spacy project run demo . --vars.corpora $(CORPORA)
 
 test: setup
