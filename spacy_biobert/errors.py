@@ -147,8 +147,9 @@ class Warnings:
     W101 = (
         "[W101] {path}: {count} of {total} gold mentions do not fall on token "
         "boundaries of the tokenizer and were expanded to the enclosing tokens "
-        "(first: {examples}). Fix: use the tokenizer "
-        "'spacy-biobert.BiomedicalTokenizer.v1' under [nlp.tokenizer]."
+        "(first: {examples}). If more than a few, use the tokenizer "
+        "'spacy-biobert.BiomedicalTokenizer.v1' under [nlp.tokenizer]; a handful "
+        "(mentions ending inside a token such as '5-HT6') remain with it."
     )
     W102 = (
         "[W102] {path}: dropped {count} duplicate document(s) with identical "
