@@ -129,6 +129,47 @@ class Errors:
         "[E307] the input folder '{path}' holds no .txt or .txt.gz file. Fix: put one "
         "document per .txt file there, or pass a file."
     )
+    # --- domain-adaptive pretraining (E6xx) ------------------------------------------
+    E601 = (
+        "[E601] no text to pretrain on: {detail}. Fix: pass corpus files (PubTator, "
+        "BioC, ChemProt, JSONL, .spacy) or plain-text files (documents separated by a "
+        "blank line) that hold text."
+    )
+    E602 = "[E602] the input '{path}' does not exist. Fix: check the path."
+    E603 = (
+        "[E603] cannot read '{path}' as {format}: {reason}. Fix: pass --format (one of "
+        "{formats}), or give the file a known extension (.txt, .pubtator, .xml, .json, "
+        ".jsonl, .spacy)."
+    )
+    E604 = (
+        "[E604] cannot load the base model '{name}' for pretraining (resolved to "
+        "'{resolved}'): {reason}. Fix: pass --base-model a local Hugging Face model folder "
+        "(with config.json), an alias ({aliases}) or a hub id on a connected machine."
+    )
+    E605 = (
+        "[E605] the objective 'mlm+nsp' needs a BERT model (next-sentence head), but "
+        "'{name}' is a '{model_type}' model. Fix: use --objective mlm."
+    )
+    E606 = "[E606] pretraining setting {name} = {value!r} is invalid: {reason}."
+    E607 = (
+        "[E607] cannot resume: '{output}' holds no checkpoint/ from an earlier run. Fix: "
+        "run without --resume first (checkpoints are written every checkpoint_every steps)."
+    )
+    E608 = (
+        "[E608] cannot resume: the checkpoint in '{output}' was made with {key} = {old!r}, "
+        "this run has {new!r}. Fix: rerun with the same inputs and settings, or start "
+        "again with --overwrite."
+    )
+    E609 = (
+        "[E609] the output folder '{output}' already holds a model or a checkpoint. Fix: "
+        "continue an interrupted run with --resume, start again with --overwrite, or "
+        "choose another folder."
+    )
+    E610 = (
+        "[E610] the {part} slice of the text is empty ({documents} document(s) in all, "
+        "heldout_fraction = {fraction}). Fix: give more documents, or change "
+        "--pretraining.heldout_fraction."
+    )
     # --- training (E01x) ---------------------------------------------------------
     E010 = (
         "[E010] Cannot resume: '{output}' has no model-last/ and training_state.json "
