@@ -129,6 +129,36 @@ class Errors:
         "[E307] the input folder '{path}' holds no .txt or .txt.gz file. Fix: put one "
         "document per .txt file there, or pass a file."
     )
+    # --- normalisation: abbreviations, knowledge base, linker (E4xx) ---------------
+    E401 = (
+        "[E401] no knowledge base at '{path}' (expected a folder with kb.msgpack). Fix: "
+        "build one with `spacy-biobert build-kb CORPUS... --output DIR`, or point at the "
+        "folder it wrote."
+    )
+    E402 = (
+        "[E402] the knowledge base has format version {version!r}; this spacy-biobert "
+        "reads version {expected}. Fix: rebuild it with `spacy-biobert build-kb`."
+    )
+    E403 = "[E403] the name/id TSV file '{path}' does not exist. Fix: check the path."
+    E404 = (
+        "[E404] {path}:{line}: expected 'name<TAB>id' or 'name<TAB>id<TAB>label', got "
+        "{text!r}. Fix: correct the line, or comment it out with '#'."
+    )
+    E405 = "[E405] the character n-gram size must be an integer >= 2, not {value!r}."
+    E406 = (
+        "[E406] the component '{name}' has an empty knowledge base, so it cannot link. "
+        "Fix: set [initialize.components.{name}] kb = \"DIR\" (a folder from "
+        "`spacy-biobert build-kb`) and run nlp.initialize(), or call "
+        "nlp.get_pipe('{name}').set_kb(NameKB.load(DIR)), or initialize it with examples "
+        "whose gold mentions carry kb_id_."
+    )
+    E407 = (
+        "[E407] threshold must be a number between 0 and 1, not {value!r}. Fix: set "
+        "[components.{name}] threshold."
+    )
+    E408 = (
+        "[E408] the pipeline has no component '{name}'{what}. Fix: {fix}"
+    )
     # --- domain-adaptive pretraining (E6xx) ------------------------------------------
     E601 = (
         "[E601] no text to pretrain on: {detail}. Fix: pass corpus files (PubTator, "

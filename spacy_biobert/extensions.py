@@ -24,10 +24,18 @@ Values live in `doc.user_data`, so `DocBin(store_user_data=True)` keeps them.
   entity (`kb_id_`, split on "|" and "+", "-1" ignored):
   {(head kb id, tail kb id): {label: probability}}, for document-level tasks
   such as BC5CDR CID.
+- `doc._.abbreviations` (getter): `biobert_abbreviations`' detections, a
+  list of (short form Span, long form Span), one per occurrence of a defined
+  short form; stored as token offsets in `doc.user_data[ABBREVIATIONS_KEY]`.
+- `span._.long_form` (getter): the long form Span of a span whose text is a
+  detected short form of its doc, else None.
 """
-from spacy.tokens import Doc
+from typing import List, Optional, Tuple
+
+from spacy.tokens import Doc, Span
 
 MENTIONS_KEY = "mentions"
+ABBREVIATIONS_KEY = "spacy_biobert.abbreviations"
 
 _DOC_EXTENSIONS = {
     "doc_id": None,
@@ -42,3 +50,26 @@ def install_extensions() -> None:
     for name, default in _DOC_EXTENSIONS.items():
         if not Doc.has_extension(name):
             Doc.set_extension(name, default=default)
+    if not Doc.has_extension("abbreviations"):
+        Doc.set_extension("abbreviations", getter=_get_abbreviations)
+    if not Span.has_extension("long_form"):
+        Span.set_extension("long_form", getter=_get_long_form)
+
+
+def _get_abbreviations(doc: Doc) -> List[Tuple[Span, Span]]:
+    return [
+        (doc[s_start:s_end], doc[l_start:l_end])
+        for s_start, s_end, l_start, l_end in doc.user_data.get(ABBREVIATIONS_KEY) or ()
+    ]
+
+
+def _get_long_form(span: Span) -> Optional[Span]:
+    doc = span.doc
+    found = doc.user_data.get(ABBREVIATIONS_KEY)
+    if not found:
+        return None
+    text = span.text
+    for s_start, s_end, l_start, l_end in found:
+        if (s_start == span.start and s_end == span.end) or doc[s_start:s_end].text == text:
+            return doc[l_start:l_end]
+    return None

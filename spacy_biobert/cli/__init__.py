@@ -4,7 +4,17 @@ The only place in the package that prints. Each command lives in its own
 module and registers itself on `app`.
 """
 # Command modules register themselves on `app` when imported.
-from . import annotate, convert, evaluate, evaluate_relations, info, pretrain, show, train  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    annotate,
+    convert,
+    evaluate,
+    evaluate_relations,
+    info,
+    linking,
+    pretrain,
+    show,
+    train,
+)
 from ._app import app
 
 __all__ = ["app"]

@@ -1,4 +1,6 @@
 """Pipeline components (factories)."""
+from .abbreviations import AbbreviationDetector, make_abbreviation_detector
+from .linker import NameLinker, make_linker
 from .relations import (
     RelationExtractor,
     aggregate_by_kb_id,
@@ -19,4 +21,8 @@ __all__ = [
     "aggregate_by_kb_id",
     "copy_gold_entities",
     "relations_to_displacy",
+    "make_abbreviation_detector",
+    "AbbreviationDetector",
+    "make_linker",
+    "NameLinker",
 ]

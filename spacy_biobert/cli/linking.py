@@ -1,0 +1,171 @@
+"""Normalisation commands: build-kb, add-linker, evaluate-linking."""
+
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import srsly
+import typer
+from wasabi import msg
+
+from ._app import app
+
+
+@app.command("build-kb")
+def build_kb_cli(
+    corpora: List[Path] = typer.Argument(
+        None, help="Annotated corpora whose mention names and ids fill the KB (PubTator, BioC, JSONL)"
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder to write the KB to"),
+    tsv: List[Path] = typer.Option(
+        [], "--tsv", exists=True, help="name<TAB>id[<TAB>label] file (e.g. a MeSH export); repeatable"
+    ),
+    tsv_label: Optional[str] = typer.Option(
+        None, "--tsv-label", help="Label of TSV names without a third column (default: untyped)"
+    ),
+    label_map: Optional[str] = typer.Option(
+        None, "--label-map", help="Corpus type mapping: a preset (ncbi) or a JSON object"
+    ),
+    ngram: int = typer.Option(3, "--ngram", help="Character n-gram size of approximate matching"),
+) -> None:
+    """Build a name -> id knowledge base for biobert_linker from corpora and TSV files."""
+    from ..corpora._base import CorpusFormatError
+    from ..corpora.formats import iter_records
+    from ..corpora.label_maps import LABEL_MAPS
+    from ..linking.kb import NameKB
+    from .evaluate import _parse_label_map
+
+    if not corpora and not tsv:
+        msg.fail("Nothing to build from: give corpus files and/or --tsv files.", exits=1)
+    mapping = _parse_label_map(label_map, LABEL_MAPS)
+    start = time.time()
+    try:
+        kb = NameKB(ngram=ngram)
+        for path in corpora or []:
+            added = kb.add_records(iter_records(path, dedupe=True), label_map=mapping)
+            msg.text(f"{path}: {added} names")
+        for path in tsv:
+            added = kb.add_tsv(path, label=tsv_label)
+            msg.text(f"{path}: {added} names")
+        kb.build()
+        kb.to_disk(output)
+    except (CorpusFormatError, FileNotFoundError, ValueError) as err:
+        msg.fail(str(err), exits=1)
+    meta = kb.meta()
+    per = ", ".join(f"{k or '(untyped)'} {v}" for k, v in meta["names_per_label"].items())
+    msg.good(
+        f"Saved a KB of {meta['names']} names and {meta['ids']} ids ({per}) to {output} "
+        f"in {time.time() - start:.1f}s"
+    )
+
+
+@app.command("add-linker")
+def add_linker_cli(
+    model: str = typer.Argument(..., help="Pipeline name or folder with entities (ner)"),
+    kb: Path = typer.Argument(..., exists=True, help="KB folder from build-kb"),
+    output: Path = typer.Argument(..., help="Folder to save the pipeline with the linker to"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Approximate-match threshold"),
+    no_abbreviations: bool = typer.Option(
+        False, "--no-abbreviations", help="Do not add biobert_abbreviations"
+    ),
+) -> None:
+    """Add biobert_abbreviations and biobert_linker (with the KB) to a pipeline and save it."""
+    import spacy
+
+    from ..linking.compose import add_linking
+
+    nlp = spacy.load(model)
+    try:
+        add_linking(nlp, kb, threshold=threshold, abbreviations=not no_abbreviations)
+    except (FileNotFoundError, ValueError) as err:
+        msg.fail(str(err), exits=1)
+    nlp.to_disk(output)
+    msg.good(f"Saved {model} + {', '.join(nlp.pipe_names[-2:])} to {output}: {nlp.pipe_names}")
+
+
+@app.command("evaluate-linking")
+def evaluate_linking_cli(
+    model: str = typer.Argument(
+        ..., help="Pipeline with ner (+ linker, or pass --kb); 'blank' for gold mentions only"
+    ),
+    corpus: Path = typer.Argument(..., exists=True, help="Gold corpus (PubTator, BioC)"),
+    kb: Optional[Path] = typer.Option(
+        None, "--kb", exists=True, help="KB folder: add (or re-point) the linker with it"
+    ),
+    gold_mentions: bool = typer.Option(
+        False, "--gold-mentions", help="Link the gold mentions instead of predicted entities"
+    ),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Approximate-match threshold"),
+    no_abbreviations: bool = typer.Option(False, "--no-abbreviations"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scores as JSON"),
+    label_map: Optional[str] = typer.Option(None, "--label-map", help="Gold type mapping (ncbi or JSON)"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N documents"),
+    batch_size: int = typer.Option(32, "--batch-size", "-b"),
+) -> None:
+    """Document-level concept-id P/R/F1 per type, as BioCreative V DNER scored
+    normalisation: the set of (PMID, id) per document and type."""
+    import spacy
+    from tqdm import tqdm
+
+    from ..corpora._base import CorpusFormatError
+    from ..corpora.formats import make_tokenizer_nlp, read_corpus
+    from ..corpora.label_maps import LABEL_MAPS
+    from ..linking.compose import add_linking
+    from ..linking.evaluate import evaluate_linking
+    from .evaluate import _parse_label_map
+
+    mapping = _parse_label_map(label_map, LABEL_MAPS)
+    if model == "blank":
+        if not gold_mentions or kb is None:
+            msg.fail("MODEL 'blank' has no entity recogniser: use it with --gold-mentions --kb DIR.", exits=1)
+        nlp = make_tokenizer_nlp("biomedical")
+    else:
+        nlp = spacy.load(model)
+    start = time.time()
+    try:
+        if kb is not None or threshold is not None or no_abbreviations:
+            if kb is None:
+                linker = _linker_name(nlp)
+                if linker is None:
+                    msg.fail("The pipeline has no biobert_linker: pass --kb DIR.", exits=1)
+                kb_obj = nlp.get_pipe(linker).kb
+            else:
+                kb_obj = kb
+            add_linking(nlp, kb_obj, threshold=threshold, abbreviations=not no_abbreviations)
+        docs = read_corpus(corpus, nlp, label_map=mapping, limit=limit, dedupe=True)
+        from spacy.training import Example
+
+        examples = [Example(nlp.make_doc(d.text), d) for d in docs]
+        with tqdm(total=len(examples), desc="link", unit="doc") as bar:
+            result = evaluate_linking(
+                nlp, examples, gold_mentions=gold_mentions, batch_size=batch_size,
+                label_map=mapping, progress=bar.update,
+            )
+    except (CorpusFormatError, FileNotFoundError, ValueError) as err:
+        msg.fail(str(err), exits=1)
+    seconds = time.time() - start
+    linker = nlp.get_pipe(_linker_name(nlp))
+    result.update(
+        model=model, corpus=str(corpus), kb=str(kb) if kb else None, seconds=round(seconds, 1),
+        linker=dict(linker.cfg), pipeline=nlp.pipe_names,
+    )
+    rows = [("ALL", *_row(result["micro"]))] + [(k, *_row(v)) for k, v in result["per_type"].items()]
+    msg.table(rows, header=("type", "P", "R", "F1", "tp", "fp", "fn"), divider=True,
+              aligns=("l", "r", "r", "r", "r", "r", "r"))
+    if gold_mentions:
+        acc = ", ".join(f"{k} {v['accuracy']:.2f}" for k, v in result["mention_accuracy"].items())
+        msg.info(f"Mention-level id accuracy on gold mentions: {acc}")
+    kind = "gold" if gold_mentions else "predicted"
+    msg.info(f"{result['documents']} documents in {seconds:.1f}s ({kind} mentions)")
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output, result)
+        msg.good(f"Saved scores to {output}")
+
+
+def _linker_name(nlp) -> Optional[str]:
+    return next((n for n in nlp.pipe_names if nlp.get_pipe_meta(n).factory == "biobert_linker"), None)
+
+
+def _row(d):
+    return (f"{d['p']:.2f}", f"{d['r']:.2f}", f"{d['f']:.2f}", d["tp"], d["fp"], d["fn"])
