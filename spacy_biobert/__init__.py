@@ -10,6 +10,7 @@ from .models import DEFAULT_MODEL_NAME, KNOWN_MODELS, OFFLINE_ALIAS, resolve_mod
 from .pipeline import make_biobert, make_relation_extractor, relation_triples
 from .tokenizer import create_biomedical_tokenizer
 from .training import create_training_logger
+from .visualize import render
 
 __all__ = [
     "__version__",
@@ -24,4 +25,5 @@ __all__ = [
     "create_training_logger",
     "read_corpus",
     "write_corpus",
+    "render",
 ]

@@ -200,6 +200,18 @@ class Errors:
         "heldout_fraction = {fraction}). Fix: give more documents, or change "
         "--pretraining.heldout_fraction."
     )
+    # --- render, serve, packaged pipelines (E5xx) ---------------------------------
+    E501 = "[E501] render() takes a spaCy Doc or an iterable of Docs, not {type}."
+    E502 = (
+        "[E502] cannot configure component '{name}': the pipeline has no such component "
+        "(it has {names}). Fix: correct the component name under "
+        "[initialize.after_init.settings]."
+    )
+    E503 = (
+        "[E503] cannot set '{key}' of component '{name}': it is not one of its top-level "
+        "settings ({known}). Fix: correct the key under [initialize.after_init.settings.{name}]."
+    )
+    E504 = "[E504] {name} must be None (unlimited) or an integer >= 1, not {value!r}."
     # --- training (E01x) ---------------------------------------------------------
     E010 = (
         "[E010] Cannot resume: '{output}' has no model-last/ and training_state.json "

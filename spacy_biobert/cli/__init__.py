@@ -12,6 +12,7 @@ from . import (  # noqa: E402,F401
     info,
     linking,
     pretrain,
+    render,
     show,
     train,
 )
