@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 CORPORA ?= $(if $(wildcard ../shared/corpora),../shared/corpora,assets)
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup demo test test-fast lint clean
+.PHONY: setup demo test test-fast lint clean chromium
 
 # torch is pinned to the CPU build on this machine's disk before anything else
 # asks for torch (an unpinned torch pulls a multi-GB CUDA build). The package,
@@ -20,7 +20,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[offline,project,test]"
+	$(PY) -m pip install --quiet -e ".[offline,project,test,serve]"
 	$(PY) -m pip check
 	touch $@
 
@@ -30,7 +30,16 @@ demo: setup
 	@if [ "$(CORPORA)" = "assets" ]; then $(VENV)/bin/spacy project assets .; fi
 	$(VENV)/bin/spacy project run demo . --vars.corpora $(CORPORA)
 
-test: setup
+# The render tests open pages in headless Chromium (Debian's `chromium`). Install
+# it when it is missing and we can (root with apt-get, as on a fresh CI machine);
+# otherwise those tests skip, saying why.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed: the render tests will skip"; \
+	fi
+
+test: setup chromium
 	$(VENV)/bin/ruff check spacy_biobert tests
 	$(PY) -m pytest -m "slow or not slow" -p no:cacheprovider
 
