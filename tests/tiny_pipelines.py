@@ -38,11 +38,14 @@ LISTENER = {
 }
 
 
-def tiny_relation_pipeline(tiny_bert: str):
+def tiny_relation_pipeline(tiny_bert: str, kb_ids: bool = True):
+    """kb_ids=False leaves out the test-only component, so that the saved
+    pipeline loads in another process too."""
     nlp = spacy.blank("en")
     nlp.add_pipe("biobert", config={"model": {"name": tiny_bert}})
     ruler = nlp.add_pipe("entity_ruler")
-    nlp.add_pipe("test_kb_ids_from_ruler")
+    if kb_ids:
+        nlp.add_pipe("test_kb_ids_from_ruler")
     nlp.add_pipe(
         "biobert_relations",
         config={
@@ -68,6 +71,6 @@ def tiny_relation_pipeline(tiny_bert: str):
     return nlp
 
 
-def save_tiny_relation_pipeline(tiny_bert: str, path: Path) -> str:
-    tiny_relation_pipeline(tiny_bert).to_disk(path)
+def save_tiny_relation_pipeline(tiny_bert: str, path: Path, kb_ids: bool = True) -> str:
+    tiny_relation_pipeline(tiny_bert, kb_ids=kb_ids).to_disk(path)
     return str(path)

@@ -13,6 +13,7 @@ from . import (  # noqa: E402,F401
     linking,
     pretrain,
     render,
+    serve,
     show,
     train,
 )
