@@ -212,6 +212,10 @@ class Errors:
         "settings ({known}). Fix: correct the key under [initialize.after_init.settings.{name}]."
     )
     E504 = "[E504] {name} must be None (unlimited) or an integer >= 1, not {value!r}."
+    E505 = (
+        "[E505] the service needs the Python package '{module}', which is not installed. "
+        "Fix: pip install 'spacy-biobert[serve]'."
+    )
     # --- training (E01x) ---------------------------------------------------------
     E010 = (
         "[E010] Cannot resume: '{output}' has no model-last/ and training_state.json "
