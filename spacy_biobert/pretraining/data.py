@@ -112,10 +112,10 @@ def _expand(path: Path, format: str, stats: TextStats) -> Iterator[Tuple[Path, s
         yield path, (format if format != "auto" else _file_format(path, strict=True))
         return
     if format == "chemprot" or (format == "auto" and _is_chemprot_folder(path)):
+        # a ChemProt split folder: its *_abstracts.tsv (with their entity files), nothing else
         for abstracts in sorted(path.glob("*_abstracts.tsv")):
             yield Path(str(abstracts)[: -len("_abstracts.tsv")]), "chemprot"
-        if format == "chemprot":
-            return
+        return
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         if any(part.startswith(".") for part in file.relative_to(path).parts):
             continue

@@ -412,8 +412,8 @@ def pretrain(
         scheduler.step()
         step += 1
         batch_index += 1
-        notify("step", {"step": step, "total": T, "loss": float(loss), "epoch": epoch,
-                        "mlm_loss": float(mlm_sum) / max(n_masked, 1),
+        notify("step", {"step": step, "total": T, "loss": loss.item(), "epoch": epoch,
+                        "mlm_loss": mlm_sum.item() / max(n_masked, 1),
                         "nsp_accuracy": correct / pairs if pairs else None})
         if H and step == H and eval_batches and "after_head_warmup" not in metrics:
             metrics["after_head_warmup"] = evaluate(model, eval_batches, settings.nsp, device)
