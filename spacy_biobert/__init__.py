@@ -7,6 +7,7 @@ Cheap: no model, corpus or network access happens here.
 from .about import __version__
 from .corpora.formats import read_corpus, write_corpus
 from .models import DEFAULT_MODEL_NAME, KNOWN_MODELS, OFFLINE_ALIAS, resolve_model_name
+from .packaging import create_configure_components
 from .pipeline import make_biobert, make_relation_extractor, relation_triples
 from .tokenizer import create_biomedical_tokenizer
 from .training import create_training_logger
@@ -26,4 +27,5 @@ __all__ = [
     "read_corpus",
     "write_corpus",
     "render",
+    "create_configure_components",
 ]

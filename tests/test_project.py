@@ -1,11 +1,14 @@
-"""The `smoke` workflow runs the whole chain (train from the raw corpus,
-evaluate, package), and the packaged wheel installs into a fresh virtual
-environment and loads by name."""
+"""The `smoke` workflow runs the whole chain (train NER and CID relations from
+the raw corpus, evaluate, assemble them into one pipeline, package), and the
+packaged wheel installs into a fresh virtual environment, loads by name and
+annotates entities and relations."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -34,11 +37,23 @@ def test_smoke_workflow_trains_evaluates_and_packages(smoke_project):
     assert scores["documents"] == 4
     assert set(scores["ents_strict"]) >= {"p", "r", "f"}
     assert list((smoke_project / "packages").glob("*/dist/*.whl"))
+    # configs/assemble.cfg: each component has its own transformer copy, and the
+    # relations trained on gold entities run on predicted ones.
+    assembled = smoke_project / "training" / "smoke-bc5cdr-cid"
+    config = (assembled / "config.cfg").read_text()
+    assert 'pipeline=["ner","biobert_relations"]' in config.replace(" ", "")
+    assert config.count('@architectures = "spacy-biobert.Tok2VecTransformer.v1"') == 2
+    assert "spacy-transformers.TransformerListener" not in config
+    cfg = json.loads((assembled / "biobert_relations" / "cfg").read_text())
+    assert cfg["gold_entities"] is False and cfg["labels"] == ["CID"]
 
 
 @pytest.mark.slow
 def test_packaged_wheel_loads_in_a_fresh_venv(smoke_project, tmp_path):
     wheel = next((smoke_project / "packages").glob("*/dist/*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        metadata = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA")))
+    assert re.search(r"^Requires-Dist: spacy-biobert\b", metadata.decode(), re.M)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = str(venv / "bin" / "python")
@@ -51,12 +66,22 @@ def test_packaged_wheel_loads_in_a_fresh_venv(smoke_project, tmp_path):
     pip("torch==2.13.0")  # the CPU build, before anything asks for torch
     pip(str(ROOT), str(wheel))
     code = (
-        "import spacy\n"
+        "import json, spacy\n"
+        "from spacy.tokens import Span\n"
         "nlp = spacy.load('en_biobert_smoke')\n"
         "doc = nlp('Naloxone reverses the antihypertensive effect of clonidine.')\n"
-        "print(nlp.pipe_names, len(doc))\n"
+        "print(nlp.pipe_names, len(doc), type(doc._.relations).__name__)\n"
+        "# The relations of given entities (the smoke NER is barely trained):\n"
+        "doc = nlp.make_doc('Naloxone reverses the hypotension of clonidine .')\n"
+        "doc.ents = [Span(doc, 0, 1, 'Chemical'), Span(doc, 3, 4, 'Disease'), Span(doc, 5, 6, 'Chemical')]\n"
+        "doc = nlp.get_pipe('biobert_relations')(doc)\n"
+        "print(json.dumps({f'{h}-{t}': s for (h, t), s in sorted(doc._.relations.items())}))\n"
     )
     out = subprocess.run([py, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "['biobert', 'ner']" in out.stdout
+    first, second = out.stdout.strip().splitlines()[-2:]
+    assert first.startswith("['ner', 'biobert_relations']") and first.endswith(" dict")
+    relations = json.loads(second)
+    assert sorted(relations) == ["0-3", "5-3"]  # Chemical -> Disease pairs only
+    assert all(set(s) == {"CID"} and 0.0 <= s["CID"] <= 1.0 for s in relations.values())

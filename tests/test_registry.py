@@ -17,6 +17,7 @@ GROUPS = {
     "spacy_misc": registry.misc,
     "spacy_tokenizers": registry.tokenizers,
     "spacy_loggers": registry.loggers,
+    "spacy_callbacks": registry.callbacks,
 }
 
 

@@ -38,7 +38,7 @@ LISTENER = {
 }
 
 
-def tiny_relation_pipeline(tiny_bert: str, kb_ids: bool = True):
+def tiny_relation_pipeline(tiny_bert: str, kb_ids: bool = True, gold_entities: bool = False):
     """kb_ids=False leaves out the test-only component, so that the saved
     pipeline loads in another process too."""
     nlp = spacy.blank("en")
@@ -49,6 +49,7 @@ def tiny_relation_pipeline(tiny_bert: str, kb_ids: bool = True):
     nlp.add_pipe(
         "biobert_relations",
         config={
+            "gold_entities": gold_entities,
             "model": {
                 "tok2vec": LISTENER,
                 "width": 16,
@@ -71,6 +72,20 @@ def tiny_relation_pipeline(tiny_bert: str, kb_ids: bool = True):
     return nlp
 
 
-def save_tiny_relation_pipeline(tiny_bert: str, path: Path, kb_ids: bool = True) -> str:
-    tiny_relation_pipeline(tiny_bert, kb_ids=kb_ids).to_disk(path)
+def save_tiny_relation_pipeline(
+    tiny_bert: str, path: Path, kb_ids: bool = True, gold_entities: bool = False
+) -> str:
+    tiny_relation_pipeline(tiny_bert, kb_ids=kb_ids, gold_entities=gold_entities).to_disk(path)
+    return str(path)
+
+
+def save_tiny_ner_pipeline(tiny_bert: str, path: Path) -> str:
+    """biobert + an untrained listener `ner` (Chemical, Disease)."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("biobert", config={"model": {"name": tiny_bert}})
+    nlp.add_pipe("ner", config={"model": {"tok2vec": LISTENER}})
+    for label in ("Chemical", "Disease"):
+        nlp.get_pipe("ner").add_label(label)
+    nlp.initialize()
+    nlp.to_disk(path)
     return str(path)
