@@ -20,6 +20,11 @@ def evaluate_relations_cli(
     ),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N documents"),
     batch_size: int = typer.Option(16, "--batch-size", "-b"),
+    entities: Optional[str] = typer.Option(
+        None, "--entities",
+        help="End to end: a pipeline with ner + biobert_linker (spacy-biobert add-linker) whose "
+        "predicted, linked entities the relation component of MODEL pairs (gold_entities off)",
+    ),
 ) -> None:
     """Relation P/R/F1 at several thresholds: micro over mention-level labels
     (ChemProt CPR groups) and document-level (PMID, head id, tail id) for
@@ -44,6 +49,10 @@ def evaluate_relations_cli(
     except (ValueError, FileNotFoundError) as err:
         msg.fail(str(err), exits=1)
     nlp = spacy.load(model)
+    if entities is not None:
+        from ..linking.compose import add_relations
+
+        nlp = add_relations(spacy.load(entities), nlp)
     reader = registry.readers.get(readers[fmt])(path=str(corpus), limit=limit)
     try:
         examples = list(reader(nlp))

@@ -12,7 +12,8 @@ spaCy Doc, with these differences:
   ";", so "... in rats. Puromycin aminonucleoside (PAN)" cannot swallow the
   previous sentence;
 - a short form must have a letter, start with a letter or digit, and not be
-  a statistic ("n = 5", "P < 0.05") or a citation year.
+  a statistic ("n = 5", "P < 0.05"), a citation year or "i.e.", "e.g.", ...;
+- a long form does not start with a function word ("and", "of", ...).
 
 Each definition is then propagated, like scispaCy, to every later and
 earlier occurrence of the same short form (same token texts) in the Doc.
@@ -29,6 +30,10 @@ AbbreviationOffsets = Tuple[int, int, int, int]
 _MAX_PAREN_TOKENS = 10
 _STATISTIC = re.compile(r"^\s*[A-Za-z]{1,3}\s*[=<>≤≥]")
 _YEAR = re.compile(r"^(1[89]|20)\d\d[a-z]?$")
+# Latin and other bracketed words that are not short forms.
+_NOT_SHORT_FORMS = frozenset("i.e. i.e e.g. e.g ie eg vs vs. cf cf. etc etc. et al al. ca ca.".split())
+# A long form does not start with a function word ("... and tranexamic acid").
+_NOT_FIRST = frozenset("and or of the in on with to for by a an as at from that which".split())
 
 
 def is_short_form(text: str) -> bool:
@@ -40,7 +45,7 @@ def is_short_form(text: str) -> bool:
         return False
     if not text[0].isalnum() or not any(ch.isalpha() for ch in text):
         return False
-    if _STATISTIC.match(text) or _YEAR.match(text):
+    if _STATISTIC.match(text) or _YEAR.match(text) or text.lower() in _NOT_SHORT_FORMS:
         return False
     return True
 
@@ -78,11 +83,12 @@ def _window_start(doc: Doc, end: int, max_words: int) -> int:
     most `max_words` tokens back, never across a sentence start, a bracket or
     a ';'."""
     start = max(end - max_words, 0)
+    sentences = doc.has_annotation("SENT_START")
     for i in range(end - 1, start - 1, -1):
         token = doc[i]
         if token.text in {"(", ")", "[", "]", ";"}:
             return i + 1
-        if token.is_sent_start and doc.has_annotation("SENT_START"):
+        if sentences and token.is_sent_start:
             return i
     return start
 
@@ -111,6 +117,8 @@ def _define(doc: Doc, long_tokens: Span, short: Span) -> Optional[Span]:
         doc, long_tokens.start_char + offset, long_tokens.end_char
     )
     if long_span is None or len(long_span.text) <= len(short.text):
+        return None
+    if long_span[0].lower_ in _NOT_FIRST:
         return None
     # A long form is more than the short form plus punctuation.
     if long_span.text.replace(" ", "").lower() == short.text.replace(" ", "").lower():

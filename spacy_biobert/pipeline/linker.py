@@ -2,7 +2,7 @@
 
     nlp = spacy.load("training/bc5cdr/model-best")           # biobert + ner
     nlp.add_pipe("biobert_abbreviations")
-    linker = nlp.add_pipe("biobert_linker", config={"threshold": 0.8})
+    linker = nlp.add_pipe("biobert_linker", config={"threshold": 0.7})
     linker.set_kb(NameKB.load("kb/bc5cdr"))                    # or nlp.initialize / initialize(kb=...)
     nlp.to_disk("linked")                                     # the KB is saved with the pipeline
 
@@ -17,7 +17,7 @@ In a config:
 
     [components.biobert_linker]
     factory = "biobert_linker"
-    threshold = 0.8
+    threshold = 0.7
 
     [initialize.components.biobert_linker]
     kb = "kb/bc5cdr"      # a folder from `spacy-biobert build-kb`; or leave it
@@ -38,7 +38,7 @@ from ..extensions import install_extensions
 from ..linking.kb import SHARED, Candidate, NameKB
 
 DEFAULT_CONFIG = {
-    "threshold": 0.8,
+    "threshold": 0.7,
     "use_abbreviations": True,
     "labels": None,
     "overwrite": True,
@@ -87,7 +87,7 @@ class NameLinker:
         vocab: Any,
         name: str = "biobert_linker",
         *,
-        threshold: float = 0.8,
+        threshold: float = 0.7,
         use_abbreviations: bool = True,
         labels: Optional[Sequence[str]] = None,
         overwrite: bool = True,
