@@ -369,7 +369,7 @@ def test_cli_reports_before_and_after(tiny_bert, text_corpus, tmp_path):
     from spacy_biobert.cli import app
 
     out, metrics = tmp_path / "cli", tmp_path / "m" / "pretrain.json"
-    cfg = Path(__file__).resolve().parents[1] / "configs" / "pretrain.cfg"
+    cfg = Path(__file__).resolve().parents[1] / "configs" / "pretrain" / "mlm_nsp.cfg"
     args = ["pretrain", str(text_corpus), "--output", str(out), "--base-model", tiny_bert,
             "--config", str(cfg), "--max-steps", "2", "--head-warmup-steps", "1",
             "--batch-size", "4", "--max-length", "32", "--objective", "mlm",

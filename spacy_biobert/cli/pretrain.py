@@ -24,7 +24,7 @@ def pretrain_cli(
     ),
     config: Optional[Path] = typer.Option(
         None, "--config", "-c", exists=True, dir_okay=False,
-        help="A .cfg with a [pretraining] section (e.g. configs/pretrain.cfg)",
+        help="A .cfg with a [pretraining] section (e.g. configs/pretrain/mlm_nsp.cfg)",
     ),
     objective: Optional[str] = typer.Option(None, "--objective", help="mlm+nsp or mlm"),
     whole_word_mask: Optional[bool] = typer.Option(
@@ -37,6 +37,7 @@ def pretrain_cli(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b"),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Wordpieces per example"),
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate"),
+    warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps", help="Linear LR warm-up steps"),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
     seed: Optional[int] = typer.Option(None, "--seed"),
     input_format: str = typer.Option(
@@ -64,7 +65,7 @@ def pretrain_cli(
     cli_values = dict(
         objective=objective, whole_word_mask=whole_word_mask, max_steps=max_steps,
         head_warmup_steps=head_warmup_steps, batch_size=batch_size, max_length=max_length,
-        learn_rate=learn_rate, checkpoint_every=checkpoint_every, seed=seed,
+        learn_rate=learn_rate, warmup_steps=warmup_steps, checkpoint_every=checkpoint_every, seed=seed,
     )
     values.update({k: v for k, v in cli_values.items() if v is not None})
     try:

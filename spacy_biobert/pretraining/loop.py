@@ -33,7 +33,7 @@ Progress = Callable[[str, Dict[str, Any]], None]
 
 @dataclass
 class PretrainSettings:
-    """Every knob of a run (the [pretraining] section of configs/pretrain.cfg)."""
+    """Every knob of a run (the [pretraining] section of configs/pretrain/mlm_nsp.cfg)."""
 
     objective: str = "mlm+nsp"
     whole_word_mask: bool = False
