@@ -216,6 +216,11 @@ class _LabelIndex:
             "indptr": m.indptr.astype("int64").tobytes(),
             "shape": list(m.shape),
             "rows": numpy.asarray(self._rows, dtype="int32").tobytes(),
+            # The resolved lookup tables, so loading needs no Python-level voting.
+            "tables": {
+                table: [list(found), numpy.asarray(list(found.values()), dtype="int32").tobytes()]
+                for table, found in (self._tables or {}).items()
+            },
         }
 
     @classmethod
@@ -227,8 +232,13 @@ class _LabelIndex:
         counts = numpy.frombuffer(msg["counts"], dtype="int32").tolist()
         self.counts = dict(zip(zip(msg["names"], ids), counts))
         norms = msg["norms"]
-        # Lookup tables from the stored triples (no re-normalisation).
-        self._set_tables(list(self.counts), counts, norms)
+        if "tables" in msg:
+            self._tables = {
+                table: dict(zip(keys, numpy.frombuffer(ids, dtype="int32").tolist()))
+                for table, (keys, ids) in msg["tables"].items()
+            }
+        else:  # pragma: no cover  (written before the tables were stored)
+            self._set_tables(list(self.counts), counts, norms)
         self._norms = norms
         self._vocab = {gram: i for i, gram in enumerate(msg["vocab"])}
         self._idf = numpy.frombuffer(msg["idf"], dtype="float32").copy()
