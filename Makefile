@@ -20,7 +20,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[offline,project,test,serve]"
+	$(PY) -m pip install --quiet -e ".[offline,project,test,serve,ray]"
 	$(PY) -m pip check
 	touch $@
 
@@ -40,7 +40,7 @@ chromium:
 	fi
 
 test: setup chromium
-	$(VENV)/bin/ruff check spacy_biobert tests
+	$(VENV)/bin/ruff check spacy_biobert tests bench
 	$(PY) -m pytest -m "slow or not slow" -p no:cacheprovider
 
 test-fast: setup

@@ -129,6 +129,23 @@ class Errors:
         "[E307] the input folder '{path}' holds no .txt or .txt.gz file. Fix: put one "
         "document per .txt file there, or pass a file."
     )
+    E308 = (
+        "[E308] cannot quantize: the pipeline has no Hugging Face transformer (components: "
+        "{components}). Fix: quantize a pipeline with a `biobert` (or other spacy-transformers) "
+        "component, or leave --quantize out."
+    )
+    E309 = (
+        "[E309] --backend ray needs Ray Data, which is not installed ({err}). Fix: "
+        "pip install 'spacy-biobert[ray]'."
+    )
+    E310 = (
+        "[E310] the pipeline '{model}' is neither an installed package nor a folder, so "
+        "Ray workers cannot load it. Fix: pass a pipeline folder (on a cluster, one every "
+        "node can read) or an installed package name."
+    )
+    E311 = (
+        "[E311] a Ray worker failed on shard {shard} ({path}): {err}"
+    )
     # --- normalisation: abbreviations, knowledge base, linker (E4xx) ---------------
     E401 = (
         "[E401] no knowledge base at '{path}' (expected a folder with kb.msgpack). Fix: "

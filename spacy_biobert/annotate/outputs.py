@@ -12,6 +12,8 @@ from spacy.tokens import Doc
 from ..errors import Errors
 
 OUTPUT_FORMATS = ("jsonl", "pubtator", "bioc-xml", "bioc-json")
+# Between two documents of a BioC JSON output.
+BIOC_JSON_SEPARATOR = ",\n"
 _COLLECTION = {"source": "spacy-biobert", "date": "", "key": "spacy-biobert.key"}
 
 
@@ -90,5 +92,5 @@ def format_doc(doc: Doc, fmt: str, *, threshold: float, first: bool) -> str:
         from ..corpora.bioc_format import doc_to_bioc
 
         text = biocjson.dumps(doc_to_bioc(doc, threshold=threshold), ensure_ascii=False)
-        return text if first else ",\n" + text
+        return text if first else BIOC_JSON_SEPARATOR + text
     raise ValueError(check_output_format(fmt))

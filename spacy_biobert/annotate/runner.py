@@ -23,6 +23,7 @@ order kept, atomic output and resume.
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -34,9 +35,18 @@ from spacy.tokens import Doc
 
 from ..errors import Errors
 from .inputs import INPUT_FORMATS, Item, Record, Reject, detect_input_format, iter_input
-from .outputs import check_output_format, detect_output_format, footer, format_doc, header
+from .outputs import (
+    BIOC_JSON_SEPARATOR,
+    check_output_format,
+    detect_output_format,
+    footer,
+    format_doc,
+    header,
+)
+from .quantize import check_quantize_mode, quantize_pipeline
 
 PROGRESS_VERSION = 1
+BACKENDS = ("local", "ray")
 
 
 @dataclass
@@ -78,6 +88,7 @@ class OutputPaths:
     rejects: Path
     rejects_partial: Path
     progress: Path
+    shards: Path  # the Ray backend's work folder
 
     @classmethod
     def for_output(cls, output: Union[str, Path]) -> "OutputPaths":
@@ -88,6 +99,7 @@ class OutputPaths:
             rejects=Path(f"{out}.rejects.jsonl"),
             rejects_partial=Path(f"{out}.rejects.jsonl.partial"),
             progress=Path(f"{out}.progress.json"),
+            shards=Path(f"{out}.shards"),
         )
 
 
@@ -156,6 +168,33 @@ def annotate_window(
     return out
 
 
+def _write_results(
+    results: List[Union[Annotated, Reject]],
+    fmt: str,
+    stats: AnnotateStats,
+    out_fp: Any,
+    rej_fp: Any,
+    on_doc: Optional[Callable[[], None]],
+) -> None:
+    """Append one window's results (in input order) to the partial files."""
+    for res in results:
+        if isinstance(res, Reject):
+            rej_fp.write((json.dumps(res.as_dict(), ensure_ascii=False) + "\n").encode("utf8"))
+            stats.rejected += 1
+            stats.reject_reasons[res.kind] = stats.reject_reasons.get(res.kind, 0) + 1
+            if on_doc is not None:
+                on_doc()
+            continue
+        chunk = res.chunk
+        if stats.documents == 0 and fmt == "bioc-json" and chunk.startswith(BIOC_JSON_SEPARATOR):
+            # A window formatted without knowing it starts the output.
+            chunk = chunk[len(BIOC_JSON_SEPARATOR) :]
+        out_fp.write(chunk.encode("utf8"))
+        stats.documents += 1
+        stats.entities += res.entities
+        stats.relations += res.relations
+
+
 def _windows(items: Iterable[Item], size: int) -> Iterator[List[Item]]:
     it = iter(items)
     while True:
@@ -187,11 +226,13 @@ def _read_progress(paths: OutputPaths) -> Optional[Dict[str, Any]]:
     return state if isinstance(state, dict) and state.get("version") == PROGRESS_VERSION else None
 
 
-def _load(nlp: Any) -> Any:
+def _load(nlp: Any, quantize: Optional[str] = None) -> Any:
     if isinstance(nlp, (str, Path)):
         import spacy
 
-        return spacy.load(nlp)
+        nlp = spacy.load(nlp)
+    if quantize is not None:
+        quantize_pipeline(nlp, quantize)
     return nlp
 
 
@@ -213,13 +254,25 @@ def annotate(
     threshold: float = 0.5,
     resume: bool = False,
     overwrite: bool = False,
+    quantize: Optional[str] = None,
+    backend: str = "local",
+    ray_address: Optional[str] = None,
+    ray_workers: Optional[int] = None,
+    ray_cpus_per_worker: int = 1,
     on_doc: Optional[Callable[[], None]] = None,
     on_window: Optional[Callable[[AnnotateStats], None]] = None,
 ) -> AnnotateStats:
     """Annotate every document of `input_path` with `nlp` (a Language or a
     path to load) and write `output_path` (see the module docs). `on_doc` is
     called after each document (or reject) is processed, `on_window` after
-    each checkpoint. Returns the totals."""
+    each checkpoint. Returns the totals.
+
+    quantize: None (fp32) or "int8" (see `spacy_biobert.annotate.quantize`).
+    backend: "local" (`nlp.pipe` in this process) or "ray" (Ray Data actors,
+        each loading the pipeline once; see `spacy_biobert.annotate.ray_backend`),
+        with `ray_address` (None: $RAY_ADDRESS, else a local Ray instance),
+        `ray_workers` (None: one per `ray_cpus_per_worker` CPUs of the cluster).
+    """
     paths = OutputPaths.for_output(output_path)
     in_fmt = input_format or detect_input_format(input_path)
     if in_fmt not in INPUT_FORMATS:
@@ -231,6 +284,13 @@ def annotate(
     _check_positive("window", window)
     if max_chars is not None:
         _check_positive("max_chars", max_chars)
+    if backend not in BACKENDS:
+        raise ValueError(Errors.E304.format(what="backend", value=backend, options=", ".join(BACKENDS)))
+    if quantize is not None:
+        check_quantize_mode(quantize)
+    _check_positive("ray_cpus_per_worker", ray_cpus_per_worker)
+    if ray_workers is not None:
+        _check_positive("ray_workers", ray_workers)
     settings = {
         "input": str(Path(input_path).resolve()),
         "input_format": in_fmt,
@@ -239,10 +299,12 @@ def annotate(
         "threshold": threshold,
         "window": window,
         "batch_size": batch_size,
+        "quantize": quantize,
     }
+    if backend == "local":
+        nlp = _load(nlp, quantize)
     state = _prepare(paths, settings, resume=resume, overwrite=overwrite)
     items = iter_input(input_path, in_fmt, max_chars=max_chars)
-    nlp = _load(nlp)
     stats = AnnotateStats(output=str(paths.output), rejects=str(paths.rejects))
     for key in ("documents", "rejected", "entities", "relations"):
         setattr(stats, key, state[key])
@@ -260,40 +322,55 @@ def annotate(
         if fresh:
             out_fp.write(header(out_fmt).encode("utf8"))
             _checkpoint(paths, state, stats, out_fp, rej_fp)
-        for chunk in _windows(islice(items, state["done"], None), window):
-            results = annotate_window(
-                nlp,
-                chunk,
-                output_format=out_fmt,
-                threshold=threshold,
-                batch_size=batch_size,
-                first=stats.documents == 0,
-                on_doc=on_doc,
-            )
-            for res in results:
-                if isinstance(res, Reject):
-                    rej_fp.write((json.dumps(res.as_dict(), ensure_ascii=False) + "\n").encode("utf8"))
-                    stats.rejected += 1
-                    stats.reject_reasons[res.kind] = stats.reject_reasons.get(res.kind, 0) + 1
-                    if on_doc is not None:
-                        on_doc()
-                else:
-                    out_fp.write(res.chunk.encode("utf8"))
-                    stats.documents += 1
-                    stats.entities += res.entities
-                    stats.relations += res.relations
-            state["done"] += len(chunk)
-            stats.processed += len(chunk)
+
+        def write(n_items: int, results: List[Union[Annotated, Reject]]) -> None:
+            _write_results(results, out_fmt, stats, out_fp, rej_fp, on_doc)
+            state["done"] += n_items
+            stats.processed += n_items
             stats.seconds = time.perf_counter() - start
             _checkpoint(paths, state, stats, out_fp, rej_fp)
             if on_window is not None:
                 on_window(stats)
+
+        if backend == "ray":
+            from .ray_backend import annotate_on_ray
+
+            annotate_on_ray(
+                nlp,
+                items,
+                paths,
+                write,
+                done=state["done"],
+                window=window,
+                output_format=out_fmt,
+                threshold=threshold,
+                batch_size=batch_size,
+                quantize=quantize,
+                address=ray_address,
+                workers=ray_workers,
+                cpus_per_worker=ray_cpus_per_worker,
+                on_doc=on_doc,
+            )
+        else:
+            for chunk in _windows(islice(items, state["done"], None), window):
+                results = annotate_window(
+                    nlp,
+                    chunk,
+                    output_format=out_fmt,
+                    threshold=threshold,
+                    batch_size=batch_size,
+                    first=stats.documents == 0,
+                    on_doc=on_doc,
+                )
+                write(len(chunk), results)
         out_fp.write(footer(out_fmt).encode("utf8"))
         _fsync_file(out_fp)
         _fsync_file(rej_fp)
     finally:
         out_fp.close()
         rej_fp.close()
+    if paths.shards.exists():
+        shutil.rmtree(paths.shards)
     os.replace(paths.rejects_partial, paths.rejects)
     os.replace(paths.partial, paths.output)
     paths.progress.unlink()
@@ -314,6 +391,13 @@ def _checkpoint(
     _write_progress(paths, state)
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
 def _prepare(
     paths: OutputPaths, settings: Dict[str, Any], *, resume: bool, overwrite: bool
 ) -> Dict[str, Any]:
@@ -331,10 +415,12 @@ def _prepare(
         relations=0,
         reject_reasons={},
     )
-    leftovers = [p for p in (paths.partial, paths.rejects_partial, paths.progress) if p.exists()]
+    leftovers = [
+        p for p in (paths.partial, paths.rejects_partial, paths.progress, paths.shards) if p.exists()
+    ]
     if overwrite:
         for p in leftovers:
-            p.unlink()
+            _remove(p)
         return fresh
     if paths.output.exists():
         raise FileExistsError(Errors.E302.format(output=paths.output))
@@ -350,7 +436,7 @@ def _prepare(
     if state is None or not paths.partial.exists():
         # Killed before the first checkpoint: nothing was done.
         for p in leftovers:
-            p.unlink()
+            _remove(p)
         return fresh
     for key, value in settings.items():
         if state.get(key) != value:

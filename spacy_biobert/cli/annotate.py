@@ -45,6 +45,21 @@ def annotate_cli(
         False, "--overwrite", help="Replace OUTPUT and any files left by an interrupted run"
     ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+    quantize: str = typer.Option(
+        "none", "--quantize", "-q", help="none, or int8: the transformer's linear layers in int8 (CPU)"
+    ),
+    backend: str = typer.Option(
+        "local", "--backend", help="local (nlp.pipe here) or ray (Ray Data actors; needs the ray extra)"
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)"
+    ),
+    ray_workers: Optional[int] = typer.Option(
+        None, "--ray-workers", help="Ray actors, each loading the pipeline once (default: CPUs / per worker)"
+    ),
+    ray_cpus_per_worker: int = typer.Option(
+        1, "--ray-cpus-per-worker", help="CPUs (and torch threads) per Ray actor"
+    ),
 ) -> None:
     """Annotate documents with a trained pipeline: streamed (flat memory), in
     input order, every input document either in OUTPUT or, with the reason, in
@@ -59,12 +74,17 @@ def annotate_cli(
     limit = _max_chars(max_chars)
     if resume and overwrite:
         msg.fail("--resume and --overwrite exclude each other: choose one.", exits=1)
+    if backend == "ray" and gpu_id >= 0:
+        msg.fail("--backend ray runs on CPUs; --gpu-id is for the local backend.", exits=1)
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
-    try:
-        nlp = spacy.load(model)
-    except OSError as err:
-        msg.fail(f"Cannot load the pipeline '{model}': {err}", exits=1)
+    nlp = model
+    if backend != "ray":
+        # The Ray workers load the pipeline themselves.
+        try:
+            nlp = spacy.load(model)
+        except OSError as err:
+            msg.fail(f"Cannot load the pipeline '{model}': {err}", exits=1)
     bar = tqdm(desc="annotate", unit="doc", dynamic_ncols=True, smoothing=0.1)
 
     def on_window(stats) -> None:
@@ -83,10 +103,15 @@ def annotate_cli(
             threshold=threshold,
             resume=resume,
             overwrite=overwrite,
+            quantize=None if quantize == "none" else quantize,
+            backend=backend,
+            ray_address=ray_address,
+            ray_workers=ray_workers,
+            ray_cpus_per_worker=ray_cpus_per_worker,
             on_doc=bar.update,
             on_window=on_window,
         )
-    except (CorpusFormatError, FileExistsError, FileNotFoundError, ValueError) as err:
+    except (CorpusFormatError, FileExistsError, FileNotFoundError, ImportError, ValueError) as err:
         bar.close()
         msg.fail(str(err), exits=1)
     bar.close()

@@ -1,0 +1,114 @@
+"""int8 quantization of a pipeline's transformer for CPU inference.
+
+`quantize_pipeline(nlp, "int8")` replaces, in place, the `torch.nn.Linear`
+layers of every Hugging Face transformer in the pipeline (the `biobert`
+component's, and a component's own copy after `replace_listeners`) with
+dynamically quantized int8 layers: int8 weights (per output channel), the
+activations quantized per batch on the fly, fp32 in and out. Layers whose
+names match one of `keep_fp32` (fnmatch patterns over the module names of the
+Hugging Face model, e.g. "encoder.layer.5.*") stay in fp32.
+
+Kernels: PyTorch's x86 dynamic int8 linear (`torch.ao.nn.quantized.dynamic`,
+fbgemm/oneDNN with VNNI/AMX), which `torch.ao.quantization.quantize_dynamic`
+also uses. That Python API is deprecated in favour of torchao; torchao's
+`Int8DynamicActivationInt8WeightConfig` installs from PyPI, but in eager mode
+on CPU it ran slower than fp32 here (its fast CPU path needs `torch.compile`),
+so the measured choice is the x86 kernels, kept behind this one module (see
+docs/annotate.md, "int8"). The deprecation warnings of those calls are
+silenced here only.
+
+A quantized pipeline is for inference: do not train or save it.
+"""
+
+import fnmatch
+import warnings
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
+
+from ..errors import Errors
+
+QUANTIZE_MODES = ("int8",)
+# Chosen by measuring strict F1 on BC5CDR dev (docs/annotate.md, "int8").
+DEFAULT_KEEP_FP32: Tuple[str, ...] = ()
+
+
+def check_quantize_mode(mode: str) -> str:
+    if mode not in QUANTIZE_MODES:
+        raise ValueError(
+            Errors.E304.format(what="quantization", value=mode, options=", ".join(QUANTIZE_MODES))
+        )
+    return mode
+
+
+def iter_transformers(nlp: Any) -> Iterator[Tuple[str, Any]]:
+    """(component name, Hugging Face model) for every transformer in `nlp`
+    (through the thinc PyTorch shims of each component's model)."""
+    from transformers import PreTrainedModel
+
+    seen = set()
+    for name, pipe in nlp.components:
+        model = getattr(pipe, "model", None)
+        if model is None or not hasattr(model, "walk"):
+            continue
+        for node in model.walk():
+            for shim in node.shims:
+                hf = getattr(shim, "_model", None)
+                if isinstance(hf, PreTrainedModel) and id(hf) not in seen:
+                    seen.add(id(hf))
+                    yield name, hf
+
+
+def quantize_transformer(
+    module: Any, mode: str = "int8", keep_fp32: Optional[Sequence[str]] = None
+) -> List[str]:
+    """Quantize the Linear layers of a torch module in place (see the module
+    docs); returns the names of the quantized layers."""
+    import torch
+
+    check_quantize_mode(mode)
+    keep = tuple(DEFAULT_KEEP_FP32 if keep_fp32 is None else keep_fp32)
+    names = [
+        name
+        for name, sub in module.named_modules()
+        if type(sub) is torch.nn.Linear and not any(fnmatch.fnmatchcase(name, p) for p in keep)
+    ]
+    if not names:
+        return names
+    if "x86" in torch.backends.quantized.supported_engines:
+        torch.backends.quantized.engine = "x86"
+    module.eval()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated.*")
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        warnings.filterwarnings("ignore", message=".*quantize_per_channel.*deprecated.*")
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        # Per-channel int8 weights (the default qconfig has one scale per matrix).
+        spec = {name: per_channel_dynamic_qconfig for name in names}
+        quantize_dynamic(module, spec, dtype=torch.qint8, inplace=True)
+    return names
+
+
+def quantize_pipeline(
+    nlp: Any, mode: str = "int8", keep_fp32: Optional[Sequence[str]] = None
+) -> List[str]:
+    """Quantize every transformer of `nlp` in place; returns the quantized
+    layers as "component:module name". Raises ValueError (E308) if `nlp` has
+    no Hugging Face transformer."""
+    check_quantize_mode(mode)
+    found = list(iter_transformers(nlp))
+    if not found:
+        raise ValueError(Errors.E308.format(components=", ".join(nlp.pipe_names) or "none"))
+    done: List[str] = []
+    for comp, hf in found:
+        done.extend(f"{comp}:{n}" for n in quantize_transformer(hf, mode, keep_fp32))
+    return done
+
+
+__all__ = [
+    "DEFAULT_KEEP_FP32",
+    "QUANTIZE_MODES",
+    "check_quantize_mode",
+    "iter_transformers",
+    "quantize_pipeline",
+    "quantize_transformer",
+]

@@ -1,0 +1,226 @@
+"""`annotate` at scale: int8 quantization, the Ray backend, the bench script."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+
+from spacy_biobert.annotate import OutputPaths, Record, Reject, annotate
+from spacy_biobert.annotate.quantize import iter_transformers, quantize_pipeline
+from spacy_biobert.annotate.ray_backend import _ShardAnnotator, shard_paths, split_input
+from spacy_biobert.annotate.runner import Annotated
+
+PATTERNS = [
+    {"label": "Chemical", "pattern": [{"LOWER": "cocaine"}]},
+    {"label": "Disease", "pattern": [{"LOWER": "hypertension"}]},
+]
+WORDS = "cocaine induced hypertension in rats lithium was given to patients with acute pain".split()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def texts(n: int):
+    return [
+        f"Doc{i} " + " ".join(WORDS[(i + j) % len(WORDS)] for j in range(3 + (i * 7) % 23)) + "."
+        for i in range(n)
+    ]
+
+
+def write_input(path: Path, n: int = 40) -> Path:
+    lines = texts(n)
+    lines[3] = ""
+    lines[20] = "x" * 500  # over max_chars=400
+    path.write_text("\n".join(lines) + "\n", encoding="utf8")
+    return path
+
+
+def tiny_pipeline(tiny_bert):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("biobert", config={"model": {"name": tiny_bert}})
+    ruler = nlp.add_pipe("entity_ruler")
+    nlp.initialize()
+    ruler.add_patterns(PATTERNS)
+    return nlp
+
+
+@pytest.fixture(scope="module")
+def biobert_ruler_model(tiny_bert, tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("biobert-ruler") / "model"
+    tiny_pipeline(tiny_bert).to_disk(path)
+    return str(path)
+
+
+def _trf_output(nlp, text):
+    return numpy.asarray(nlp(text)._.trf_data.model_output.last_hidden_state).reshape(-1)
+
+
+# --- int8 ----------------------------------------------------------------------
+
+
+def test_quantize_pipeline_replaces_the_linear_layers(tiny_bert):
+    import torch
+
+    nlp = tiny_pipeline(tiny_bert)
+    text = "Cocaine induced hypertension in rats. " * 5
+    before = _trf_output(nlp, text)
+    names = quantize_pipeline(nlp, "int8", keep_fp32=["encoder.layer.1.*"])
+    ((comp, hf),) = list(iter_transformers(nlp))
+    modules = dict(hf.named_modules())
+    assert comp == "biobert" and "biobert:encoder.layer.0.attention.self.query" in names
+    assert type(modules["encoder.layer.1.output.dense"]) is torch.nn.Linear
+    assert not any(n.startswith("biobert:encoder.layer.1.") for n in names)
+    dense0 = modules["encoder.layer.0.output.dense"]
+    assert type(dense0) is not torch.nn.Linear and "quantized" in type(dense0).__module__
+    after = _trf_output(nlp, text)
+    assert after.shape == before.shape and not numpy.array_equal(after, before)
+    assert numpy.corrcoef(before, after)[0, 1] > 0.95
+    assert [e.text for e in nlp(text).ents][:2] == ["Cocaine", "hypertension"]
+
+
+def test_quantize_errors():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler")
+    with pytest.raises(ValueError, match=r"E308.*entity_ruler"):
+        quantize_pipeline(nlp, "int8")
+    with pytest.raises(ValueError, match=r"E304.*'int4'.*int8"):
+        quantize_pipeline(nlp, "int4")
+
+
+def test_annotate_int8_and_resume_checks_it(tmp_path, biobert_ruler_model):
+    src = write_input(tmp_path / "in.txt")
+    out = tmp_path / "out.jsonl"
+    stats = annotate(biobert_ruler_model, src, out, max_chars=400, window=7, quantize="int8")
+    assert stats.documents == 38 and stats.rejected == 2 and stats.entities > 30
+    with pytest.raises(ValueError, match="E304"):
+        annotate(biobert_ruler_model, src, tmp_path / "x.jsonl", quantize="int4")
+    with pytest.raises(ValueError, match="E304.*backend"):
+        annotate(biobert_ruler_model, src, tmp_path / "x.jsonl", backend="spark")
+
+    # A run killed after a checkpoint resumes only with the same quantization.
+    class Stop(Exception):
+        pass
+
+    def stop(stats):
+        raise Stop
+
+    with pytest.raises(Stop):
+        annotate(biobert_ruler_model, src, tmp_path / "y.jsonl", max_chars=400, window=7, on_window=stop)
+    with pytest.raises(ValueError, match=r"E303.*quantize"):
+        annotate(biobert_ruler_model, src, tmp_path / "y.jsonl", max_chars=400, window=7,
+                 quantize="int8", resume=True)
+
+
+# --- the Ray backend's pieces, without Ray ---------------------------------------
+
+
+def test_split_and_shard_annotator_without_ray(tmp_path, biobert_ruler_model):
+    items = [Record(i, str(i), t, [("text", 0, t)]) for i, t in enumerate(texts(10))]
+    items[4] = Reject(4, "4", "empty text", "empty")
+    folder = tmp_path / "shards"
+    assert split_input(iter(items), folder, 4, first_shard=1) == [4, 2]
+    assert not shard_paths(folder, 0)[0].exists() and shard_paths(folder, 2)[0].exists()
+    # A completed split is reused (the iterable is not read again).
+    assert split_input(iter([]), folder, 4, first_shard=2) == [2]
+    worker = _ShardAnnotator(biobert_ruler_model, None, "bioc-json", 0.5, 2, 1)
+    rows = [str(shard_paths(folder, k)[i]) for k in (1, 2) for i in (0, 1)]
+    batch = {"shard": [1, 2], "input": rows[0::2], "output": rows[1::2]}
+    assert worker(batch)["shard"] == [1, 2]
+    out1 = [json.loads(line) for line in Path(rows[1]).read_text().splitlines()]
+    assert [o.get("index", o.get("reject", {}).get("index")) for o in out1] == [4, 5, 6, 7]
+    assert out1[0]["reject"]["kind"] == "empty"
+    # every document chunk carries the BioC JSON separator; the driver drops the first
+    assert out1[1]["chunk"].startswith(",\n") and out1[1]["entities"] >= 1
+    # An existing output shard (an interrupted run's) is not annotated again.
+    Path(rows[3]).write_text("kept\n")
+    worker({"shard": [2], "input": [rows[2]], "output": [rows[3]]})
+    assert Path(rows[3]).read_text() == "kept\n"
+    assert isinstance(Annotated(0, "0", "", 0, 0), Annotated)
+
+
+# --- the Ray backend on a local Ray instance -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install '.[ray]')")
+    pytest.importorskip("ray.data")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ctx = ray.get_runtime_context()
+    yield ctx.gcs_address
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_backend_gives_the_local_bytes_and_resumes(tmp_path, biobert_ruler_model, ray_cluster):
+    src = write_input(tmp_path / "in.txt")
+    local = tmp_path / "local.json"  # BioC JSON: the separator between windows must be right
+    annotate(biobert_ruler_model, src, local, max_chars=400, window=7, batch_size=3)
+
+    out = tmp_path / "ray.json"
+    paths = OutputPaths.for_output(out)
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(stats):
+        seen.append(stats.processed)
+        if len(seen) == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        annotate(biobert_ruler_model, src, out, max_chars=400, window=7, batch_size=3,
+                 backend="ray", ray_workers=2, on_window=stop_after_two)
+    assert seen == [7, 14] and paths.partial.exists() and paths.shards.is_dir()
+    assert not out.exists()
+    stats = annotate(biobert_ruler_model, src, out, max_chars=400, window=7, batch_size=3,
+                     backend="ray", ray_workers=2, resume=True)
+    assert stats.resumed_from == 14 and stats.documents == 38 and stats.rejected == 2
+    assert out.read_bytes() == local.read_bytes()
+    assert paths.rejects.read_bytes() == OutputPaths.for_output(local).rejects.read_bytes()
+    assert not paths.shards.exists() and not paths.progress.exists()
+    docs = json.loads(out.read_text())["documents"]
+    assert [d["id"] for d in docs] == [str(i + 1) for i in range(40) if i not in (3, 20)]
+
+
+@pytest.mark.slow
+def test_ray_cli_joins_the_cluster_of_ray_address(tmp_path, biobert_ruler_model, ray_cluster):
+    src = write_input(tmp_path / "in.txt")
+    local = tmp_path / "local.jsonl"
+    annotate(biobert_ruler_model, src, local, max_chars=400, window=7, quantize="int8")
+    out = tmp_path / "ray.jsonl"
+    env = dict(os.environ, RAY_ADDRESS=ray_cluster, OMP_NUM_THREADS="1")
+    res = subprocess.run(
+        [sys.executable, "-m", "spacy_biobert", "annotate", biobert_ruler_model, src, out,
+         "--max-chars", "400", "--window", "7", "--backend", "ray", "--quantize", "int8"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    assert "documents/s" in res.stdout
+    assert out.read_bytes() == local.read_bytes()
+
+
+# --- bench/ --------------------------------------------------------------------
+
+
+def test_bench_script_writes_its_json(tmp_path, biobert_ruler_model, corpora_dir):
+    out = tmp_path / "bench.json"
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "throughput.py"), biobert_ruler_model,
+         corpora_dir / "bc5cdr" / "CDR_DevelopmentSet.PubTator.txt", "--limit", "6",
+         "--repeats", "1", "--output", out],
+        capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["documents"] == 6 and result["words"] > 100
+    for key in ("pipeline", "encoder", "pipeline_int8"):
+        assert result["words_per_second"][key] > 0
+    assert set(result["ratios"]) == {"pipeline_vs_encoder", "int8_vs_fp32"}
+    assert "f" in result["f1"]["fp32"] and "f" in result["f1"]["int8"]
+    assert "pipeline/encoder" in res.stdout
