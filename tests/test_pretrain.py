@@ -99,6 +99,9 @@ def test_corpus_formats_give_titles_and_abstracts(tmp_path):
     assert docs and all(d.sentences for d in docs)
     chemprot = list(iter_documents([DATA / "chemprot_tiny"]))
     assert chemprot and all(len(d.sentences) >= 2 for d in chemprot)
+    prefix = next((DATA / "chemprot_tiny").glob("*_abstracts.tsv")).name[: -len("_abstracts.tsv")]
+    by_prefix = list(iter_documents([DATA / "chemprot_tiny" / prefix]))
+    assert [d.sentences for d in by_prefix] == [d.sentences for d in chemprot]
     # a folder is walked; files of no known format are skipped and reported
     (tmp_path / "a.txt").write_text("One. Two.\n", encoding="utf8")
     (tmp_path / "b.pdf").write_bytes(b"%PDF")

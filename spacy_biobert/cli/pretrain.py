@@ -39,6 +39,9 @@ def pretrain_cli(
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate"),
     warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps", help="Linear LR warm-up steps"),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
+    eval_max_examples: Optional[int] = typer.Option(
+        None, "--eval-max-examples", help="Held-out examples scored before and after"
+    ),
     seed: Optional[int] = typer.Option(None, "--seed"),
     input_format: str = typer.Option(
         "auto", "--format", "-f", help="auto, text, pubtator, bioc, chemprot, jsonl, spacy"
@@ -65,7 +68,8 @@ def pretrain_cli(
     cli_values = dict(
         objective=objective, whole_word_mask=whole_word_mask, max_steps=max_steps,
         head_warmup_steps=head_warmup_steps, batch_size=batch_size, max_length=max_length,
-        learn_rate=learn_rate, warmup_steps=warmup_steps, checkpoint_every=checkpoint_every, seed=seed,
+        learn_rate=learn_rate, warmup_steps=warmup_steps, checkpoint_every=checkpoint_every,
+        eval_max_examples=eval_max_examples, seed=seed,
     )
     values.update({k: v for k, v in cli_values.items() if v is not None})
     try:

@@ -108,6 +108,9 @@ def iter_documents(
 
 
 def _expand(path: Path, format: str, stats: TextStats) -> Iterator[Tuple[Path, str]]:
+    if not path.exists():  # a ChemProt file prefix (PREFIX_abstracts.tsv exists)
+        yield path, "chemprot"
+        return
     if not path.is_dir():
         yield path, (format if format != "auto" else _file_format(path, strict=True))
         return
