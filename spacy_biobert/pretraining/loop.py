@@ -360,6 +360,8 @@ def pretrain(
         scheduler.load_state_dict(state["scheduler"])
         collator.set_state(state["collator_rng"])
         torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and str(device).startswith("cuda"):
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         step, epoch, batch_index = state["step"], state["epoch"], state["batch_index"]
         notify("resume", {"step": step})
     else:
@@ -374,6 +376,7 @@ def pretrain(
             "step": step, "epoch": epoch, "batch_index": batch_index,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "collator_rng": collator.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if str(device).startswith("cuda") else None,
             "settings": asdict(settings), "base_model": base_model, "data": data_info,
             "metrics": metrics, "initialized": initialized,
         }, tmp / _STATE_FILE)
