@@ -13,8 +13,8 @@ listed in a table under the text, which is what a page without scripts shows.
 The page loads nothing from elsewhere (inline styles, inline script, no fonts
 or libraries), escapes every text, and after layout records what it drew in
 `data-*` attributes (`data-arcs-drawn` on `<body>`, `data-length` and
-`data-from`/`data-to` on each arc), which is what the tests read back from
-headless Chromium.
+`data-from`/`data-to` on each arc, `data-box` on each entity), which is what
+the tests read back from headless Chromium.
 """
 
 import html
@@ -52,6 +52,7 @@ body {{ font-size: 16px; font-family: -apple-system, BlinkMacSystemFont, 'Segoe 
 .biobert-doc h2 {{ font-size: 1rem; color: #666; font-weight: normal; }}
 .biobert-text {{ line-height: 2.5; white-space: pre-wrap; }}
 .biobert-text.has-arcs {{ line-height: 5.5; padding-top: 3.5rem; }}
+.biobert-text mark.entity {{ white-space: nowrap; }}
 .biobert-arcs {{ position: absolute; left: 0; top: 0; overflow: visible; pointer-events: none; }}
 .biobert-arcs path.arc {{ fill: none; stroke: #555; stroke-width: 1.6px; }}
 .biobert-arcs text {{ font-size: 11px; font-weight: bold; fill: #333; paint-order: stroke;
@@ -109,6 +110,13 @@ _SCRIPT = r"""
       var tip = document.createElementNS(NS, "path");
       tip.setAttribute("d", "M 0 0 L 10 5 L 0 10 z"); tip.setAttribute("fill", "#555");
       marker.appendChild(tip); defs.appendChild(marker); svg.appendChild(defs);
+      box.querySelectorAll("mark.entity").forEach(function (m) {
+        var r = m.getClientRects()[0];
+        if (r) {
+          m.setAttribute("data-box", [r.left - origin.left, r.top - origin.top, r.width, r.height]
+                         .map(function (v) { return v.toFixed(1); }).join(","));
+        }
+      });
       var levels = {}, ends = {}, used = {};
       rels.forEach(function (r) {
         ends[r.head] = (ends[r.head] || 0) + 1; ends[r.tail] = (ends[r.tail] || 0) + 1;
@@ -122,7 +130,9 @@ _SCRIPT = r"""
       rels.forEach(function (r, i) {
         var head = document.getElementById(r.head), tail = document.getElementById(r.tail);
         if (!head || !tail) { return; }
-        var a = head.getBoundingClientRect(), b = tail.getBoundingClientRect();
+        // The first box of each mark (a mark is one box unless the page is narrower than it).
+        var a = head.getClientRects()[0], b = tail.getClientRects()[0];
+        if (!a || !b) { return; }
         if (a.width <= 0 || b.width <= 0) { return; }
         var x1 = anchor(head, a), y1 = a.top - origin.top;
         var x2 = anchor(tail, b), y2 = b.top - origin.top;
@@ -255,7 +265,10 @@ def _render_doc(
     parts.append(esc(text[pos:]))
     arcs = []
     rows = []
+    shown = {(s.start, s.end): s for s in spans}
     for head, tail, scores in relations:
+        # The entity as shown (a linker after the relations sets kb ids on doc.ents).
+        head, tail = shown.get((head.start, head.end), head), shown.get((tail.start, tail.end), tail)
         label = ", ".join(f"{lab} {p:.2f}" for lab, p in scores)
         h, t = mark_id.get((head.start, head.end)), mark_id.get((tail.start, tail.end))
         if h is not None and t is not None and h != t:

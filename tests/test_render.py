@@ -71,6 +71,21 @@ class Elements(HTMLParser):
         return [a for t, a in self.items if t == tag and all(a.get(k) == v for k, v in attrs.items())]
 
 
+def check_arcs_join_their_marks(els):
+    """Each arc starts on the top edge of its head's box and ends (at the arrow
+    tip) on the top edge of its tail's box, as laid out by the browser."""
+    boxes = {m["id"]: [float(v) for v in m["data-box"].split(",")] for m in els.find("mark")}
+    arcs = els.find("path", **{"class": "arc"})
+    for arc in arcs:
+        nums = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", arc["d"])]
+        (x1, y1), (x2, y2) = nums[:2], nums[-2:]
+        for (x, y), mark in (((x1, y1), arc["data-from"]), ((x2, y2 + 1), arc["data-to"])):
+            left, top, width, height = boxes[mark]
+            assert width > 0 and height > 0
+            assert left <= x <= left + width and abs(y - top) < 1.5, (arc, boxes[mark])
+    return arcs
+
+
 def annotated_doc(text_repeats=1):
     """Cocaine -> seizures (0.93), naloxone -> hypotension (0.71, and X 0.60),
     naloxone -> seizures (0.2, under the threshold)."""
@@ -160,6 +175,7 @@ def test_chromium_draws_entities_and_arcs(chromium, tmp_path):
         ("doc0-e4-5", "doc0-e6-7", "CID 0.71, X 0.60"),
     }
     assert all(float(a["data-length"]) > 10 for a in arcs)
+    check_arcs_join_their_marks(els)
     assert len(els.find("text", **{"class": "arc-label"})) == 2
     assert len(els.find("mark")) == 4
 
@@ -176,6 +192,9 @@ def test_chromium_long_doc_arcs_across_lines(chromium, tmp_path):
     # From the first line to the last: far longer than any arc within a line.
     assert float(longest[0]["data-length"]) > 1000
     assert all(float(a["data-length"]) > 10 for a in arcs)
+    check_arcs_join_their_marks(els)
+    tops = {float(m["data-box"].split(",")[1]) for m in els.find("mark")}
+    assert len(tops) > 20  # the marks really are on many lines
 
 
 def test_chromium_escaped_page_runs_no_injected_code(chromium, tmp_path):
