@@ -288,6 +288,14 @@ def test_pretrain_writes_a_model_the_biobert_factory_loads(tiny_bert, text_corpu
     base, adapted = _tensors(tiny_bert), _tensors(out)
     key = "encoder.layer.0.attention.self.query.weight"
     assert not numpy.allclose(base[key].numpy(), adapted["bert." + key].numpy())
+    # ... and they are what the factory's loader reads (heads ignored, no re-initialization)
+    from spacy_biobert.models.base_models import load_hf_objects
+
+    hf = load_hf_objects(str(out), {"use_fast": True}, {})
+    loaded = hf.transformer.state_dict()
+    for name, value in loaded.items():
+        if "bert." + name in adapted:
+            assert numpy.array_equal(value.cpu().numpy(), adapted["bert." + name].numpy()), name
 
 
 def test_head_warmup_leaves_the_encoder_alone(tiny_bert, text_corpus, tmp_path):
