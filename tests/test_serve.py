@@ -204,3 +204,14 @@ def test_cli_serves_a_saved_pipeline(tiny_bert, tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_cli_refuses_bad_limits_and_missing_models(tmp_path):
+    from typer.testing import CliRunner
+
+    from spacy_biobert.cli import app
+
+    bad = CliRunner().invoke(app, ["serve", str(tmp_path), "--max-docs", "0"])
+    assert bad.exit_code == 1 and "--max-docs must be an integer >= 1 or 'none'" in bad.output
+    missing = CliRunner().invoke(app, ["serve", str(tmp_path / "nope")])
+    assert missing.exit_code == 1 and "nope" in " ".join(missing.output.split())
