@@ -293,8 +293,9 @@ def _render_doc(
         )
     else:
         table = f'<p class="biobert-none">No relation with p &ge; {threshold:g}.</p>'
-    # JSON inside <script>: "</" must not close the element early.
-    data = json.dumps(arcs, ensure_ascii=True).replace("</", "<\\/")
+    # JSON inside <script>: no "<" at all, so "</script>" or "<!--" in a label
+    # cannot end or change the element ("\u003c" is the same JSON string).
+    data = json.dumps(arcs, ensure_ascii=True).replace("<", "\\u003c")
     text_cls = "biobert-text has-arcs" if arcs else "biobert-text"
     return (
         f'<section class="biobert-doc" id="{box_id}"><h2>{heading}</h2>'

@@ -201,14 +201,19 @@ def test_chromium_escaped_page_runs_no_injected_code(chromium, tmp_path):
     nlp = spacy.blank("en")
     doc = nlp("aspirin <img src=x onerror=\"document.body.setAttribute('data-pwned','1')\"> "
               "</script><script>document.body.setAttribute('data-pwned','2')</script>")
-    doc.ents = [Span(doc, 0, 1, "</script><script>document.title='pwned'</script>")]
-    doc._.relation_pairs = [((0, 1, doc.ents[0].label_, ""), (0, 1, doc.ents[0].label_, ""), {"CID": 1.0})]
+    evil = "</script><script>document.title='pwned'</script><!--"
+    doc.ents = [Span(doc, 0, 1, evil), Span(doc, len(doc) - 1, len(doc), "Disease")]
+    head, tail = ((e.start, e.end, e.label_, "") for e in doc.ents)
+    doc._.relation_pairs = [(head, tail, {evil: 1.0}), (head, head, {"CID": 1.0})]
     page = tmp_path / "escaped.html"
     page.write_text(render(doc), encoding="utf8")
     dom = layout_dom(chromium, page)
-    body = Elements(dom).find("body")[0]
+    els = Elements(dom)
+    body = els.find("body")[0]
     assert "data-pwned" not in body and "<title>pwned" not in dom
-    assert body["data-arcs-drawn"] == "0"  # a span related to itself draws no arc
+    # The relation label reached the script as data; a span related to itself draws no arc.
+    assert body["data-arcs-drawn"] == "1"
+    assert [a["data-label"] for a in els.find("path", **{"class": "arc"})] == [evil + " 1.00"]
 
 
 @pytest.fixture(scope="module")
