@@ -55,6 +55,22 @@ def test_every_token_of_a_5000_token_document_gets_a_vector(tiny_bert):
     assert all(n > 0 for token, n in zip(doc, lengths) if not token.is_space)
 
 
+def test_a_window_of_more_wordpieces_than_positions_is_truncated_not_fatal(tiny_bert, tmp_path):
+    # The tiny vocab spells unknown words letter by letter: 128 tokens of a
+    # protein sequence are thousands of wordpieces, far over 512 positions.
+    nlp = make_nlp(tiny_bert)
+    nlp.initialize()
+    assert nlp.get_pipe("biobert").model.tokenizer.model_max_length == 512
+    sequence = " ".join(["MSKGEELFTGVVPILVELDGDVNGHKFSVSG"] * 200)
+    doc = nlp(sequence)
+    assert doc._.trf_data.tensors[0].shape[1] <= 512
+    # The limit travels with the saved pipeline.
+    nlp.to_disk(tmp_path / "nlp")
+    nlp2 = spacy.load(tmp_path / "nlp")
+    assert nlp2.get_pipe("biobert").model.tokenizer.model_max_length == 512
+    assert len(nlp2(sequence)) == len(doc)
+
+
 def test_aliases_resolve():
     assert resolve_model_name("biobert-v1.2") == ("dmis-lab/biobert-base-cased-v1.2", True)
     assert resolve_model_name("biobert-v1.1") == ("dmis-lab/biobert-v1.1", True)

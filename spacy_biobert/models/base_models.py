@@ -114,11 +114,32 @@ def load_hf_objects(name: str, tokenizer_config: Dict, transformer_config: Dict)
                 reason=reason,
             )
         ) from None
+    cap_model_max_length(tokenizer, config)
     vocab_file_contents = None
     if getattr(tokenizer, "vocab_file", None):
         vocab_file_contents = Path(tokenizer.vocab_file).read_bytes()
     transformer.to(get_torch_default_device())
     return HFObjects(tokenizer, transformer, vocab_file_contents)
+
+
+# Models whose position ids start after the padding index (fairseq style).
+_POSITION_OFFSET_MODELS = {"roberta", "xlm-roberta", "camembert"}
+
+
+def cap_model_max_length(tokenizer, config) -> None:
+    """Give the tokenizer the encoder's real length limit where its own files
+    leave it unset (dmis-lab's BioBERT, hand-made models), so spacy-transformers
+    truncates an over-long window (e.g. a protein sequence that splits into
+    hundreds of wordpieces) with a warning instead of failing in the position
+    embeddings. The limit is saved with the pipeline."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return
+    if getattr(config, "model_type", None) in _POSITION_OFFSET_MODELS:
+        limit -= 2
+    if tokenizer.model_max_length > limit:
+        tokenizer.model_max_length = limit
+        tokenizer.init_kwargs["model_max_length"] = limit
 
 
 def _has_safetensors(source: str) -> bool:
