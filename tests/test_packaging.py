@@ -13,6 +13,8 @@ from spacy.tokens import Span
 from spacy.util import registry
 from tiny_pipelines import save_tiny_ner_pipeline, save_tiny_relation_pipeline, tiny_relation_pipeline
 
+from spacy_biobert.linking.kb import NameKB
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -21,10 +23,14 @@ def assembled(tiny_bert, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("assemble")
     ner = save_tiny_ner_pipeline(tiny_bert, tmp / "ner")
     rel = save_tiny_relation_pipeline(tiny_bert, tmp / "rel", kb_ids=False, gold_entities=True)
+    kb = NameKB()
+    kb.add("cocaine", "D003042", "Chemical")
+    kb.add("seizures", "D012640", "Disease")
+    kb.build().to_disk(tmp / "kb")
     out = tmp / "assembled"
     result = subprocess.run(
         [sys.executable, "-m", "spacy", "assemble", str(ROOT / "configs" / "assemble.cfg"), str(out),
-         "--paths.ner", ner, "--paths.relations", rel],
+         "--paths.ner", ner, "--paths.relations", rel, "--paths.kb", str(tmp / "kb")],
         capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"),
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
@@ -35,9 +41,9 @@ def test_assembled_pipeline_has_own_transformers_and_predicted_entities(assemble
     cfg = json.loads((assembled / "biobert_relations" / "cfg").read_text())
     assert cfg["gold_entities"] is False and cfg["labels"] == ["CID"]
     nlp = spacy.load(assembled)
-    assert nlp.pipe_names == ["ner", "biobert_relations"]
+    assert nlp.pipe_names == ["ner", "biobert_abbreviations", "biobert_linker", "biobert_relations"]
     assert nlp.config["components"]["biobert_relations"]["gold_entities"] is False
-    for name in nlp.pipe_names:
+    for name in ("ner", "biobert_relations"):
         tok2vec = nlp.config["components"][name]["model"]["tok2vec"]
         assert tok2vec["@architectures"] == "spacy-biobert.Tok2VecTransformer.v1"
     assert type(nlp.tokenizer).__name__ == "Tokenizer"
@@ -46,8 +52,12 @@ def test_assembled_pipeline_has_own_transformers_and_predicted_entities(assemble
     assert isinstance(doc._.relations, dict)
     doc = nlp.make_doc("cocaine induced seizures")
     doc.ents = [Span(doc, 0, 1, "Chemical"), Span(doc, 2, 3, "Disease")]
-    doc = nlp.get_pipe("biobert_relations")(doc)
+    for name in ("biobert_linker", "biobert_relations"):
+        doc = nlp.get_pipe(name)(doc)
+    assert [e.kb_id_ for e in doc.ents] == ["D003042", "D012640"]
     assert list(doc._.relations) == [(0, 2)] and 0 <= doc._.relations[(0, 2)]["CID"] <= 1
+    # The linked ids are what document-level CID is aggregated by.
+    assert list(doc._.kb_relations) == [("D003042", "D012640")]
 
 
 def test_configure_components_sets_config_and_cfg(tiny_bert):

@@ -41,7 +41,8 @@ def test_smoke_workflow_trains_evaluates_and_packages(smoke_project):
     # relations trained on gold entities run on predicted ones.
     assembled = smoke_project / "training" / "smoke-bc5cdr-cid"
     config = (assembled / "config.cfg").read_text()
-    assert 'pipeline=["ner","biobert_relations"]' in config.replace(" ", "")
+    pipeline = '["ner","biobert_abbreviations","biobert_linker","biobert_relations"]'
+    assert f"pipeline={pipeline}" in config.replace(" ", "")
     assert config.count('@architectures = "spacy-biobert.Tok2VecTransformer.v1"') == 2
     assert "spacy-transformers.TransformerListener" not in config
     cfg = json.loads((assembled / "biobert_relations" / "cfg").read_text())
