@@ -89,7 +89,8 @@ def run_encoder(hf: Any, tokenizer: Any, groups: List[List[str]]) -> None:
     hf.eval()
     with torch.inference_mode():
         for spans in groups:
-            enc = tokenizer(spans, padding="longest", return_tensors="pt")
+            # Over-long windows are cut at the model's limit, as the pipeline does.
+            enc = tokenizer(spans, padding="longest", truncation=True, return_tensors="pt")
             hf(**enc)
 
 
