@@ -75,14 +75,22 @@ def test_packaged_wheel_loads_in_a_fresh_venv(smoke_project, tmp_path):
         "# The relations of given entities (the smoke NER is barely trained):\n"
         "doc = nlp.make_doc('Naloxone reverses the hypotension of clonidine .')\n"
         "doc.ents = [Span(doc, 0, 1, 'Chemical'), Span(doc, 3, 4, 'Disease'), Span(doc, 5, 6, 'Chemical')]\n"
-        "doc = nlp.get_pipe('biobert_relations')(doc)\n"
+        "for name in ('biobert_linker', 'biobert_relations'):\n"
+        "    doc = nlp.get_pipe(name)(doc)\n"
         "print(json.dumps({f'{h}-{t}': s for (h, t), s in sorted(doc._.relations.items())}))\n"
+        "print(json.dumps([e.kb_id_ for e in doc.ents]), json.dumps(sorted(doc._.kb_relations)))\n"
     )
     out = subprocess.run([py, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
     assert out.returncode == 0, out.stderr[-3000:]
-    first, second = out.stdout.strip().splitlines()[-2:]
-    assert first.startswith("['ner', 'biobert_relations']") and first.endswith(" dict")
+    first, second, third = out.stdout.strip().splitlines()[-3:]
+    pipe_names = "['ner', 'biobert_abbreviations', 'biobert_linker', 'biobert_relations']"
+    assert first.startswith(pipe_names) and first.endswith(" dict")
     relations = json.loads(second)
     assert sorted(relations) == ["0-3", "5-3"]  # Chemical -> Disease pairs only
     assert all(set(s) == {"CID"} and 0.0 <= s["CID"] <= 1.0 for s in relations.values())
+    # The KB built from the training split (build-kb-smoke) travels in the wheel:
+    # the entities get MeSH ids and the relations are aggregated by them.
+    ids_json, kb_pairs_json = third.split(" ", 1)
+    assert json.loads(ids_json) == ["D009270", "D007022", "D003000"]
+    assert json.loads(kb_pairs_json) == [["D003000", "D007022"], ["D009270", "D007022"]]
