@@ -78,7 +78,7 @@ def test_packaged_wheel_loads_in_a_fresh_venv(smoke_project, tmp_path):
         "for name in ('biobert_linker', 'biobert_relations'):\n"
         "    doc = nlp.get_pipe(name)(doc)\n"
         "print(json.dumps({f'{h}-{t}': s for (h, t), s in sorted(doc._.relations.items())}))\n"
-        "print(json.dumps([e.kb_id_ for e in doc.ents]), json.dumps(sorted(doc._.kb_relations)))\n"
+        "print(json.dumps({'ids': [e.kb_id_ for e in doc.ents], 'kb': sorted(doc._.kb_relations)}))\n"
     )
     out = subprocess.run([py, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
@@ -91,6 +91,6 @@ def test_packaged_wheel_loads_in_a_fresh_venv(smoke_project, tmp_path):
     assert all(set(s) == {"CID"} and 0.0 <= s["CID"] <= 1.0 for s in relations.values())
     # The KB built from the training split (build-kb-smoke) travels in the wheel:
     # the entities get MeSH ids and the relations are aggregated by them.
-    ids_json, kb_pairs_json = third.split(" ", 1)
-    assert json.loads(ids_json) == ["D009270", "D007022", "D003000"]
-    assert json.loads(kb_pairs_json) == [["D003000", "D007022"], ["D009270", "D007022"]]
+    linked = json.loads(third)
+    assert linked["ids"] == ["D009270", "D007022", "D003000"]
+    assert linked["kb"] == [["D003000", "D007022"], ["D009270", "D007022"]]
