@@ -176,6 +176,22 @@ class Errors:
     E408 = (
         "[E408] the pipeline has no component '{name}'{what}. Fix: {fix}"
     )
+    # --- render, serve, packaged pipelines (E5xx) ---------------------------------
+    E501 = "[E501] render() takes a spaCy Doc or an iterable of Docs, not {type}."
+    E502 = (
+        "[E502] cannot configure component '{name}': the pipeline has no such component "
+        "(it has {names}). Fix: correct the component name under "
+        "[initialize.after_init.settings]."
+    )
+    E503 = (
+        "[E503] cannot set '{key}' of component '{name}': it is not one of its top-level "
+        "settings ({known}). Fix: correct the key under [initialize.after_init.settings.{name}]."
+    )
+    E504 = "[E504] {name} must be None (unlimited) or an integer >= 1, not {value!r}."
+    E505 = (
+        "[E505] the service needs the Python package '{module}', which is not installed. "
+        "Fix: pip install 'spacy-biobert[serve]'."
+    )
     # --- domain-adaptive pretraining (E6xx) ------------------------------------------
     E601 = (
         "[E601] no text to pretrain on: {detail}. Fix: pass corpus files (PubTator, "
@@ -216,22 +232,6 @@ class Errors:
         "[E610] the {part} slice of the text is empty ({documents} document(s) in all, "
         "heldout_fraction = {fraction}). Fix: give more documents, or change "
         "--pretraining.heldout_fraction."
-    )
-    # --- render, serve, packaged pipelines (E5xx) ---------------------------------
-    E501 = "[E501] render() takes a spaCy Doc or an iterable of Docs, not {type}."
-    E502 = (
-        "[E502] cannot configure component '{name}': the pipeline has no such component "
-        "(it has {names}). Fix: correct the component name under "
-        "[initialize.after_init.settings]."
-    )
-    E503 = (
-        "[E503] cannot set '{key}' of component '{name}': it is not one of its top-level "
-        "settings ({known}). Fix: correct the key under [initialize.after_init.settings.{name}]."
-    )
-    E504 = "[E504] {name} must be None (unlimited) or an integer >= 1, not {value!r}."
-    E505 = (
-        "[E505] the service needs the Python package '{module}', which is not installed. "
-        "Fix: pip install 'spacy-biobert[serve]'."
     )
     # --- training (E01x) ---------------------------------------------------------
     E010 = (
