@@ -6,7 +6,7 @@ from typing import Optional
 import typer
 from wasabi import msg
 
-from ._app import app
+from ._app import INPUT_HELP, app, positive_int_or_none
 
 
 @app.command("annotate")
@@ -16,8 +16,7 @@ def annotate_cli(
         ...,
         exists=True,
         metavar="INPUT",
-        help="Plain text (one document per line; a folder: one per .txt file), JSONL "
-        "(id, text), PubTator or BioC XML/JSON; each may be .gz",
+        help=INPUT_HELP,
     ),
     output: Path = typer.Argument(
         ...,
@@ -71,7 +70,7 @@ def annotate_cli(
     from ..annotate import annotate
     from ..corpora._base import CorpusFormatError
 
-    limit = _max_chars(max_chars)
+    limit = positive_int_or_none("--max-chars", max_chars)
     if resume and overwrite:
         msg.fail("--resume and --overwrite exclude each other: choose one.", exits=1)
     if backend == "ray" and gpu_id >= 0:
@@ -131,14 +130,3 @@ def annotate_cli(
         kinds = ", ".join(f"{k}: {v}" for k, v in sorted(stats.reject_reasons.items()))
         msg.warn(f"{stats.rejected} document(s) rejected ({kinds}), see {stats.rejects}")
 
-
-def _max_chars(value: str) -> Optional[int]:
-    if value.strip().lower() in ("none", "unlimited"):
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        msg.fail(f"--max-chars must be a positive integer or 'none' (no limit), not {value!r}.", exits=1)
-    return number

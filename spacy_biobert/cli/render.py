@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from wasabi import msg
 
-from ._app import app
+from ._app import INPUT_HELP, app
 
 
 @app.command("render")
@@ -17,8 +17,7 @@ def render_cli(
         ...,
         exists=True,
         metavar="INPUT",
-        help="Plain text (one document per line; a folder: one per .txt file), JSONL "
-        "(id, text), PubTator or BioC XML/JSON; each may be .gz",
+        help=INPUT_HELP,
     ),
     output: Path = typer.Option(
         ..., "--output", "-o", metavar="PAGE", help="The HTML page to write (self-contained)"

@@ -3,19 +3,7 @@
 import typer
 from wasabi import msg
 
-from ._app import app
-
-
-def _limit(name: str, value: str):
-    if value.strip().lower() == "none":
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        msg.fail(f"{name} must be an integer >= 1 or 'none', not {value!r}", exits=1)
-    return number
+from ._app import app, positive_int_or_none
 
 
 @app.command("serve")
@@ -43,9 +31,9 @@ def serve_cli(
     from ..serve import create_app
 
     limits = {
-        "max_bytes": _limit("--max-bytes", max_bytes),
-        "max_docs": _limit("--max-docs", max_docs),
-        "max_chars": _limit("--max-chars", max_chars),
+        "max_bytes": positive_int_or_none("--max-bytes", max_bytes),
+        "max_docs": positive_int_or_none("--max-docs", max_docs),
+        "max_chars": positive_int_or_none("--max-chars", max_chars),
     }
     try:
         import uvicorn
