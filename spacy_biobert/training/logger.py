@@ -1,7 +1,12 @@
 """`spacy-biobert.TrainingLogger.v1`: spaCy's console logger (with its
 progress bar) that also records each saved checkpoint, so a run can resume
-(`spacy-biobert train --resume`) and reports its wall time and peak memory."""
+(`spacy-biobert train --resume`) and reports its wall time and peak memory.
+
+The progress bar only draws on a terminal; when stderr is a file (a training
+run in the background) the logger writes a plain line every `progress_every`
+steps instead, so a log shows progress between evaluations."""
 import resource
+import sys
 import time
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Optional, Tuple
@@ -18,6 +23,7 @@ def create_training_logger(
     progress_bar: bool = True,
     console_output: bool = True,
     output_file: Optional[str] = None,
+    progress_every: int = 50,
 ) -> Callable[[Language, IO, IO], Tuple[Callable[[Optional[Dict[str, Any]]], None], Callable[[], None]]]:
     console = registry.loggers.get("spacy.ConsoleLogger.v3")(
         progress_bar="eval" if progress_bar else None,
@@ -27,11 +33,24 @@ def create_training_logger(
 
     def setup(nlp: Language, stdout: IO = None, stderr: IO = None):
         log_console, finalize_console = console(nlp, stdout, stderr)
+        err = stderr if stderr is not None else sys.stderr
+        plain_progress = progress_bar and progress_every > 0 and not _is_tty(err)
         started = time.time()
 
+        step = 0
+
         def log_step(info: Optional[Dict[str, Any]]) -> None:
+            # spaCy calls this once per step, with info only at evaluations.
+            nonlocal step
             log_console(info)
-            if info is None or not info.get("output_path"):
+            step = info["step"] if info is not None else step + 1
+            if plain_progress and info is None and step % progress_every == 0:
+                elapsed = time.time() - started
+                err.write(f"step {step}: {elapsed:.0f} s, {elapsed / step:.2f} s/step\n")
+                err.flush()
+            if info is None:
+                return
+            if not info.get("output_path"):
                 return
             # info["output_path"] is OUTPUT/model-last, just saved.
             state = {
@@ -47,6 +66,11 @@ def create_training_logger(
         return log_step, finalize_console
 
     return setup
+
+
+def _is_tty(stream: IO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _peak_rss_mb() -> float:
