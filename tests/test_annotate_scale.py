@@ -11,7 +11,7 @@ import pytest
 import spacy
 
 from spacy_biobert.annotate import OutputPaths, Record, Reject, annotate
-from spacy_biobert.annotate.quantize import iter_transformers, quantize_pipeline
+from spacy_biobert.annotate.quantize import iter_transformers, pick_engine, quantize_pipeline
 from spacy_biobert.annotate.ray_backend import _ShardAnnotator, shard_paths, split_input
 from spacy_biobert.annotate.runner import Annotated
 
@@ -79,6 +79,16 @@ def test_quantize_pipeline_replaces_the_linear_layers(tiny_bert):
     assert after.shape == before.shape and not numpy.array_equal(after, before)
     assert numpy.corrcoef(before, after)[0, 1] > 0.95
     assert [e.text for e in nlp(text).ents][:2] == ["Cocaine", "hypertension"]
+    assert torch.backends.quantized.engine == pick_engine()
+
+
+def test_int8_engine_follows_the_cpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_int8": True}, raising=False)
+    assert pick_engine() == ("onednn" if "onednn" in torch.backends.quantized.supported_engines else "x86")
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_int8": False, "avx512_vnni": True})
+    assert pick_engine() == "x86"
 
 
 def test_quantize_errors():
