@@ -88,6 +88,10 @@ def test_train_from_raw_corpus_then_resume(tiny_bert, tmp_path):
                       "--resume", "--training.max_steps", "4", *common)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming from step 2" in resumed.stdout
+    # The state counts the whole run's steps and time, not the resumed part's.
+    resumed_state = json.loads((out / "training_state.json").read_text())
+    assert resumed_state["step"] == 4 and resumed_state["seconds"] >= state["seconds"]
+    assert "Trained to step 4" in resumed.stdout
     resume_cfg = load_config(out / "resume.cfg")
     assert resume_cfg["training"]["max_steps"] == 2
     assert resume_cfg["components"]["ner"]["source"] == str((out / "model-last").resolve())
@@ -95,7 +99,7 @@ def test_train_from_raw_corpus_then_resume(tiny_bert, tmp_path):
     assert nlp.pipe_names == ["biobert", "ner"]
     # Nothing left to do: a clear message, not a traceback.
     again = run_cli("train", str(ROOT / "configs" / "ner.cfg"), "--output", str(out),
-                    "--resume", "--training.max_steps", "2", *common)
+                    "--resume", "--training.max_steps", "4", *common)
     assert again.returncode == 1 and "E011" in again.stdout
 
 

@@ -4,7 +4,11 @@ progress bar) that also records each saved checkpoint, so a run can resume
 
 The progress bar only draws on a terminal; when stderr is a file (a training
 run in the background) the logger writes a plain line every `progress_every`
-steps instead, so a log shows progress between evaluations."""
+steps instead, so a log shows progress between evaluations.
+
+`step_offset` and `seconds_offset` are set by `spacy-biobert train --resume`
+(the steps and seconds of the run before the resume), so the state and the
+progress lines count from the start of the whole run."""
 import resource
 import sys
 import time
@@ -24,6 +28,8 @@ def create_training_logger(
     console_output: bool = True,
     output_file: Optional[str] = None,
     progress_every: int = 50,
+    step_offset: int = 0,
+    seconds_offset: float = 0.0,
 ) -> Callable[[Language, IO, IO], Tuple[Callable[[Optional[Dict[str, Any]]], None], Callable[[], None]]]:
     console = registry.loggers.get("spacy.ConsoleLogger.v3")(
         progress_bar="eval" if progress_bar else None,
@@ -36,7 +42,6 @@ def create_training_logger(
         err = stderr if stderr is not None else sys.stderr
         plain_progress = progress_bar and progress_every > 0 and not _is_tty(err)
         started = time.time()
-
         step = 0
 
         def log_step(info: Optional[Dict[str, Any]]) -> None:
@@ -46,7 +51,10 @@ def create_training_logger(
             step = info["step"] if info is not None else step + 1
             if plain_progress and info is None and step % progress_every == 0:
                 elapsed = time.time() - started
-                err.write(f"step {step}: {elapsed:.0f} s, {elapsed / step:.2f} s/step\n")
+                err.write(
+                    f"step {step + step_offset}: {elapsed + seconds_offset:.0f} s, "
+                    f"{elapsed / step:.2f} s/step\n"
+                )
                 err.flush()
             if info is None:
                 return
@@ -54,11 +62,11 @@ def create_training_logger(
                 return
             # info["output_path"] is OUTPUT/model-last, just saved.
             state = {
-                "step": info["step"],
+                "step": info["step"] + step_offset,
                 "epoch": info["epoch"],
                 "score": info["score"],
                 "other_scores": info.get("other_scores", {}),
-                "seconds": round(time.time() - started, 1),
+                "seconds": round(time.time() - started + seconds_offset, 1),
                 "peak_rss_mb": _peak_rss_mb(),
             }
             srsly.write_json(Path(info["output_path"]).parent / STATE_FILE, state)

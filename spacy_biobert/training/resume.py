@@ -33,6 +33,12 @@ def resume_config(config: Config, output: Path) -> Tuple[Config, Dict[str, Any]]
         config["components"][name] = {"source": str(last.resolve())}
     if max_steps:
         training["max_steps"] = max_steps - done
+    logger = training.get("logger", {})
+    if logger.get("@loggers") == "spacy-biobert.TrainingLogger.v1":
+        # The state keeps counting from the start of the whole run, so a
+        # second resume continues from the right step.
+        logger["step_offset"] = done
+        logger["seconds_offset"] = float(state.get("seconds", 0.0))
     lr = training["optimizer"].get("learn_rate")
     if isinstance(lr, dict) and lr.get("@schedules") == "warmup_linear.v1":
         warmup, total = int(lr["warmup_steps"]), int(lr["total_steps"])
