@@ -251,9 +251,10 @@ class Warnings:
     W101 = (
         "[W101] {path}: {count} of {total} gold mentions do not fall on token "
         "boundaries of the tokenizer and were expanded to the enclosing tokens "
-        "(first: {examples}). If more than a few, use the tokenizer "
-        "'spacy-biobert.BiomedicalTokenizer.v1' under [nlp.tokenizer]; a handful "
-        "(mentions ending inside a token such as '5-HT6') remain with it."
+        "(first: {examples}). spaCy's default tokenizer misaligns many; with "
+        "'spacy-biobert.BiomedicalTokenizer.v1' under [nlp.tokenizer] only a "
+        "handful remain (mentions that end inside a token, such as '5-HT' in "
+        "'5-HT6', or run into the next word)."
     )
     W102 = (
         "[W102] {path}: dropped {count} duplicate document(s) with identical "
