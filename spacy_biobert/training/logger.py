@@ -56,9 +56,7 @@ def create_training_logger(
                     f"{elapsed / step:.2f} s/step\n"
                 )
                 err.flush()
-            if info is None:
-                return
-            if not info.get("output_path"):
+            if info is None or not info.get("output_path"):
                 return
             # info["output_path"] is OUTPUT/model-last, just saved.
             state = {
