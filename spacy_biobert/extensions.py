@@ -18,19 +18,27 @@ Values live in `doc.user_data`, so `DocBin(store_user_data=True)` keeps them.
   candidates come from a span group, nested spans can share a start: the
   entry then holds the per-label maximum; `doc._.relation_pairs` is exact.)
 - `doc._.relation_pairs`: predictions of `biobert_relations`, one entry per
-  candidate pair: `((head.start, head.end, head.label_), (tail.start,
-  tail.end, tail.label_), {label: probability})`, plain data (JSON/msgpack-able).
+  candidate pair: `((head.start, head.end, head.label_, head.kb_id_),
+  (tail.start, tail.end, tail.label_, tail.kb_id_), {label: probability})`,
+  plain data (JSON/msgpack-able).
 - `doc._.kb_relations`: predictions of `biobert_relations` aggregated by
   entity (`kb_id_`, split on "|" and "+", "-1" ignored):
   {(head kb id, tail kb id): {label: probability}}, for document-level tasks
-  such as BC5CDR CID.
+  such as BC5CDR CID: the pooled probability the component is trained on.
+- `doc._.relation_levels`: {label: "mention" | "concept"}, the level at which
+  `biobert_relations` learned each label.
+
+`predicted_relations(doc, threshold)` is the one reader of these predictions:
+every writer (PubTator, BioC, JSONL, ChemProt, the service), the renderer and
+the relation scorer take relations from it, so what is written is what is
+scored.
 - `doc._.abbreviations` (getter): `biobert_abbreviations`' detections, a
   list of (short form Span, long form Span), one per occurrence of a defined
   short form; stored as token offsets in `doc.user_data[ABBREVIATIONS_KEY]`.
 - `span._.long_form` (getter): the long form Span of a span whose text is a
   detected short form of its doc, else None.
 """
-from typing import List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from spacy.tokens import Doc, Span
 
@@ -43,6 +51,7 @@ _DOC_EXTENSIONS = {
     "relations": None,
     "relation_pairs": None,
     "kb_relations": None,
+    "relation_levels": None,
 }
 
 
@@ -73,3 +82,92 @@ def _get_long_form(span: Span) -> Optional[Span]:
         if (s_start == span.start and s_end == span.end) or doc[s_start:s_end].text == text:
             return doc[l_start:l_end]
     return None
+
+
+def concept_labels(doc: Doc) -> List[str]:
+    """The labels the relation component of `doc` predicts at document
+    (concept) level: those `doc._.relation_levels` marks "concept"."""
+    install_extensions()
+    levels = doc._.relation_levels or {}
+    return sorted(label for label, level in levels.items() if level == "concept")
+
+
+def document_relations(
+    doc: Doc, threshold: float = 0.5, labels: Optional[Iterable[str]] = None
+) -> List[Dict[str, Any]]:
+    """Document-level relations: one entry per (head kb id, tail kb id, label)
+    of `doc._.kb_relations` with probability >= threshold, in the component's
+    order: {"level": "concept", "head": kb id, "tail": kb id, "label", "score"}.
+    labels: the labels wanted; None = the doc's concept-level labels."""
+    install_extensions()
+    keep = set(labels) if labels is not None else set(concept_labels(doc))
+    out = []
+    for (head, tail), scores in (doc._.kb_relations or {}).items():
+        for label, score in scores.items():
+            if label in keep and score >= threshold:
+                out.append(
+                    {"level": "concept", "head": head, "tail": tail, "label": label,
+                     "score": float(score)}
+                )
+    return out
+
+
+def mention_relations(
+    doc: Doc, threshold: float = 0.5, labels: Optional[Iterable[str]] = None
+) -> List[Dict[str, Any]]:
+    """Mention-level relations: one entry per candidate pair and label with
+    probability >= threshold, from `doc._.relation_pairs` (or, when a component
+    wrote only the public `doc._.relations` over `doc.ents`, from that):
+    {"level": "mention", "head": [start_char, end_char], "tail": [...],
+    "head_kb_id", "tail_kb_id" ("-1" when unlinked), "label", "score"}.
+    labels: the labels wanted; None = every label not at concept level."""
+    install_extensions()
+    skip = set(concept_labels(doc)) if labels is None else set()
+    keep = set(labels) if labels is not None else None
+
+    def wanted(label: str, score: float) -> bool:
+        if score < threshold or label in skip:
+            return False
+        return keep is None or label in keep
+
+    out = []
+    pairs = doc._.relation_pairs
+    if pairs:
+        for head, tail, scores in pairs:
+            h, t = doc[head[0] : head[1]], doc[tail[0] : tail[1]]
+            h_kb = head[3] if len(head) > 3 else ""
+            t_kb = tail[3] if len(tail) > 3 else ""
+            for label, score in scores.items():
+                if wanted(label, score):
+                    out.append(_mention_entry(h, t, h_kb, t_kb, label, score))
+        return out
+    by_start = {e.start: e for e in doc.ents}
+    for (h_start, t_start), scores in (doc._.relations or {}).items():
+        h, t = by_start.get(h_start), by_start.get(t_start)
+        if h is None or t is None:
+            continue
+        for label, score in scores.items():
+            if wanted(label, score):
+                out.append(_mention_entry(h, t, h.kb_id_, t.kb_id_, label, score))
+    return out
+
+
+def predicted_relations(doc: Doc, threshold: float = 0.5) -> List[Dict[str, Any]]:
+    """Every confident predicted relation of `doc`: the document-level ones
+    (`document_relations`) for the labels learned at concept level, then the
+    mention-level ones (`mention_relations`) for the others."""
+    return document_relations(doc, threshold) + mention_relations(doc, threshold)
+
+
+def _mention_entry(
+    head: Span, tail: Span, head_kb: str, tail_kb: str, label: str, score: float
+) -> Dict[str, Any]:
+    return {
+        "level": "mention",
+        "head": [head.start_char, head.end_char],
+        "tail": [tail.start_char, tail.end_char],
+        "head_kb_id": head_kb or "-1",
+        "tail_kb_id": tail_kb or "-1",
+        "label": label,
+        "score": float(score),
+    }

@@ -1,12 +1,13 @@
-"""Assembling trained pipelines into one packaged pipeline.
+"""Assembling the release pipeline from a trained one.
 
-`spacy assemble configs/assemble.cfg OUTPUT` sources `ner` (from the BC5CDR
-NER run) and `biobert_relations` (from the CID run), each with
-`replace_listeners`, so each keeps its own copy of the transformer it was
-trained with. A sourced component keeps its source's settings, so settings
-that must differ in the assembled pipeline are changed by the registered
-callback `spacy-biobert.ConfigureComponents.v1`, run by `spacy assemble` as
-`[initialize.after_init]`:
+`spacy assemble configs/package.cfg OUTPUT --paths.model training/bc5cdr/model-best`
+sources `biobert`, `ner` and `biobert_relations` from the one jointly trained
+pipeline (configs/bc5cdr.cfg), without `replace_listeners`, so both
+components keep listening to its single transformer, and builds
+`biobert_linker` anew with the KB given. A sourced component keeps its
+source's settings, so settings that must differ in the release pipeline are
+changed by the registered callback `spacy-biobert.ConfigureComponents.v1`,
+run by `spacy assemble` as `[initialize.after_init]`:
 
 ```ini
 [initialize.after_init]

@@ -7,8 +7,10 @@
   (document id, head kb id, tail kb id, label) tuples (BC5CDR CID as
   BioCreative V scored it: (PMID, chemical MeSH, disease MeSH)).
 
-Both read the predictions `biobert_relations` writes on `eg.predicted`
-(`doc._.relation_pairs`, `doc._.kb_relations`) and the gold relations on
+Both read the predictions on `eg.predicted` through the accessors every
+writer uses (`spacy_biobert.extensions.mention_relations` /
+`document_relations`: `doc._.relation_pairs`, `doc._.kb_relations`), so
+what is written is what is scored, and the gold relations on
 `eg.reference` (`doc._.gold_relations`). A predicted relation absent from the
 gold set is a false positive, never an error; a gold relation never predicted
 is a false negative (also when no candidate pair could reach it).
@@ -18,7 +20,12 @@ from typing import Any, Dict, Iterable, Optional, Sequence, Set, Tuple
 
 from spacy.training import Example
 
-from .extensions import MENTIONS_KEY, install_extensions
+from .extensions import (
+    MENTIONS_KEY,
+    document_relations,
+    install_extensions,
+    mention_relations,
+)
 
 Tuple_ = Tuple[Any, ...]
 
@@ -73,7 +80,8 @@ def score_relations(
 
     A relation is (doc, head char span, tail char span, label); gold ones are
     the mention-level `gold_relations` of the reference. labels: the labels
-    scored (others are ignored on both sides); None = every label seen.
+    scored (others are ignored on both sides); None = every label seen that
+    the doc's relation component does not predict at concept level.
     """
     install_extensions()
     keep = set(labels) if labels is not None else None
@@ -101,20 +109,8 @@ def score_relations(
                 h = (head.start_char, head.end_char)
                 t = (tail.start_char, tail.end_char)
             gold.add((key, h, t, rel["label"]))
-        doc = eg.predicted
-        for head, tail, scores in doc._.relation_pairs or []:
-            h_span = doc[head[0] : head[1]]
-            t_span = doc[tail[0] : tail[1]]
-            for label, p in scores.items():
-                if p >= threshold and (keep is None or label in keep):
-                    pred.add(
-                        (
-                            key,
-                            (h_span.start_char, h_span.end_char),
-                            (t_span.start_char, t_span.end_char),
-                            label,
-                        )
-                    )
+        for rel in mention_relations(eg.predicted, threshold, labels):
+            pred.add((key, tuple(rel["head"]), tuple(rel["tail"]), rel["label"]))
     return _score_sets(gold, pred, "rel_micro", labels)
 
 
@@ -126,7 +122,8 @@ def score_document_relations(
     """Document-level P/R/F1 of `doc._.kb_relations` at `threshold`:
     rel_doc_p/r/f, rel_doc_counts, rel_doc_per_type, over (document id, head kb
     id, tail kb id, label). Gold ones are the concept-level `gold_relations` of
-    the reference. labels: the labels scored; None = every label seen."""
+    the reference. labels: the labels scored; None = the labels the doc's
+    relation component predicts at concept level (`doc._.relation_levels`)."""
     install_extensions()
     keep = set(labels) if labels is not None else None
     gold: Set[Tuple_] = set()
@@ -138,10 +135,8 @@ def score_document_relations(
                 continue
             if keep is None or rel["label"] in keep:
                 gold.add((key, str(rel["head"]), str(rel["tail"]), rel["label"]))
-        for (head, tail), scores in (eg.predicted._.kb_relations or {}).items():
-            for label, p in scores.items():
-                if p >= threshold and (keep is None or label in keep):
-                    pred.add((key, head, tail, label))
+        for rel in document_relations(eg.predicted, threshold, labels):
+            pred.add((key, rel["head"], rel["tail"], rel["label"]))
     return _score_sets(gold, pred, "rel_doc", labels)
 
 

@@ -3,9 +3,11 @@ displaCy's entity style and its relations as labelled arcs between them.
 
 Entities are the `<mark class="entity">` boxes of displaCy's "ent" style
 (`spacy.displacy.templates.TPL_ENT`): the label, and the `kb_id_` where the
-entity is linked. Relations are the confident triples of
-`relation_triples(doc, threshold)` (`doc._.relations`): an arc from the head
-to the tail entity, labelled "LABEL 0.93", drawn by a small script in the page
+entity is linked. Relations are those of `doc_relations(doc, threshold)`:
+mention-level ones per mention pair, document-level ones (CID) once per
+(head id, tail id) with the probability the writers write, drawn between their
+strongest mention pair. Each is an arc from the head to the tail entity,
+labelled "LABEL 0.93", drawn by a small script in the page
 over the flowing text, so a long abstract wraps like prose instead of becoming
 one very wide line (as displaCy's "dep" style would). Every relation is also
 listed in a table under the text, which is what a page without scripts shows.
@@ -212,13 +214,41 @@ def doc_relations(
     doc: Doc, threshold: float = 0.5, labels: Optional[Iterable[str]] = None
 ) -> List[Tuple[Span, Span, List[Tuple[str, float]]]]:
     """The confident relations of a doc grouped by (head, tail) span, in
-    document order: (head, tail, [(label, probability), ...] best first)."""
-    from .pipeline.relations import relation_triples
+    document order: (head, tail, [(label, probability), ...] best first).
 
+    Mention-level labels (ChemProt) come per mention pair. A document-level
+    label (BC5CDR CID) comes once per (head kb id, tail kb id) with the pooled
+    probability of `doc._.kb_relations`, the one the writers write and the
+    scorer scores, drawn between its strongest mention pair (the evidence)
+    with the pair's ids on the spans."""
+    from .extensions import concept_labels, document_relations
+    from .models.pairs import kb_ids
+    from .pipeline.relations import _to_span, relation_triples
+
+    keep = set(labels) if labels is not None else None
+    concept = set(concept_labels(doc))
     grouped: Dict[Tuple[int, int, int, int], List[Any]] = {}
-    for head, tail, label, p in relation_triples(doc, threshold, labels):
+
+    def add(head: Span, tail: Span, label: str, p: float) -> None:
         key = (head.start, head.end, tail.start, tail.end)
         grouped.setdefault(key, [head, tail, []])[2].append((label, float(p)))
+
+    for head, tail, label, p in relation_triples(doc, threshold, labels):
+        if label not in concept:
+            add(head, tail, label, p)
+    wanted = concept if keep is None else concept & keep
+    for rel in document_relations(doc, threshold, wanted):
+        best = None
+        for h, t, scores in doc._.relation_pairs or []:
+            if rel["head"] in kb_ids(h[3]) and rel["tail"] in kb_ids(t[3]):
+                score = scores.get(rel["label"], 0.0)
+                if best is None or score > best[0]:
+                    best = (score, h, t)
+        if best is None:
+            continue
+        head = _to_span(doc, best[1][:3] + (rel["head"],))
+        tail = _to_span(doc, best[2][:3] + (rel["tail"],))
+        add(head, tail, rel["label"], rel["score"])
     out = []
     for key in sorted(grouped):
         head, tail, scores = grouped[key]
@@ -267,16 +297,20 @@ def _render_doc(
     rows = []
     shown = {(s.start, s.end): s for s in spans}
     for head, tail, scores in relations:
-        # The entity as shown (a linker after the relations sets kb ids on doc.ents).
-        head, tail = shown.get((head.start, head.end), head), shown.get((tail.start, tail.end), tail)
+        # The entity as shown (a linker after the relations sets kb ids on
+        # doc.ents); a document-level relation keeps its own pair of ids.
+        h_shown = shown.get((head.start, head.end), head)
+        t_shown = shown.get((tail.start, tail.end), tail)
+        h_id, t_id = head.kb_id_ or h_shown.kb_id_, tail.kb_id_ or t_shown.kb_id_
+        head, tail = h_shown, t_shown
         label = ", ".join(f"{lab} {p:.2f}" for lab, p in scores)
         h, t = mark_id.get((head.start, head.end)), mark_id.get((tail.start, tail.end))
         if h is not None and t is not None and h != t:
             arcs.append({"head": h, "tail": t, "h": head.start, "t": tail.start, "label": label})
         for lab, p in scores:
             rows.append(
-                f"<tr><td>{esc(head.text)}</td><td>{esc(head.kb_id_ or '')}</td>"
-                f"<td>{esc(lab)}</td><td>{esc(tail.text)}</td><td>{esc(tail.kb_id_ or '')}</td>"
+                f"<tr><td>{esc(head.text)}</td><td>{esc(h_id or '')}</td>"
+                f"<td>{esc(lab)}</td><td>{esc(tail.text)}</td><td>{esc(t_id or '')}</td>"
                 f"<td>{p:.2f}</td></tr>"
             )
     doc_id = doc._.doc_id if doc.has_extension("doc_id") else None

@@ -201,8 +201,8 @@ def test_relations_are_written_with_scores(tmp_path):
     stats = annotate(nlp, tmp_path / "in.txt", tmp_path / "out.jsonl")
     first, second = read_jsonl(tmp_path / "out.jsonl")
     assert first["predicted_relations"] == [
-        {"head": "M1", "tail": "M2", "head_span": [0, 7], "tail_span": [16, 28], "label": "CID",
-         "score": 0.9}
+        {"level": "mention", "head": "M1", "tail": "M2", "head_span": [0, 7], "tail_span": [16, 28],
+         "label": "CID", "score": 0.9}
     ]
     assert "predicted_relations" not in second
     assert (stats.documents, stats.entities, stats.relations) == (2, 3, 1)

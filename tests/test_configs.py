@@ -11,9 +11,10 @@ from spacy.schemas import ConfigSchemaTraining
 from spacy.util import load_config, load_model_from_config, registry
 
 ROOT = Path(__file__).resolve().parents[1]
-# Training configs; configs/assemble.cfg builds a pipeline from trained ones
-# (`spacy assemble`) and is tested in test_packaging.py and the smoke workflow.
-CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.cfg") if p.name != "assemble.cfg")
+# Training configs; configs/package.cfg builds the release pipeline from a
+# trained one (`spacy assemble`) and is tested in test_packaging.py and the
+# smoke workflow.
+CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.cfg") if p.name != "package.cfg")
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])

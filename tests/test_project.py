@@ -1,7 +1,8 @@
-"""The `smoke` workflow runs the whole chain (train NER and CID relations from
-the raw corpus, evaluate, assemble them into one pipeline, package), and the
+"""The `smoke` workflow runs the whole chain (train NER and CID relations
+together on one transformer from the raw corpus, evaluate, assemble the
+release pipeline with the KB, score CID end to end, package), and the
 packaged wheel installs into a fresh virtual environment, loads by name and
-annotates entities and relations."""
+annotates entities and document-level relations (`doc._.kb_relations`)."""
 import json
 import os
 import re
@@ -37,15 +38,17 @@ def test_smoke_workflow_trains_evaluates_and_packages(smoke_project):
     assert scores["documents"] == 4
     assert set(scores["ents_strict"]) >= {"p", "r", "f"}
     assert list((smoke_project / "packages").glob("*/dist/*.whl"))
-    # configs/assemble.cfg: each component has its own transformer copy, and the
-    # relations trained on gold entities run on predicted ones.
-    assembled = smoke_project / "training" / "smoke-bc5cdr-cid"
-    config = (assembled / "config.cfg").read_text()
-    pipeline = '["ner","biobert_abbreviations","biobert_linker","biobert_relations"]'
+    end_to_end = json.loads((smoke_project / "metrics" / "smoke_cid_end_to_end.json").read_text())
+    assert end_to_end["documents"] == 4 and "rel_doc_f" in end_to_end["thresholds"]["0.5"]
+    # configs/package.cfg: one transformer that ner and the relations listen
+    # to; the relations trained on gold entities run on predicted ones.
+    release = smoke_project / "training" / "smoke-release"
+    config = (release / "config.cfg").read_text()
+    pipeline = '["biobert","ner","biobert_abbreviations","biobert_linker","biobert_relations"]'
     assert f"pipeline={pipeline}" in config.replace(" ", "")
-    assert config.count('@architectures = "spacy-biobert.Tok2VecTransformer.v1"') == 2
-    assert "spacy-transformers.TransformerListener" not in config
-    cfg = json.loads((assembled / "biobert_relations" / "cfg").read_text())
+    assert config.count('@architectures = "spacy-transformers.TransformerListener.v1"') == 2
+    assert "Tok2VecTransformer" not in config
+    cfg = json.loads((release / "biobert_relations" / "cfg").read_text())
     assert cfg["gold_entities"] is False and cfg["labels"] == ["CID"]
 
 
@@ -75,7 +78,7 @@ def test_packaged_wheel_loads_in_a_fresh_venv(smoke_project, tmp_path):
         "# The relations of given entities (the smoke NER is barely trained):\n"
         "doc = nlp.make_doc('Naloxone reverses the hypotension of clonidine .')\n"
         "doc.ents = [Span(doc, 0, 1, 'Chemical'), Span(doc, 3, 4, 'Disease'), Span(doc, 5, 6, 'Chemical')]\n"
-        "for name in ('biobert_linker', 'biobert_relations'):\n"
+        "for name in ('biobert', 'biobert_linker', 'biobert_relations'):\n"
         "    doc = nlp.get_pipe(name)(doc)\n"
         "print(json.dumps({f'{h}-{t}': s for (h, t), s in sorted(doc._.relations.items())}))\n"
         "print(json.dumps({'ids': [e.kb_id_ for e in doc.ents], 'kb': sorted(doc._.kb_relations)}))\n"
@@ -84,7 +87,7 @@ def test_packaged_wheel_loads_in_a_fresh_venv(smoke_project, tmp_path):
                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
     assert out.returncode == 0, out.stderr[-3000:]
     first, second, third = out.stdout.strip().splitlines()[-3:]
-    pipe_names = "['ner', 'biobert_abbreviations', 'biobert_linker', 'biobert_relations']"
+    pipe_names = "['biobert', 'ner', 'biobert_abbreviations', 'biobert_linker', 'biobert_relations']"
     assert first.startswith(pipe_names) and first.endswith(" dict")
     relations = json.loads(second)
     assert sorted(relations) == ["0-3", "5-3"]  # Chemical -> Disease pairs only

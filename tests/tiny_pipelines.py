@@ -89,3 +89,69 @@ def save_tiny_ner_pipeline(tiny_bert: str, path: Path) -> str:
     nlp.initialize()
     nlp.to_disk(path)
     return str(path)
+
+
+# A BC5CDR-like PubTator file: Chemical/Disease mentions with MeSH ids and CID.
+JOINT_PUBTATOR = """\
+1|t|Cocaine induced seizures.
+1|a|Lithium causes hypertension in rats, and naloxone reverses hypotension.
+1\t0\t7\tCocaine\tChemical\tD003042
+1\t16\t24\tseizures\tDisease\tD012640
+1\t26\t33\tLithium\tChemical\tD008094
+1\t41\t53\thypertension\tDisease\tD006973
+1\t67\t75\tnaloxone\tChemical\tD009270
+1\t85\t96\thypotension\tDisease\tD007022
+1\tCID\tD003042\tD012640
+1\tCID\tD008094\tD006973
+
+2|t|Lithium and seizures.
+2|a|Cocaine was associated with hypotension.
+2\t0\t7\tLithium\tChemical\tD008094
+2\t12\t20\tseizures\tDisease\tD012640
+2\t22\t29\tCocaine\tChemical\tD003042
+2\t50\t61\thypotension\tDisease\tD007022
+2\tCID\tD003042\tD007022
+"""
+
+
+def tiny_joint_pipeline(tiny_bert: str, pubtator: Path, steps: int = 0):
+    """configs/bc5cdr.cfg in miniature: one `biobert` that `ner` and
+    `biobert_relations` (gold_entities, CID at concept level) both listen to,
+    with `biobert_abbreviations` + `biobert_linker` (KB from the gold ids)
+    between them; initialized on `pubtator` and updated `steps` times."""
+    from spacy.util import registry
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("biobert", config={"model": {"name": tiny_bert}})
+    nlp.add_pipe("ner", config={"model": {"tok2vec": LISTENER}})
+    nlp.add_pipe("biobert_abbreviations")
+    nlp.add_pipe("biobert_linker")
+    nlp.add_pipe(
+        "biobert_relations",
+        config={
+            "gold_entities": True,
+            "model": {
+                "tok2vec": LISTENER,
+                "width": 16,
+                "hidden_width": 16,
+                "get_candidates": {
+                    "@misc": "spacy-biobert.EntityPairs.v1",
+                    "allowed_pairs": [["Chemical", "Disease"]],
+                },
+            },
+        },
+    )
+    reader = registry.readers.get("spacy-biobert.PubTatorCorpus.v1")(path=str(pubtator))
+    examples = list(reader(nlp))
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(steps):
+        nlp.update(examples, sgd=optimizer)
+    return nlp
+
+
+def save_tiny_joint_pipeline(tiny_bert: str, path: Path, steps: int = 0) -> str:
+    path.mkdir(parents=True, exist_ok=True)
+    pubtator = path.parent / f"{path.name}.pubtator"
+    pubtator.write_text(JOINT_PUBTATOR, encoding="utf8")
+    tiny_joint_pipeline(tiny_bert, pubtator, steps=steps).to_disk(path / "model")
+    return str(path / "model")

@@ -88,7 +88,12 @@ PairResult = Tuple[PairKey, PairKey, Dict[str, float]]
 
 @Language.factory(
     "biobert_relations",
-    assigns=["doc._.relations", "doc._.relation_pairs", "doc._.kb_relations"],
+    assigns=[
+        "doc._.relations",
+        "doc._.relation_pairs",
+        "doc._.kb_relations",
+        "doc._.relation_levels",
+    ],
     default_config=Config().from_str(DEFAULT_CONFIG)["biobert_relations"],
     default_score_weights={
         "rel_micro_f": 1.0,
@@ -251,6 +256,8 @@ class RelationExtractor(TrainablePipe):
             raise ValueError(Errors.E208.format(rows=logits.shape[0], pairs=n_pairs))
         labels = self.labels
         poolings = self._poolings()
+        concept = set(self.concept_labels)
+        levels = {label: "concept" if label in concept else "mention" for label in labels}
         offset = 0
         for doc, pairs in zip(docs, candidates):
             z = logits[offset : offset + len(pairs)]
@@ -272,6 +279,7 @@ class RelationExtractor(TrainablePipe):
             doc._.kb_relations = pool_by_kb_id(
                 [(kb_ids(h), kb_ids(t)) for h, t in pairs], z, labels, poolings
             )
+            doc._.relation_levels = levels
 
     def _poolings(self) -> List[str]:
         concept = set(self.concept_labels)
