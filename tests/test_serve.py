@@ -87,9 +87,11 @@ def test_annotate_json_text(server):
         (29, 40, "hypotension", "Disease", "D007022"),
         (55, 63, "naloxone", "Chemical", "D009270"),
     ]
-    ids = {m["id"]: m["text"] for m in doc["mentions"]}
-    rels = {(ids[r["head"]], ids[r["tail"]], r["label"]) for r in doc["predicted_relations"]}
-    assert rels == {(c, d, "CID") for c in ("cocaine", "naloxone") for d in ("seizures", "hypotension")}
+    # CID is document level: one relation per (chemical id, disease id), as scored.
+    rels = {(r["level"], r["head"], r["tail"], r["label"]) for r in doc["predicted_relations"]}
+    assert rels == {
+        ("concept", c, d, "CID") for c in ("D003042", "D009270") for d in ("D012640", "D007022")
+    }
     assert all(0.0 <= r["score"] <= 1.0 for r in doc["predicted_relations"])
     # The same document through the JSONL writer of `annotate`: same schema.
     status, strict = request(server + "/annotate?threshold=1", json.dumps({"text": TEXT}), "application/json")

@@ -18,7 +18,7 @@ def show_cli(
 
     import spacy
 
-    from ..extensions import install_extensions
+    from ..extensions import install_extensions, predicted_relations
 
     if text is None:
         text = sys.stdin.read()
@@ -29,13 +29,18 @@ def show_cli(
     rows = [(e.start_char, e.end_char, e.text, e.label_, e.kb_id_ or "") for e in doc.ents]
     msg.table(rows, header=("start", "end", "text", "label", "id"), divider=True)
     msg.good(f"{len(doc.ents)} entities")
-    relations = doc._.relations or {}
-    if relations:
-        by_start = {e.start: e for e in doc.ents}
-        rel_rows = []
-        for (h, t), scores in relations.items():
-            for label, p in sorted(scores.items(), key=lambda x: -x[1]):
-                if p >= 0.5:
-                    rel_rows.append((by_start[h].text, label, by_start[t].text, f"{p:.2f}"))
-        if rel_rows:
-            msg.table(rel_rows, header=("head", "relation", "tail", "p"), divider=True)
+    names = {}
+    for ent in doc.ents:
+        for kb_id in (ent.kb_id_ or "").replace("+", "|").split("|"):
+            names.setdefault(kb_id, ent.text)
+    rel_rows = []
+    for r in predicted_relations(doc, 0.5):
+        if r["level"] == "concept":
+            head = f"{names.get(r['head'], '')} ({r['head']})"
+            tail = f"{names.get(r['tail'], '')} ({r['tail']})"
+        else:
+            head = doc.text[r["head"][0] : r["head"][1]]
+            tail = doc.text[r["tail"][0] : r["tail"][1]]
+        rel_rows.append((head, r["label"], tail, f"{r['score']:.2f}"))
+    if rel_rows:
+        msg.table(rel_rows, header=("head", "relation", "tail", "p"), divider=True)
