@@ -16,7 +16,7 @@ gold set is a false positive, never an error; a gold relation never predicted
 is a false negative (also when no candidate pair could reach it).
 """
 
-from typing import Any, Dict, Iterable, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from spacy.training import Example
 
@@ -157,13 +157,24 @@ def evaluate_relations(
     {threshold: {rel_micro_*, rel_doc_*}} over the component's mention-level
     and concept-level labels. With `gold_entities` on the component, the
     reference's entities (and sentences) are put on the docs first, as in
-    training. The examples are not modified."""
+    training, and only the component and its transformer run (no `ner` or
+    linker to change them). The examples are not modified."""
     rel = nlp.get_pipe(component)
     examples = [Example(eg.predicted.copy(), eg.reference) for eg in examples]
+    disable: List[str] = []
     if rel.cfg.get("gold_entities"):
         for eg in examples:
             rel.copy_gold_entities(eg)
-    docs = nlp.pipe((eg.predicted for eg in examples), batch_size=batch_size)
+        # Only the component and the transformer it listens to run: `ner`
+        # would add predicted entities around the gold ones and the linker
+        # would replace their gold ids.
+        keep = {component} | {
+            name for name, pipe in nlp.pipeline
+            if component in (getattr(pipe, "listening_components", None) or [])
+        }
+        disable = [name for name in nlp.pipe_names if name not in keep]
+    with nlp.select_pipes(disable=disable):
+        docs = list(nlp.pipe((eg.predicted for eg in examples), batch_size=batch_size))
     scored = [Example(doc, eg.reference) for doc, eg in zip(docs, examples)]
     out: Dict[float, Dict[str, Any]] = {}
     for threshold in thresholds:

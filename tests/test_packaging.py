@@ -36,9 +36,14 @@ IDS = {
 
 
 @pytest.fixture(scope="module")
-def release(tiny_bert, tmp_path_factory):
+def joint(tiny_bert, tmp_path_factory):
+    """The trained pipeline (gold_entities = true), as configs/bc5cdr.cfg trains it."""
+    return save_tiny_joint_pipeline(tiny_bert, tmp_path_factory.mktemp("joint") / "joint", steps=2)
+
+
+@pytest.fixture(scope="module")
+def release(joint, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("release")
-    joint = save_tiny_joint_pipeline(tiny_bert, tmp / "joint", steps=2)
     kb = NameKB()
     for name, (kb_id, label) in IDS.items():
         kb.add(name, kb_id, label)
@@ -180,6 +185,33 @@ def test_written_relations_are_the_scored_relations(release_nlp, tmp_path):
             for d in collection.documents for r in d.relations
         }
         assert written == expected
+
+
+def test_gold_entity_evaluation_of_the_joint_pipeline_keeps_gold_entities(joint, tmp_path):
+    """evaluate_relations on the trained pipeline (gold_entities = true) runs only
+    the transformer and the relations: at threshold 0 exactly the (chemical
+    id, disease id) pairs of the gold entities are predicted."""
+    from spacy_biobert.scoring import evaluate_relations
+
+    nlp = spacy.load(joint)
+    # A linker that would give every entity another id: it must not run.
+    wrong = NameKB()
+    for name, (_, label) in IDS.items():
+        wrong.add(name, "D999999", label)
+    nlp.get_pipe("biobert_linker").set_kb(wrong.build())
+    path = tmp_path / "gold.pubtator"
+    path.write_text(JOINT_PUBTATOR, encoding="utf8")
+    examples = list(registry.readers.get("spacy-biobert.PubTatorCorpus.v1")(path=str(path))(nlp))
+    pairs = set()
+    for eg in examples:
+        ents = eg.reference.ents
+        pairs |= {
+            (eg.reference._.doc_id, h.kb_id_, t.kb_id_)
+            for h in ents if h.label_ == "Chemical" for t in ents if t.label_ == "Disease"
+        }
+    scores = evaluate_relations(nlp, examples, thresholds=[0.0])[0.0]
+    counts = scores["rel_doc_counts"]
+    assert counts["fn"] == 0 and counts["tp"] + counts["fp"] == len(pairs)
 
 
 def test_configure_components_sets_config_and_cfg(tiny_bert):
