@@ -154,7 +154,11 @@ def _mention_accuracy(examples: List[Example], docs: List[Doc]) -> Dict[str, Dic
             c = counts.setdefault(ent.label_, [0, 0])
             c[1] += 1
             c[0] += int(pred.get((ent.start_char, ent.end_char)) == gold)
-    return {
+    out = {
         label: {"accuracy": 100 * ok / total if total else 0.0, "mentions": total}
         for label, (ok, total) in sorted(counts.items())
     }
+    ok_all = sum(ok for ok, _ in counts.values())
+    total_all = sum(total for _, total in counts.values())
+    out["ALL"] = {"accuracy": 100 * ok_all / total_all if total_all else 0.0, "mentions": total_all}
+    return out

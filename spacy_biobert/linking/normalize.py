@@ -14,6 +14,7 @@ approximate (TF-IDF cosine) candidate generator.
 
 import re
 import unicodedata
+from functools import lru_cache
 from typing import List
 
 _GREEK = {
@@ -67,6 +68,7 @@ def singular(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=200_000)
 def american(word: str) -> str:
     """The American spelling of a lower-case word where a rule knows one
     ("haemorrhage" -> "hemorrhage", "oedema" -> "edema", "tumour" -> "tumor")."""

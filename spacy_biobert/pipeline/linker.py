@@ -7,11 +7,19 @@
     nlp.to_disk("linked")                                     # the KB is saved with the pipeline
 
 Each entity whose label the KB knows (or `labels`) is looked up in that
-label's index (`spacy_biobert.linking.kb`): exact name, normalised name,
-then character n-gram TF-IDF cosine >= `threshold`. A short form detected by
+label's index (`spacy_biobert.linking.kb`; a Disease mention only among
+disease concepts, a Chemical only among chemicals, plus untyped names):
+exact name, normalised name (case, plural, hyphen, word order, spelling),
+a composite mention's parts ("ovarian and breast cancer" -> two ids joined
+by "|"), then character n-gram TF-IDF cosine >= `threshold`. A short form detected by
 `biobert_abbreviations` is looked up through its long form first. When
-nothing qualifies the entity keeps no id (`kb_id_ == ""`): "no id" is an
-answer, never an error.
+nothing qualifies the entity keeps no id (`kb_id_ == ""`, which the
+PubTator writer writes as "-1", as the corpora do): "no id" is an answer,
+never an error. Names not yet cached are looked up in batches (`pipe`).
+
+The KB is saved with the component (`kb/kb.npz`, format 2); a pipeline
+saved with a format-1 KB (`kb/kb.msgpack`) still loads (its indexes are
+rebuilt from its names).
 
 In a config:
 
@@ -148,6 +156,7 @@ class NameLinker:
     def __call__(self, doc: Doc) -> Doc:
         if not len(self.kb):
             raise ValueError(Errors.E406.format(name=self.name))
+        self._prefetch([doc])
         wanted = set(self.labels)
         link_all = not wanted  # an untyped KB links every entity
         changed = False
@@ -165,8 +174,48 @@ class NameLinker:
         return doc
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterable[Doc]:
+        """Link batches of docs; the names of a batch that are not cached are
+        looked up together (approximate matching is batched)."""
+        batch: List[Doc] = []
         for doc in stream:
+            batch.append(doc)
+            if len(batch) >= batch_size:
+                yield from self._pipe_batch(batch)
+                batch = []
+        if batch:
+            yield from self._pipe_batch(batch)
+
+    def _pipe_batch(self, docs: List[Doc]) -> Iterable[Doc]:
+        if len(self.kb):
+            self._prefetch(docs)
+        for doc in docs:
             yield self(doc)
+
+    def _prefetch(self, docs: Sequence[Doc]) -> None:
+        """Look up, per label and in one batch, every entity text and long
+        form of the docs that is not cached yet."""
+        wanted = set(self.labels)
+        todo: Dict[str, List[str]] = {}
+        for doc in docs:
+            for ent in doc.ents:
+                if wanted and ent.label_ not in wanted:
+                    continue
+                if not (self.cfg["overwrite"] or not ent.kb_id_):
+                    continue
+                texts = [ent.text]
+                if self.cfg["use_abbreviations"]:
+                    long_form = ent._.long_form
+                    if long_form is not None:
+                        texts.append(long_form.text)
+                for text in texts:
+                    if (ent.label_, text) not in self._cache:
+                        todo.setdefault(ent.label_, []).append(text)
+        if sum(len(v) for v in todo.values()) + len(self._cache) > _CACHE_SIZE:
+            self._cache.clear()
+        for label, texts in todo.items():
+            unique = list(dict.fromkeys(texts))
+            for text, found in zip(unique, self.kb.link_many(unique, label, self.cfg["threshold"])):
+                self._cache[(label, text)] = found
 
     def link_span(self, span: Span) -> Optional[Candidate]:
         """The candidate for an entity span: through its long form when it is a
