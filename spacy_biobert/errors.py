@@ -31,6 +31,17 @@ class Errors:
         "Hugging Face model folder. Fix: point the model name at the folder that "
         "holds config.json and the weights (model.safetensors or pytorch_model.bin)."
     )
+    E005 = (
+        "[E005] Refused to load the transformer weights of {where}: they hold Python "
+        "objects other than tensors (a pickle that could run code when loaded), which "
+        "torch's weights_only loader rejects ({reason}). Fix: load only pipelines from "
+        "sources you trust; retrain or re-save the pipeline with spacy-biobert, or "
+        "rebuild it from a base model saved as safetensors."
+    )
+    E006 = (
+        "[E006] Loading {where} needs torch >= 2.6 (whose torch.load refuses pickled "
+        "code by default); this is torch {version}. Fix: pip install 'torch>=2.6'."
+    )
 
     # --- corpora (E1xx) -------------------------------------------------------
     # Corpus format errors are raised as spacy_biobert.corpora.CorpusFormatError

@@ -4,9 +4,12 @@ A model name may be a local folder, a short alias or a Hugging Face hub id.
 Resolution happens at `initialize`, never at `add_pipe`, so building a
 pipeline never touches the disk or the network.
 """
+import pickle
+import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 from ..errors import Errors
 
@@ -93,27 +96,29 @@ def load_hf_objects(name: str, tokenizer_config: Dict, transformer_config: Dict)
     if cased is not None:
         tok_cfg.setdefault("do_lower_case", not cased)
     trf_cfg = dict(transformer_config, return_dict=True)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            source, trust_remote_code=False, **tok_cfg
-        )
-        config = AutoConfig.from_pretrained(source, trust_remote_code=False, **trf_cfg)
-        transformer = AutoModel.from_pretrained(
-            source,
-            config=config,
-            trust_remote_code=False,
-            use_safetensors=_has_safetensors(source) or None,
-        )
-    except (OSError, HFValidationError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise OSError(
-            Errors.E001.format(
-                name=name,
-                resolved=source,
-                aliases=", ".join(sorted(KNOWN_MODELS)),
-                reason=reason,
+    # Outside the try: a refused pickle is E005, not "could not be loaded" (E001).
+    with refused_pickles(f"the base model '{name}' ({source})"):
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(
+                source, trust_remote_code=False, **tok_cfg
             )
-        ) from None
+            config = AutoConfig.from_pretrained(source, trust_remote_code=False, **trf_cfg)
+            transformer = AutoModel.from_pretrained(
+                source,
+                config=config,
+                trust_remote_code=False,
+                use_safetensors=_has_safetensors(source) or None,
+            )
+        except (OSError, HFValidationError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise OSError(
+                Errors.E001.format(
+                    name=name,
+                    resolved=source,
+                    aliases=", ".join(sorted(KNOWN_MODELS)),
+                    reason=reason,
+                )
+            ) from None
     cap_model_max_length(tokenizer, config)
     vocab_file_contents = None
     if getattr(tokenizer, "vocab_file", None):
@@ -145,3 +150,43 @@ def cap_model_max_length(tokenizer, config) -> None:
 def _has_safetensors(source: str) -> bool:
     path = Path(source)
     return path.is_dir() and any(path.glob("*.safetensors"))
+
+
+# torch.load defaults to weights_only=True (no pickled code) from 2.6 on;
+# spacy-transformers loads saved transformer weights with a plain torch.load.
+SAFE_TORCH = (2, 6)
+
+
+def check_torch_version(where: str) -> None:
+    """Raise E006 unless the installed torch refuses pickled code by default."""
+    import torch
+
+    version = tuple(int(x) for x in re.findall(r"\d+", torch.__version__)[:2])
+    if version < SAFE_TORCH:
+        raise OSError(Errors.E006.format(where=where, version=torch.__version__))
+
+
+@contextmanager
+def refused_pickles(where: str) -> Iterator[None]:
+    """Loading inside this block: torch's refusal of a pickle payload in saved
+    weights (an UnpicklingError) becomes one coded OSError (E005); torch older
+    than 2.6 is refused before anything is loaded (E006)."""
+    check_torch_version(where)
+    try:
+        yield
+    except pickle.UnpicklingError as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        reason = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), "")
+        reason = reason or (lines[0] if lines else type(err).__name__)
+        # Not torch's advice to allow-list the global: that would run the code.
+        reason = reason.split(" Please ")[0]
+        raise OSError(Errors.E005.format(where=where, reason=reason[:300])) from None
+
+
+def load_pipeline(name: Any, **kwargs: Any) -> Any:
+    """`spacy.load(name, **kwargs)`, with refused pickles in any component's
+    saved weights as one coded error (E005) and torch < 2.6 refused (E006)."""
+    import spacy
+
+    with refused_pickles(f"the pipeline '{name}'"):
+        return spacy.load(name, **kwargs)

@@ -42,10 +42,13 @@ def make_biobert(
     max_batch_items: int,
 ):
     """A BioBERT-class transformer whose output (`doc._.trf_data`) other
-    components read through `spacy-transformers.TransformerListener.v1`."""
-    from spacy_transformers import Transformer
+    components read through `spacy-transformers.TransformerListener.v1`.
+    At inference the encoder sees at most `max_batch_items` padded wordpieces
+    at a time, however long the document; loading refuses pickled code in the
+    weights (E005). See `spacy_biobert.pipeline.biobert_transformer`."""
+    from .biobert_transformer import BiobertTransformer
 
-    return Transformer(
+    return BiobertTransformer(
         nlp.vocab,
         model,
         set_extra_annotations,
