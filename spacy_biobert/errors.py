@@ -157,6 +157,16 @@ class Errors:
     E311 = (
         "[E311] a Ray worker failed on shard {shard} ({path}): {err}"
     )
+    E312 = (
+        "[E312] cannot resume '{partial}': {problem}, so which part of it is complete is "
+        "unknown. Fix: start again with --overwrite (it discards the partial output), or "
+        "remove the OUTPUT.* files of the interrupted run and run without --resume."
+    )
+    E313 = (
+        "[E313] cannot resume: the input '{input}' changed since the interrupted run "
+        "({what}); resuming would mix documents of two inputs. Fix: resume with the "
+        "unchanged input, or start again with --overwrite."
+    )
     # --- normalisation: abbreviations, knowledge base, linker (E4xx) ---------------
     E401 = (
         "[E401] no knowledge base at '{path}' (expected a folder with kb.npz, or kb.msgpack "

@@ -22,6 +22,7 @@ the tests read back from headless Chromium.
 import html
 import json
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+from urllib.parse import quote
 
 from spacy.tokens import Doc, Span
 
@@ -186,7 +187,7 @@ def render(
     labels: only these relation labels (default: all).
     colors: entity label -> CSS colour, on top of DEFAULT_COLORS.
     kb_url_template: e.g. "https://meshb.nlm.nih.gov/record/ui?ui={}": each kb id
-        links there (default: the id is shown, unlinked).
+        links there, percent-encoded (default: the id is shown, unlinked).
     """
     from .extensions import install_extensions
     from .pipeline.relations import _check_threshold
@@ -279,7 +280,8 @@ def _render_doc(
         kb_id = span.kb_id_ or ""
         kb_link = ""
         if kb_id:
-            url = kb_url_template.format(kb_id) if kb_url_template else "#"
+            # The id percent-encoded: "D001|D002" or "a b&c" cannot change the URL.
+            url = kb_url_template.format(quote(kb_id, safe="")) if kb_url_template else "#"
             kb_link = _TPL_KB.format(url=esc(url), kb_id=esc(kb_id))
         parts.append(
             _TPL_MARK.format(

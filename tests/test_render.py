@@ -154,7 +154,8 @@ def test_text_labels_and_ids_are_escaped():
     body = page.split("<body", 1)[1].split("<script>\n", 1)[0]
     assert "<script>alert" not in body and "<img" not in body and "<i>Chem" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp;" in body
-    assert 'href="https://example.org/?q=&quot;&gt;&lt;img' in body
+    # the kb id is percent-encoded into the URL (issue 18)
+    assert 'href="https://example.org/?q=%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert%282%29%3E"' in body
 
 
 def test_bad_arguments():

@@ -13,22 +13,41 @@ Formats (`INPUT_FORMATS`), each optionally gzip-compressed (`.gz`):
   to a temporary file. Annotations in the input are ignored.
 
 Rejected: empty or whitespace-only text, a line or file that is not valid
-UTF-8, invalid JSON or a JSON line without a "text" string, a PubTator/BioC
-document its reader cannot parse, and text longer than `max_chars`.
+UTF-8, text or an id holding a lone surrogate (a JSON escape such as
+"\\ud800", which is not Unicode and cannot be written as UTF-8), invalid JSON
+(nesting too deep, an integer of more than 4,300 digits) or a JSON line without
+a "text" string, a PubTator/BioC document its reader cannot parse, and text
+longer than `max_chars`. With a `max_chars` bound, a line or file too long to
+hold a document of `max_chars` characters is rejected without being read into
+memory (text: 4 bytes a character; JSONL: 12 bytes a character, the size of a
+JSON-escaped surrogate pair, plus 1 MiB for the other fields).
 """
 
 import gzip
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple, Union
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
 from ..corpora._base import CorpusFormatError, CorpusStats
 from ..errors import Errors
 
 INPUT_FORMATS = ("text", "jsonl", "pubtator", "bioc")
+# The default bound on a document's length (characters): with it, one
+# `annotate` worker stays under the memory bound the README states
+# ("Reliability"); the transformer output of a document grows with its length.
+DEFAULT_MAX_CHARS = 100_000
+# Lone surrogates: a JSON "\\udXXX" escape decodes to one, and no UTF-8 writer
+# can encode it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Bytes a character may take: UTF-8 text, and a JSON string (a surrogate pair
+# written as two "\\uXXXX" escapes); a JSONL line may hold other fields too.
+TEXT_BYTES_PER_CHAR = 4
+JSON_BYTES_PER_CHAR = 12
+JSON_EXTRA_BYTES = 1 << 20
 
 
 @dataclass
@@ -53,7 +72,38 @@ class Reject:
     kind: str = "unparsable"
 
     def as_dict(self) -> dict:
-        return {"index": self.index, "id": self.id, "reason": self.reason, "kind": self.kind}
+        """The reject as JSON-ready values; an id or reason holding a lone
+        surrogate has it written as a "\\udXXX" escape, so the rejects file
+        is always valid UTF-8."""
+        return {
+            "index": self.index,
+            "id": printable(self.id),
+            "reason": printable(self.reason),
+            "kind": self.kind,
+        }
+
+
+def printable(text: str) -> str:
+    """`text` with any lone surrogate replaced by its backslash escape."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf8", "backslashreplace").decode("utf8")
+
+
+def surrogate_problem(rec: "Record") -> Optional[str]:
+    """Why `rec` cannot be written as UTF-8 (a lone surrogate in its id,
+    text or passage types), or None."""
+    fields = [("id", rec.id), ("text", rec.text)]
+    fields += [("passage type", ptype) for ptype, _, _ in rec.passages]
+    for name, value in fields:
+        found = _SURROGATE.search(value)
+        if found is not None:
+            return (
+                f"the {name} holds a lone surrogate U+{ord(found.group()):04X} at character "
+                f"{found.start()}: not a Unicode character, so it cannot be written as "
+                "UTF-8 (fix the input's \\u escape)"
+            )
+    return None
 
 
 Item = Union[Record, Reject]
@@ -107,7 +157,7 @@ def iter_input(
     path: Union[str, Path],
     format: Optional[str] = None,
     *,
-    max_chars: Optional[int] = 1_000_000,
+    max_chars: Optional[int] = DEFAULT_MAX_CHARS,
 ) -> Iterator[Item]:
     """Every input document, in order, as a Record or a Reject (see the
     module docs). Deterministic: the same input gives the same items, which
@@ -123,14 +173,17 @@ def iter_input(
     if fmt == "text" and path.is_dir():
         items = _iter_folder(path, max_chars)
     elif fmt == "text":
-        items = _iter_text_lines(path)
+        items = _iter_text_lines(path, max_chars)
     elif fmt == "jsonl":
-        items = _iter_jsonl(path)
+        items = _iter_jsonl(path, max_chars)
     else:
         items = _iter_corpus(path, fmt)
     for item in items:
         if isinstance(item, Record):
-            if not item.text.strip():
+            problem = surrogate_problem(item)
+            if problem is not None:
+                item = Reject(item.index, item.id, problem, "encoding")
+            elif not item.text.strip():
                 item = Reject(item.index, item.id, "empty text", "empty")
             elif max_chars is not None and len(item.text) > max_chars:
                 item = Reject(
@@ -146,12 +199,44 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf8").rstrip("\r\n")
 
 
-def _iter_text_lines(path: Path) -> Iterator[Item]:
+def _capped_lines(fp: Any, cap: Optional[int]) -> Iterator[Tuple[Optional[bytes], int]]:
+    """(line, size) for each line of a binary file; a line over `cap` bytes
+    (newline excluded) is skipped in 1 MiB reads and given as (None, size), so
+    that no line over the cap is ever held in memory."""
+    while True:
+        raw = fp.readline() if cap is None else fp.readline(cap + 2)
+        if not raw:
+            return
+        if cap is None or len(raw.rstrip(b"\r\n")) <= cap:
+            yield raw, len(raw)
+            continue
+        size = len(raw)
+        while not raw.endswith(b"\n"):
+            raw = fp.readline(1 << 20)
+            if not raw:
+                break
+            size += len(raw)
+        yield None, size
+
+
+def _over_cap(lineno: int, size: int, max_chars: Optional[int], per_char: str) -> str:
+    return (
+        f"line {lineno} is {size} bytes, too long to hold a text of --max-chars {max_chars} "
+        f"characters ({per_char}); not read"
+    )
+
+
+def _iter_text_lines(path: Path, max_chars: Optional[int] = None) -> Iterator[Item]:
+    cap = None if max_chars is None else TEXT_BYTES_PER_CHAR * max_chars + 3  # + a BOM
     with _open_binary(path) as fp:
-        for i, raw in enumerate(fp):
+        for i, (raw, size) in enumerate(_capped_lines(fp, cap)):
+            doc_id = str(i + 1)
+            if raw is None:
+                reason = _over_cap(i + 1, size, max_chars, f"{TEXT_BYTES_PER_CHAR} bytes a character")
+                yield Reject(i, doc_id, reason, "too-long")
+                continue
             if i == 0:
                 raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
-            doc_id = str(i + 1)
             try:
                 text = _decode(raw)
             except UnicodeDecodeError as err:
@@ -174,7 +259,12 @@ def _iter_folder(path: Path, max_chars: Optional[int]) -> Iterator[Item]:
             yield Reject(i, doc_id, f"file of {size} bytes is over --max-chars {max_chars}", "too-long")
             continue
         with _open_binary(file) as fp:
-            raw = fp.read()
+            # A compressed file is read up to the bound only (a gzip bomb costs nothing).
+            raw = fp.read() if max_chars is None else fp.read(TEXT_BYTES_PER_CHAR * max_chars + 4)
+        if max_chars is not None and len(raw) > TEXT_BYTES_PER_CHAR * max_chars + 3:
+            reason = f"{file.name} holds more than {len(raw) - 1} bytes, over --max-chars {max_chars}"
+            yield Reject(i, doc_id, reason, "too-long")
+            continue
         raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
         try:
             text = raw.decode("utf8")
@@ -184,21 +274,32 @@ def _iter_folder(path: Path, max_chars: Optional[int]) -> Iterator[Item]:
         yield Record(i, doc_id, text, [("text", 0, text)])
 
 
-def _iter_jsonl(path: Path) -> Iterator[Item]:
+def _iter_jsonl(path: Path, max_chars: Optional[int] = None) -> Iterator[Item]:
+    cap = None if max_chars is None else JSON_BYTES_PER_CHAR * max_chars + JSON_EXTRA_BYTES
     with _open_binary(path) as fp:
         index = 0
-        for lineno, raw in enumerate(fp, start=1):
+        for lineno, (raw, size) in enumerate(_capped_lines(fp, cap), start=1):
+            doc_id = str(lineno)
+            if raw is None:
+                per_char = f"{JSON_BYTES_PER_CHAR} bytes a character and 1 MiB for other fields"
+                yield Reject(index, doc_id, _over_cap(lineno, size, max_chars, per_char), "too-long")
+                index += 1
+                continue
             if lineno == 1:
                 raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
             if not raw.strip():
                 continue  # blank lines separate nothing in JSONL
-            doc_id = str(lineno)
             try:
                 obj = json.loads(_decode(raw))
             except UnicodeDecodeError as err:
                 yield Reject(index, doc_id, f"line {lineno} is not valid UTF-8 ({err})", "encoding")
             except json.JSONDecodeError as err:
                 yield Reject(index, doc_id, f"line {lineno} is not valid JSON ({err.msg})", "json")
+            except ValueError as err:
+                # an integer of more than 4,300 digits (Python's int conversion limit)
+                yield Reject(index, doc_id, f"line {lineno} is not usable JSON ({err})", "json")
+            except RecursionError:
+                yield Reject(index, doc_id, f"line {lineno} is JSON nested too deeply to read", "json")
             else:
                 if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
                     yield Reject(index, doc_id, f"line {lineno} has no \"text\" string", "json")

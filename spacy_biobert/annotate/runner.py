@@ -3,24 +3,35 @@ order kept, atomic output and resume.
 
 - The input is read in windows of `window` items (documents and rejects);
   inside a window the documents are sorted by length, run through
-  `nlp.pipe` in batches of `batch_size` (under `torch.inference_mode` when
-  the pipeline uses torch), and put back in input order. Only one window is
-  in memory at a time.
+  `nlp.pipe` in batches of at most `batch_size` documents and `BATCH_CHARS`
+  characters (a longer document alone; under `torch.inference_mode` when the
+  pipeline uses torch, and inside `nlp.memory_zone()`, so that strings of
+  unseen words do not pile up in the vocab), each document formatted as soon
+  as it leaves the pipeline (its Doc and transformer output are freed then),
+  and the output chunks put back in input order. Only one window is in memory
+  at a time. A document longer than `nlp.max_length` is rejected.
 - `annotate_window` is that step as a plain function (items in, output
   chunks and rejects out, in input order): a distributed backend maps it over
   windows.
 - Output goes to `OUTPUT.partial` and rejects to `OUTPUT.rejects.jsonl.partial`;
-  after each window both are flushed and fsynced, then the progress file
-  `OUTPUT.progress.json` records how many input items are done and the byte
-  size of both partial files (written atomically). At the end the partial
+  the progress file `OUTPUT.progress.json` (written atomically) is written
+  before them; after each window both are flushed and fsynced, then the
+  progress file records how many input items are done and the byte size of
+  both partial files. It also holds the settings and a fingerprint of the
+  input (`input_fingerprint`). At the end the partial
   files are renamed (`os.replace`) to `OUTPUT` and `OUTPUT.rejects.jsonl` and
   the progress file is removed.
 - `resume=True` truncates the partial files to the recorded sizes, skips the
   recorded number of input items and goes on: the final files are
-  byte-identical to those of an uninterrupted run.
+  byte-identical to those of an uninterrupted run. It refuses, with a coded
+  error, other settings (E303), a changed input (E313), partial files shorter
+  than recorded (E305), and a missing, unreadable or foreign progress file
+  next to partial output (E312): it never silently starts again over output
+  it cannot account for.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -34,7 +45,15 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Unio
 from spacy.tokens import Doc
 
 from ..errors import Errors
-from .inputs import INPUT_FORMATS, Item, Record, Reject, detect_input_format, iter_input
+from .inputs import (
+    DEFAULT_MAX_CHARS,
+    INPUT_FORMATS,
+    Item,
+    Record,
+    Reject,
+    detect_input_format,
+    iter_input,
+)
 from .outputs import (
     BIOC_JSON_SEPARATOR,
     check_output_format,
@@ -45,8 +64,16 @@ from .outputs import (
 )
 from .quantize import check_quantize_mode, quantize_pipeline
 
-PROGRESS_VERSION = 1
+PROGRESS_VERSION = 2
 BACKENDS = ("local", "ray")
+# Most characters one `nlp.pipe` batch holds together (a longer document goes
+# alone): the transformer output of a batch stays in memory until the batch has
+# passed every component.
+BATCH_CHARS = 200_000
+# The input fingerprint hashes this much of the start and of the end of a file.
+FINGERPRINT_BYTES = 1 << 20
+_PROGRESS_COUNTS = ("done", "output_bytes", "rejects_bytes", "documents", "rejected", "entities",
+                    "relations")
 
 
 @dataclass
@@ -124,6 +151,32 @@ def _make_doc(nlp: Any, rec: Record) -> Doc:
     return doc
 
 
+def _memory_zone(nlp: Any) -> Any:
+    """`nlp.memory_zone()` (spaCy >= 3.8): strings and lexemes first seen
+    inside it are dropped at its end, so the vocab does not grow with every
+    unseen word of a long run or a long-lived service. Docs made inside must
+    not be used after it."""
+    zone = getattr(nlp, "memory_zone", None)
+    if zone is None or getattr(nlp.vocab, "in_memory_zone", False):
+        return contextlib.nullcontext()
+    return zone()
+
+
+def _batches(lengths: List[int], order: List[int], batch_size: int, max_chars: int) -> Iterator[List[int]]:
+    """`order` cut into batches of at most `batch_size` documents and
+    `max_chars` characters (a longer document alone)."""
+    batch: List[int] = []
+    size = 0
+    for i in order:
+        if batch and (len(batch) >= batch_size or size + lengths[i] > max_chars):
+            yield batch
+            batch, size = [], 0
+        batch.append(i)
+        size += lengths[i]
+    if batch:
+        yield batch
+
+
 def annotate_window(
     nlp: Any,
     items: List[Item],
@@ -135,36 +188,54 @@ def annotate_window(
     on_doc: Optional[Callable[[], None]] = None,
 ) -> List[Union[Annotated, Reject]]:
     """Annotate one window of input items: documents sorted by length, run
-    through `nlp.pipe`, formatted; returned in input order with the rejects
-    (including documents the output format cannot represent). `first`: no
-    document has been written to the output yet (BioC JSON separators)."""
+    through `nlp.pipe` in batches of at most `batch_size` documents and
+    `BATCH_CHARS` characters inside `nlp.memory_zone()`, each formatted as it
+    comes out; returned in input order with the rejects (including documents
+    longer than `nlp.max_length` and documents the output format cannot
+    represent). `first`: no document has been written to the output yet
+    (BioC JSON separators)."""
     from ..corpora._base import predicted_relations
 
-    records = [it for it in items if isinstance(it, Record)]
-    order = sorted(range(len(records)), key=lambda i: len(records[i].text))
-    docs: Dict[int, Doc] = {}
-    with _inference_mode():
-        sorted_docs = (_make_doc(nlp, records[i]) for i in order)
-        for i, doc in zip(order, nlp.pipe(sorted_docs, batch_size=batch_size)):
-            docs[records[i].index] = doc
-            if on_doc is not None:
-                on_doc()
-    out: List[Union[Annotated, Reject]] = []
-    for it in items:
+    max_length = getattr(nlp, "max_length", None)
+    results: Dict[int, Union[Annotated, Reject]] = {}
+    todo: List[int] = []  # positions in `items` of the documents to annotate
+    for pos, it in enumerate(items):
         if isinstance(it, Reject):
-            out.append(it)
-            continue
-        doc = docs.pop(it.index)
-        try:
-            chunk = format_doc(doc, output_format, threshold=threshold, first=first)
-        except ValueError as err:
-            out.append(
-                Reject(it.index, it.id, f"cannot be written as {output_format}: {err}", "unwritable")
+            results[pos] = it
+        elif isinstance(max_length, int) and len(it.text) > max_length:
+            reason = (
+                f"text of {len(it.text)} characters is over the pipeline's nlp.max_length "
+                f"{max_length}"
             )
-            continue
-        first = False
-        n_rel = len(predicted_relations(doc, threshold))
-        out.append(Annotated(it.index, it.id, chunk, len(doc.ents), n_rel))
+            results[pos] = Reject(it.index, it.id, reason, "too-long")
+        else:
+            todo.append(pos)
+    lengths = [len(items[pos].text) for pos in todo]
+    order = sorted(range(len(todo)), key=lambda i: lengths[i])
+    with _inference_mode(), _memory_zone(nlp):
+        for batch in _batches(lengths, order, batch_size, BATCH_CHARS):
+            recs = [items[todo[i]] for i in batch]
+            docs = nlp.pipe((_make_doc(nlp, rec) for rec in recs), batch_size=len(recs))
+            for i, rec, doc in zip(batch, recs, docs):
+                try:
+                    # Always with the BioC JSON separator; dropped below for the first document.
+                    chunk = format_doc(doc, output_format, threshold=threshold, first=False)
+                except ValueError as err:
+                    reason = f"cannot be written as {output_format}: {err}"
+                    results[todo[i]] = Reject(rec.index, rec.id, reason, "unwritable")
+                else:
+                    n_rel = len(predicted_relations(doc, threshold))
+                    results[todo[i]] = Annotated(rec.index, rec.id, chunk, len(doc.ents), n_rel)
+                if on_doc is not None:
+                    on_doc()
+    out: List[Union[Annotated, Reject]] = []
+    for pos in range(len(items)):
+        res = results.pop(pos)
+        if isinstance(res, Annotated):
+            if first and output_format == "bioc-json" and res.chunk.startswith(BIOC_JSON_SEPARATOR):
+                res.chunk = res.chunk[len(BIOC_JSON_SEPARATOR) :]
+            first = False
+        out.append(res)
     return out
 
 
@@ -218,19 +289,64 @@ def _write_progress(paths: OutputPaths, state: Dict[str, Any]) -> None:
 
 
 def _read_progress(paths: OutputPaths) -> Optional[Dict[str, Any]]:
+    """The recorded state, None when there is no progress file; raises E312
+    when there is one that cannot be used."""
+
+    def unusable(problem: str) -> ValueError:
+        return ValueError(Errors.E312.format(partial=paths.partial, problem=problem))
+
     try:
-        with open(paths.progress, encoding="utf8") as fp:
-            state = json.load(fp)
-    except (FileNotFoundError, json.JSONDecodeError):
+        with open(paths.progress, "rb") as fp:
+            state = json.loads(fp.read().decode("utf8"))
+    except FileNotFoundError:
         return None
-    return state if isinstance(state, dict) and state.get("version") == PROGRESS_VERSION else None
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise unusable(f"its progress file '{paths.progress}' is corrupt ({err})") from None
+    if not isinstance(state, dict):
+        raise unusable(f"its progress file '{paths.progress}' is corrupt (not a JSON object)")
+    if state.get("version") != PROGRESS_VERSION:
+        raise unusable(
+            f"its progress file '{paths.progress}' has format version {state.get('version')!r}, "
+            f"not {PROGRESS_VERSION} (written by another version of spacy-biobert)"
+        )
+    for key in _PROGRESS_COUNTS:
+        value = state.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise unusable(f"its progress file '{paths.progress}' is corrupt ({key} = {value!r})")
+    if not isinstance(state.get("reject_reasons", {}), dict):
+        raise unusable(f"its progress file '{paths.progress}' is corrupt (reject_reasons)")
+    return state
+
+
+def input_fingerprint(path: Union[str, Path]) -> Dict[str, Any]:
+    """What `--resume` compares to tell that the input is unchanged: for a
+    file, its size, modification time and a SHA-256 of its first and last MiB;
+    for a folder, a SHA-256 over the names, sizes and modification times of
+    its .txt/.txt.gz files."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_dir():
+        files = sorted(
+            p for p in path.iterdir() if p.is_file() and p.name.lower().endswith((".txt", ".txt.gz"))
+        )
+        for file in files:
+            st = file.stat()
+            digest.update(f"{file.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf8", "surrogateescape"))
+        return {"files": len(files), "sha256": digest.hexdigest()}
+    st = path.stat()
+    with open(path, "rb") as fp:
+        digest.update(fp.read(FINGERPRINT_BYTES))
+        if st.st_size > FINGERPRINT_BYTES:
+            fp.seek(max(FINGERPRINT_BYTES, st.st_size - FINGERPRINT_BYTES))
+            digest.update(fp.read(FINGERPRINT_BYTES))
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256_first_last_mib": digest.hexdigest()}
 
 
 def _load(nlp: Any, quantize: Optional[str] = None) -> Any:
     if isinstance(nlp, (str, Path)):
-        import spacy
+        from ..models.base_models import load_pipeline
 
-        nlp = spacy.load(nlp)
+        nlp = load_pipeline(nlp)
     if quantize is not None:
         quantize_pipeline(nlp, quantize)
     return nlp
@@ -248,7 +364,7 @@ def annotate(
     *,
     input_format: Optional[str] = None,
     output_format: Optional[str] = None,
-    max_chars: Optional[int] = 1_000_000,
+    max_chars: Optional[int] = DEFAULT_MAX_CHARS,
     batch_size: int = 64,
     window: int = 1000,
     threshold: float = 0.5,
@@ -303,7 +419,8 @@ def annotate(
     }
     if backend == "local":
         nlp = _load(nlp, quantize)
-    state = _prepare(paths, settings, resume=resume, overwrite=overwrite)
+    fingerprint = input_fingerprint(input_path)
+    state = _prepare(paths, settings, fingerprint, resume=resume, overwrite=overwrite)
     items = iter_input(input_path, in_fmt, max_chars=max_chars)
     stats = AnnotateStats(output=str(paths.output), rejects=str(paths.rejects))
     for key in ("documents", "rejected", "entities", "relations"):
@@ -312,6 +429,10 @@ def annotate(
     stats.resumed_from = state["done"]
     start = time.perf_counter()
     fresh = state["output_bytes"] == 0
+    if fresh:
+        # Before any partial file exists: partial output without a progress
+        # file is then never a legitimate state (E312).
+        _write_progress(paths, state)
     out_fp = open(paths.partial, "r+b" if paths.partial.exists() else "w+b")
     rej_fp = open(paths.rejects_partial, "r+b" if paths.rejects_partial.exists() else "w+b")
     try:
@@ -399,12 +520,18 @@ def _remove(path: Path) -> None:
 
 
 def _prepare(
-    paths: OutputPaths, settings: Dict[str, Any], *, resume: bool, overwrite: bool
+    paths: OutputPaths,
+    settings: Dict[str, Any],
+    fingerprint: Dict[str, Any],
+    *,
+    resume: bool,
+    overwrite: bool,
 ) -> Dict[str, Any]:
     """The starting state: fresh, or the recorded one for resume; raises when
-    an earlier run's files are in the way."""
+    an earlier run's files are in the way or cannot be resumed."""
     fresh: Dict[str, Any] = dict(
         settings,
+        input_fingerprint=fingerprint,
         version=PROGRESS_VERSION,
         done=0,
         output_bytes=0,
@@ -429,12 +556,27 @@ def _prepare(
     if not resume:
         raise FileExistsError(Errors.E301.format(partial=leftovers[0]))
     state = _read_progress(paths)
-    if state is not None and paths.partial.exists() and not paths.rejects_partial.exists():
+    if state is None:
+        written = [p for p in (paths.partial, paths.rejects_partial) if p.exists()]
+        if written:
+            # The progress file is written before any partial file.
+            size = sum(p.stat().st_size for p in written)
+            raise ValueError(
+                Errors.E312.format(
+                    partial=written[0],
+                    problem=f"the partial output ({size} bytes) has no progress file "
+                    f"'{paths.progress}' (deleted?)",
+                )
+            )
+        for p in leftovers:  # a Ray work folder, or a progress file's temporary
+            _remove(p)
+        return fresh
+    if paths.partial.exists() and not paths.rejects_partial.exists():
         # Killed between the two final renames: take the rejects back.
         if paths.rejects.exists():
             os.replace(paths.rejects, paths.rejects_partial)
-    if state is None or not paths.partial.exists():
-        # Killed before the first checkpoint: nothing was done.
+    if not paths.partial.exists() and state["done"] == 0 and state["output_bytes"] == 0:
+        # Killed before the partial files were made: nothing was done.
         for p in leftovers:
             _remove(p)
         return fresh
@@ -443,6 +585,15 @@ def _prepare(
             raise ValueError(
                 Errors.E303.format(partial=paths.partial, key=key, old=state.get(key), new=value)
             )
+    recorded = state.get("input_fingerprint")
+    if recorded != fingerprint:
+        old = recorded if isinstance(recorded, dict) else {}
+        what = "; ".join(
+            f"{key} was {old.get(key)!r}, is {value!r}"
+            for key, value in sorted(fingerprint.items())
+            if old.get(key) != value
+        )
+        raise ValueError(Errors.E313.format(input=settings["input"], what=what))
     for part, key in ((paths.partial, "output_bytes"), (paths.rejects_partial, "rejects_bytes")):
         size = part.stat().st_size if part.exists() else 0
         if size < state[key]:

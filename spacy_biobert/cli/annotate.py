@@ -30,7 +30,11 @@ def annotate_cli(
         "auto", "--output-format", "-t", help="auto (from OUTPUT), jsonl, pubtator, bioc-xml, bioc-json"
     ),
     max_chars: str = typer.Option(
-        "1000000", "--max-chars", help="Reject longer documents (characters); 'none' for no limit"
+        "100000",
+        "--max-chars",
+        help="Reject longer documents (characters); 'none' for no limit. With the defaults one "
+        "worker stays under 4 GB of memory on any input (README: Reliability); a larger limit "
+        "raises that bound",
     ),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Documents per nlp.pipe batch"),
     window: int = typer.Option(
@@ -69,6 +73,7 @@ def annotate_cli(
 
     from ..annotate import annotate
     from ..corpora._base import CorpusFormatError
+    from ..models.base_models import load_pipeline
 
     limit = positive_int_or_none("--max-chars", max_chars)
     if resume and overwrite:
@@ -81,8 +86,8 @@ def annotate_cli(
     if backend != "ray":
         # The Ray workers load the pipeline themselves.
         try:
-            nlp = spacy.load(model)
-        except OSError as err:
+            nlp = load_pipeline(model)
+        except (OSError, ValueError) as err:
             msg.fail(f"Cannot load the pipeline '{model}': {err}", exits=1)
     bar = tqdm(desc="annotate", unit="doc", dynamic_ncols=True, smoothing=0.1)
 

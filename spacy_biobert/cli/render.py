@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from wasabi import msg
 
-from ._app import INPUT_HELP, app
+from ._app import INPUT_HELP, app, positive_int_or_none
 
 
 @app.command("render")
@@ -26,11 +26,15 @@ def render_cli(
         "auto", "--input-format", "-f", help="auto, text, jsonl, pubtator, bioc"
     ),
     limit: int = typer.Option(20, "--limit", "-n", help="Render the first N documents"),
+    max_chars: str = typer.Option(
+        "100000", "--max-chars", help="Skip longer documents (characters); 'none' for no limit"
+    ),
     threshold: float = typer.Option(0.5, "--threshold", help="Draw relations scored at least this"),
     kb_url: Optional[str] = typer.Option(
         None,
         "--kb-url",
-        help="Link kb ids with this template, e.g. 'https://meshb.nlm.nih.gov/record/ui?ui={}'",
+        help="Link kb ids with this template, e.g. 'https://meshb.nlm.nih.gov/record/ui?ui={}' "
+        "(the id is percent-encoded)",
     ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
 ) -> None:
@@ -39,24 +43,41 @@ def render_cli(
     relation arcs labelled with their scores."""
     import spacy
 
-    from ..annotate.inputs import Record, iter_input
+    from ..annotate.inputs import Record, iter_input, printable
     from ..annotate.runner import _make_doc
     from ..corpora._base import CorpusFormatError
+    from ..models.base_models import load_pipeline
     from ..visualize import render
 
     if limit < 1:
         msg.fail(f"--limit must be >= 1, not {limit}", exits=1)
+    chars = positive_int_or_none("--max-chars", max_chars)
+    if kb_url is not None:
+        try:
+            kb_url.format("ID")
+        except (IndexError, KeyError, ValueError) as err:
+            msg.fail(
+                f"--kb-url {kb_url!r} is not a template with one {{}} for the id ({err!r}). "
+                "Fix: e.g. --kb-url 'https://meshb.nlm.nih.gov/record/ui?ui={}' (double literal "
+                "braces: {{ }}).",
+                exits=1,
+            )
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     try:
         fmt = None if input_format == "auto" else input_format
-        items = list(islice(iter_input(input_path, fmt), limit))
+        items = list(islice(iter_input(input_path, fmt, max_chars=chars), limit))
         records = [it for it in items if isinstance(it, Record)]
         for it in items:
             if not isinstance(it, Record):
-                msg.warn(f"skipped document {it.id}: {it.reason}")
-        nlp = spacy.load(model)
-        docs = list(nlp.pipe(_make_doc(nlp, rec) for rec in records))
+                msg.warn(f"skipped document {printable(it.id)}: {printable(it.reason)}")
+        nlp = load_pipeline(model)
+        docs = []
+        # One document at a time; its transformer output is not kept.
+        for doc in nlp.pipe((_make_doc(nlp, rec) for rec in records), batch_size=1):
+            if doc.has_extension("trf_data"):
+                doc._.trf_data = None
+            docs.append(doc)
         page = render(docs, threshold=threshold, kb_url_template=kb_url)
     except (ValueError, OSError, CorpusFormatError) as err:
         msg.fail(str(err), exits=1)
