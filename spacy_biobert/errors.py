@@ -79,6 +79,22 @@ class Errors:
         "[E112] unknown label map {name!r}. Fix: use one of {known}, or a mapping "
         "such as {{\"SpecificDisease\": \"Disease\"}} (config: label_map)."
     )
+    E113 = (
+        "[E113] document {doc_id} is {length} characters long{detail}, over the limit of "
+        "{limit} characters (the pipeline's nlp.max_length; the readers' max_chars). To "
+        "read it, split the document or raise nlp.max_length"
+    )
+    E114 = "[E114] document {doc_id}: {what} must be {expected}, not {value}"
+    E115 = (
+        "[E115] document {doc_id} uses the entity reference &{name};, which is never "
+        "expanded (XML entities are not resolved and nothing is fetched, so that a file "
+        "cannot pull in local files or URLs); write its text instead"
+    )
+    E116 = (
+        "[E116] entity id {mention_id} of document {doc_id} is used again (first at line "
+        "{first_line}) for another entity; ids must be unique within a document"
+    )
+    E117 = "[E117] max_chars must be None (no bound) or an integer >= 1, not {value!r}."
 
     # --- relations (E2xx) ---------------------------------------------------
     E201 = (
@@ -314,10 +330,21 @@ class Warnings:
     )
     W102 = (
         "[W102] {path}: dropped {count} duplicate document(s) with identical "
-        "content ({ids}). Pass dedupe=False to keep them."
+        "content ({ids}). PubTator: pass dedupe=False to keep them (a ChemProt "
+        "abstracts line repeated verbatim is always dropped: its annotations are "
+        "indexed by PMID)."
     )
     W103 = "[W103] {path}: skipped {count} bad record(s) (on_error='skip'); first: {first}"
     W104 = (
         "[W104] {path}: {count} mention(s) could not be flat entities (overlaps) and are "
         "only in doc.spans['mentions']."
+    )
+    W105 = (
+        "[W105] {path}: dropped {count} repeated line(s), identical to an earlier line of "
+        "the same file (first: {examples})."
+    )
+    W106 = (
+        "[W106] {path}: {files} not found, so the documents have no annotations from "
+        "them. Fix: put the file(s) beside the abstracts file, if they exist (a split "
+        "without annotations needs none)."
     )

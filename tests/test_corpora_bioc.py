@@ -205,7 +205,9 @@ def test_bad_bioc_json(nlp, tmp_path):
     path.write_text(
         '{"source": "", "date": "", "key": "", "infons": {}, "documents": [{"id": "1"}]}'
     )
-    with pytest.raises(CorpusFormatError, match=r"bad.json:1: \[E101\].*document #1"):
+    with pytest.raises(
+        CorpusFormatError, match=r"bad.json:1: \[E114\] document 1 \(#1 in the file\): .*infons"
+    ):
         list(read_bioc(path, nlp))
 
 

@@ -45,12 +45,15 @@ def _print_stats(stats) -> None:
         ("duplicate documents dropped", stats.duplicates),
         ("bad records skipped", stats.skipped),
         ("  of which whole documents", stats.skipped_documents),
+        ("repeated lines dropped", stats.duplicate_lines),
     ]
     msg.table(rows, header=("", "count"), divider=True, widths="auto", max_col=80)
     for err in stats.errors:
         msg.warn(str(err).split(" Fix:")[0])
     if stats.skipped > len(stats.errors):
         msg.warn(f"... and {stats.skipped - len(stats.errors)} more bad records")
+    for missing in stats.missing_files:
+        msg.warn(f"{missing} not found: the documents have no annotations from it")
     if stats.misaligned:
         msg.info(
             f"{stats.misaligned} mention(s) did not fall on token boundaries and were "

@@ -6,11 +6,13 @@ Docs back into each format. See docs/corpora.md.
 """
 
 from ._base import (
+    DEFAULT_MAX_CHARS,
     SOURCE_KEY,
     CorpusFormatError,
     CorpusStats,
     SourceDocument,
     SourceMention,
+    atomic_write,
     doc_to_source,
     mention_ids,
     source_to_doc,
@@ -26,11 +28,13 @@ from .readers import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_CHARS",
     "SOURCE_KEY",
     "CorpusFormatError",
     "CorpusStats",
     "SourceDocument",
     "SourceMention",
+    "atomic_write",
     "doc_to_source",
     "mention_ids",
     "source_to_doc",

@@ -24,8 +24,11 @@ Where things live on a Doc (see docs/corpora.md):
   title/abstract separator.
 """
 
+import contextlib
 import logging
+import os
 import re
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import (
@@ -41,6 +44,8 @@ from typing import (
     Union,
 )
 
+import numpy
+from spacy.attrs import SENT_START
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 from spacy.vocab import Vocab
@@ -71,19 +76,30 @@ def mention_ids(span_or_kb_id: Union[Span, str]) -> List[str]:
 
 class CorpusFormatError(ValueError):
     """A bad record in a corpus file. `path`, `line` (1-based, 0 if the
-    problem is not tied to a line) and `problem` are attributes; the message
-    reads "PATH:LINE: [Exxx] problem. Fix: ..."."""
+    problem is not tied to a line), `problem` and `record` (the document id
+    when the problem is tied to a document, else None) are attributes; the
+    message reads "PATH:LINE: [Exxx] problem. Fix: ..." (`fix` replaces the
+    usual advice for problems with a whole file, where skipping does not help)."""
 
-    def __init__(self, path: Union[str, Path], line: int, problem: str):
+    def __init__(
+        self,
+        path: Union[str, Path],
+        line: int,
+        problem: str,
+        *,
+        record: Optional[str] = None,
+        fix: Optional[str] = None,
+    ):
         self.path = str(path)
         self.line = line
         self.problem = problem
+        self.record = record
         where = f"{self.path}:{line}" if line else self.path
-        super().__init__(
-            f"{where}: {problem}. Fix: correct the record, or skip and count bad "
-            "records with on_error='skip' (reader option skip_bad = true; CLI "
-            "--skip-bad)."
+        fix = fix or (
+            "correct the record, or skip and count bad records with on_error='skip' "
+            "(reader option skip_bad = true; CLI --skip-bad)"
         )
+        super().__init__(f"{where}: {problem}. Fix: {fix}.")
 
 
 @dataclass
@@ -102,6 +118,11 @@ class CorpusStats:
     skipped: int = 0
     skipped_documents: int = 0
     errors: List[CorpusFormatError] = field(default_factory=list)
+    # Lines repeated verbatim in a file (ChemProt annotation files), dropped.
+    duplicate_lines: int = 0
+    duplicate_line_examples: List[str] = field(default_factory=list)
+    # Optional files of a split that are absent (ChemProt entities/relations).
+    missing_files: List[str] = field(default_factory=list)
 
     def add_error(self, err: CorpusFormatError, *, document: bool = False) -> None:
         self.skipped += 1
@@ -121,7 +142,14 @@ class CorpusStats:
             "duplicates": self.duplicates,
             "skipped": self.skipped,
             "skipped_documents": self.skipped_documents,
+            "duplicate_lines": self.duplicate_lines,
+            "missing_files": list(self.missing_files),
         }
+
+    def add_duplicate_line(self, path: Union[str, Path], line: int) -> None:
+        self.duplicate_lines += 1
+        if len(self.duplicate_line_examples) < 10:
+            self.duplicate_line_examples.append(f"{path}:{line}")
 
     def log_warnings(self) -> None:
         """Log (not print) what a user must know: expanded mentions,
@@ -149,6 +177,18 @@ class CorpusStats:
                     path=self.path,
                     count=self.skipped,
                     first=self.errors[0] if self.errors else "",
+                )
+            )
+        if self.missing_files:
+            logger.warning(
+                Warnings.W106.format(path=self.path, files=", ".join(self.missing_files))
+            )
+        if self.duplicate_lines:
+            logger.warning(
+                Warnings.W105.format(
+                    path=self.path,
+                    count=self.duplicate_lines,
+                    examples=", ".join(self.duplicate_line_examples[:5]),
                 )
             )
 
@@ -242,23 +282,35 @@ def check_mention(
     return None
 
 
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
 def iter_lines(
-    path: Union[str, Path], encoding: str = "utf8"
+    path: Union[str, Path], encoding: str = "utf8", *, universal_newlines: bool = True
 ) -> Iterator[Tuple[int, Union[str, CorpusFormatError]]]:
     """(line number, line without its line break) for each line, streamed.
-    A line that does not decode yields a CorpusFormatError instead of text, so
-    the caller decides whether to raise or skip it."""
-    with open(path, "rb") as fp:
-        for i, raw in enumerate(fp, start=1):
-            if i == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                line = raw.decode(encoding)
-            except UnicodeDecodeError as err:
+    Lines end at "\\n", "\\r\\n" or, with universal_newlines (the default), a
+    lone "\\r" too (old Mac files); JSONL passes False, since JSON allows a raw
+    "\\r" between tokens. A leading UTF-8 byte order mark is dropped. A line
+    that does not decode yields a CorpusFormatError instead of text, so the
+    caller decides whether to raise or skip it."""
+    with open(
+        path,
+        encoding=encoding,
+        errors="surrogateescape",
+        newline=None if universal_newlines else "\n",
+    ) as fp:
+        for i, line in enumerate(fp, start=1):
+            if i == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            bad = _UNDECODED.search(line)
+            if bad is not None:
+                byte = ord(bad.group()) - 0xDC00
+                reason = f"byte 0x{byte:02x} at character {bad.start() + 1} of the line"
                 yield (
                     i,
                     CorpusFormatError(
-                        path, i, Errors.E104.format(encoding=encoding.upper(), reason=err)
+                        path, i, Errors.E104.format(encoding=encoding.upper(), reason=reason)
                     ),
                 )
                 continue
@@ -274,6 +326,130 @@ def check_exists(path: Union[str, Path], what: str = "corpus file") -> Path:
             )
         )
     return path
+
+
+def empty_file_error(path: Union[str, Path]) -> CorpusFormatError:
+    """E105: the file holds nothing but whitespace."""
+    return CorpusFormatError(
+        path, 0, Errors.E105, fix="check the path: an empty file holds no document"
+    )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def show_value(value: Any) -> str:
+    """A short description of a bad value for messages: `'0' (str)`."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def is_int(value: Any) -> bool:
+    """An integer, and not a bool (JSON true/false)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def find_lone_surrogate(obj: Any) -> Optional[str]:
+    """Where a JSON value (strings, lists, dicts, nested) holds a lone
+    surrogate ("\\ud800": valid JSON, but not text that can be written as
+    UTF-8), as a short description; None when it holds none."""
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            m = _SURROGATE.search(value)
+            if m is not None:
+                return (
+                    f"the string {value[:40]!r} holds the lone surrogate "
+                    f"U+{ord(m.group()):04X} at character {m.start() + 1}"
+                )
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return None
+
+
+DEFAULT_MAX_CHARS = 1_000_000
+"""The readers' default bound on a document's length in characters: spaCy's
+default `nlp.max_length`, beyond which `nlp.make_doc` refuses a text (E088).
+Readers check it per record, before building the text where the source
+gives offsets (BioC), so that an absurd offset costs no memory."""
+
+
+def max_chars_of(nlp_or_vocab: Any) -> Optional[int]:
+    """The length bound for documents read for `nlp_or_vocab`: a Language's
+    `max_length`, else `DEFAULT_MAX_CHARS`."""
+    return getattr(nlp_or_vocab, "max_length", DEFAULT_MAX_CHARS)
+
+
+def check_length(
+    path: Union[str, Path],
+    line: int,
+    doc_id: str,
+    length: int,
+    max_chars: Optional[int],
+    detail: str = "",
+) -> Optional[CorpusFormatError]:
+    """E113 when a document of `length` characters is over `max_chars`
+    (None: no bound)."""
+    if max_chars is None or length <= max_chars:
+        return None
+    return CorpusFormatError(
+        path,
+        line,
+        Errors.E113.format(doc_id=doc_id, length=length, detail=detail, limit=max_chars),
+        record=doc_id,
+    )
+
+
+def check_max_chars(max_chars: Optional[int]) -> Optional[int]:
+    if max_chars is not None and (
+        isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1
+    ):
+        raise ValueError(Errors.E117.format(value=max_chars))
+    return max_chars
+
+
+@contextlib.contextmanager
+def atomic_write(path: Union[str, Path]) -> Iterator[Path]:
+    """Write a file atomically: yields a temporary path in the same folder
+    (create and close the file there); when the block ends without an error
+    the file is fsynced and renamed over `path` (`os.replace`), otherwise it
+    is removed and `path` is left as it was. The folder is created."""
+    with atomic_write_many([path]) as (tmp,):
+        yield tmp
+
+
+@contextlib.contextmanager
+def atomic_write_many(paths: Sequence[Union[str, Path]]) -> Iterator[List[Path]]:
+    """`atomic_write` for several files written together (ChemProt's four):
+    each is complete or untouched; they are renamed one after the other once
+    all were written."""
+    finals = [Path(p) for p in paths]
+    tag = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    tmps = [p.with_name(f".{p.name}.{tag}.tmp") for p in finals]
+    for p in finals:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    done = False
+    try:
+        yield tmps
+        for tmp in tmps:
+            if tmp.exists():
+                with open(tmp, "rb") as fp:
+                    os.fsync(fp.fileno())
+        for tmp, final in zip(tmps, finals):
+            if tmp.exists():
+                os.replace(tmp, final)
+        done = True
+    finally:
+        if not done:
+            for tmp in tmps:
+                if tmp.exists():
+                    tmp.unlink()
 
 
 # --- Doc construction ----------------------------------------------------------
@@ -334,13 +510,14 @@ def set_sentences(
     inside = set()
     for span in protected:
         inside.update(range(span.start + 1, span.end))
-    flags = [False] * len(doc)
-    flags[0] = True
+    # 1 = starts a sentence, -1 = does not; set in one call (the per-token
+    # `is_sent_start` setter is linear in the document: quadratic in all)
+    flags = numpy.full((len(doc), 1), -1, dtype="int64")
+    flags[0, 0] = 1
     for token in doc:
         if token.idx in starts and token.i not in inside:
-            flags[token.i] = True
-    for token, flag in zip(doc, flags):
-        token.is_sent_start = flag
+            flags[token.i, 0] = 1
+    doc.from_array([SENT_START], flags.astype("uint64"))
 
 
 def _make_span(

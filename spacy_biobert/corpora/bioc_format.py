@@ -26,6 +26,8 @@ loaded whole (use XML or JSONL for very large collections).
 """
 
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
@@ -33,16 +35,25 @@ from spacy.tokens import Doc
 
 from ..errors import Errors
 from ._base import (
+    DEFAULT_MAX_CHARS,
     CorpusFormatError,
     CorpusStats,
     ErrorPolicy,
     SourceDocument,
     SourceMention,
+    atomic_write,
     check_exists,
+    check_length,
+    check_max_chars,
     check_mention,
     doc_to_source,
+    empty_file_error,
+    find_lone_surrogate,
+    is_int,
+    max_chars_of,
     predicted_relations,
     records_to_docs,
+    show_value,
 )
 
 ID_INFONS = ("identifier", "MESH", "MeSH", "Identifier", "NCBI Gene", "NCBI_Gene")
@@ -65,9 +76,21 @@ def iter_bioc_records(
     *,
     on_error: str = "raise",
     stats: Optional[CorpusStats] = None,
+    max_chars: Optional[int] = DEFAULT_MAX_CHARS,
 ) -> Iterator[SourceDocument]:
-    """Stream the documents of a BioC XML (.xml) or BioC JSON (.json) file."""
+    """Stream the documents of a BioC XML (.xml) or BioC JSON (.json) file.
+
+    A value of the wrong type (a string or float offset, a number as text,
+    a lone surrogate) is a bad document (E114), and so is a document whose
+    passages would span more than `max_chars` characters (E113, checked from
+    the offsets before any text is built; None: no bound) and, in XML, a
+    document that uses an entity reference (E115: XML entities are never
+    resolved and nothing is fetched). A bad annotation or relation (offsets
+    outside the text, a repeated id, a "score" infon that is not a number)
+    skips that item. With on_error="skip" each is counted instead of raised.
+    """
     path = check_exists(path)
+    check_max_chars(max_chars)
     stats = stats if stats is not None else CorpusStats()
     if not stats.path:
         stats.path = str(path)
@@ -75,7 +98,7 @@ def iter_bioc_records(
     with open(path, "rb") as fp:
         empty = not fp.read(4096).strip()
     if empty:
-        raise CorpusFormatError(path, 0, Errors.E105)
+        raise empty_file_error(path)
     docs = _iter_json(path) if _is_json(path) else _iter_xml(path)
     n = 0
     for line, bdoc in docs:
@@ -83,32 +106,57 @@ def iter_bioc_records(
         if isinstance(bdoc, CorpusFormatError):
             policy(bdoc, document=True)
             continue
-        rec = _to_record(path, line, bdoc, policy)
+        rec = _to_record(path, line, bdoc, policy, max_chars)
         if rec is not None:
             yield rec
     if n == 0:
-        raise CorpusFormatError(path, 0, Errors.E105)
+        raise empty_file_error(path)
 
 
 def _iter_xml(path: Path) -> Iterator[Tuple[int, Any]]:
     from bioc import biocxml
     from lxml import etree
 
-    context = etree.iterparse(str(path), events=("end",), tag="document")
+    # Never resolve entities (external, parameter or internal), never load a
+    # DTD, never touch the network: set explicitly, not left to lxml's
+    # defaults, which have changed between versions.
+    context = etree.iterparse(
+        str(path),
+        events=("end",),
+        tag="document",
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        attribute_defaults=False,
+        huge_tree=False,
+    )
     try:
         for _, elem in context:
             line = elem.sourceline or 0
-            xml = b"<collection>" + etree.tostring(elem) + b"</collection>"
-            try:
-                bdoc: Any = biocxml.loads(xml.decode("utf8")).documents[0]
-            except (KeyError, ValueError, TypeError) as err:
+            entity = next(elem.iter(etree.Entity), None)
+            bdoc: Any
+            if entity is not None:
+                doc_id = elem.findtext("id") or f"at line {line}"
                 bdoc = CorpusFormatError(
                     path,
                     line,
-                    Errors.E101.format(
-                        detail=f"not a valid BioC document (missing or bad {err})"
-                    ),
+                    Errors.E115.format(doc_id=doc_id, name=entity.name),
+                    record=doc_id,
                 )
+            else:
+                xml = b"<collection>" + etree.tostring(elem) + b"</collection>"
+                try:
+                    bdoc = biocxml.loads(xml.decode("utf8")).documents[0]
+                except (KeyError, ValueError, TypeError, etree.XMLSyntaxError) as err:
+                    bdoc = CorpusFormatError(
+                        path,
+                        line,
+                        Errors.E101.format(
+                            detail=f"not a valid BioC document (missing or bad {err})"
+                        ),
+                        record=elem.findtext("id"),
+                    )
             elem.clear()
             while elem.getprevious() is not None:
                 del elem.getparent()[0]
@@ -142,6 +190,10 @@ def _iter_json(path: Path) -> Iterator[Tuple[int, Any]]:
         raise CorpusFormatError(
             path, err.lineno, Errors.E101.format(detail=f"not valid JSON ({err.msg})")
         ) from None
+    except RecursionError:
+        raise CorpusFormatError(
+            path, 0, Errors.E101.format(detail="JSON nested too deeply")
+        ) from None
     if not isinstance(obj, dict) or not isinstance(obj.get("documents"), list):
         raise CorpusFormatError(
             path,
@@ -149,21 +201,136 @@ def _iter_json(path: Path) -> Iterator[Tuple[int, Any]]:
             Errors.E101.format(detail="a BioC JSON collection needs a 'documents' list"),
         )
     for i, dobj in enumerate(obj["documents"]):
-        line = _json_line(text, dobj.get("id") if isinstance(dobj, dict) else None)
-        try:
-            bdoc: Any = biocjson.decoder.parse_doc(dobj)
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
+        doc_id = dobj.get("id") if isinstance(dobj, dict) else None
+        line = _json_line(text, doc_id if isinstance(doc_id, str) else None)
+        record = f"{doc_id} (#{i + 1} in the file)" if isinstance(doc_id, str) else f"#{i + 1}"
+        problem = _json_document_problem(dobj)
+        bdoc: Any
+        if problem is not None:
+            what, expected, value = problem
             bdoc = CorpusFormatError(
                 path,
                 line,
-                Errors.E101.format(
-                    detail=(
-                        f"document #{i + 1} is not a valid BioC document (missing or "
-                        f"bad {err})"
-                    )
-                ),
+                Errors.E114.format(doc_id=record, what=what, expected=expected, value=value),
+                record=doc_id if isinstance(doc_id, str) else f"#{i + 1}",
             )
+        else:
+            bdoc = biocjson.decoder.parse_doc(dobj)
         yield line, bdoc
+
+
+Problem = Optional[Tuple[str, str, str]]
+
+
+def _json_document_problem(d: Any) -> Problem:
+    """(what, expected, found) for the first value of a BioC JSON document
+    that is not of the type BioC says, or None. Checked before the `bioc`
+    package reads it, which takes any value."""
+    if not isinstance(d, dict):
+        return ("the document", "a JSON object", show_value(d))
+    if not isinstance(d.get("id"), str):
+        return ("'id'", "a string", show_value(d.get("id")))
+    surrogate = find_lone_surrogate(d)
+    if surrogate is not None:
+        return ("every string", "valid Unicode text (writable as UTF-8)", surrogate)
+    problem = _json_infons(d, "document")
+    for key in ("passages", "relations"):
+        problem = problem or _json_list(d, key, "document", required=True)
+    problem = problem or _json_list(d, "annotations", "document", required=False)
+    if problem:
+        return problem
+    for i, p in enumerate(d["passages"], start=1):
+        problem = _json_container(p, f"passage #{i}", sentences=True)
+        if problem:
+            return problem
+        for j, sent in enumerate(p["sentences"], start=1):
+            problem = _json_container(sent, f"passage #{i} sentence #{j}", sentences=False)
+            if problem:
+                return problem
+    return None
+
+
+def _json_container(obj: Any, where: str, *, sentences: bool) -> Problem:
+    """A passage or a sentence: offset, infons, text, annotations, relations."""
+    if not isinstance(obj, dict):
+        return (where, "a JSON object", show_value(obj))
+    if not is_int(obj.get("offset")) or obj["offset"] < 0:
+        return (f"{where} 'offset'", "an integer >= 0", show_value(obj.get("offset")))
+    if obj.get("text") is not None and not isinstance(obj["text"], str):
+        return (f"{where} 'text'", "a string", show_value(obj["text"]))
+    problem = _json_infons(obj, where)
+    keys = ("sentences", "annotations", "relations") if sentences else ("annotations", "relations")
+    for key in keys:
+        problem = problem or _json_list(obj, key, where, required=True)
+    if problem:
+        return problem
+    for k, ann in enumerate(obj["annotations"], start=1):
+        problem = _json_annotation(ann, f"{where} annotation #{k}")
+        if problem:
+            return problem
+    for k, rel in enumerate(obj["relations"], start=1):
+        problem = _json_relation(rel, f"{where} relation #{k}")
+        if problem:
+            return problem
+    return None
+
+
+def _json_annotation(ann: Any, where: str) -> Problem:
+    if not isinstance(ann, dict):
+        return (where, "a JSON object", show_value(ann))
+    if not isinstance(ann.get("id"), str):
+        return (f"{where} 'id'", "a string", show_value(ann.get("id")))
+    if "text" not in ann or not (ann["text"] is None or isinstance(ann["text"], str)):
+        return (f"{where} 'text'", "a string", show_value(ann.get("text")))
+    problem = _json_infons(ann, where) or _json_list(ann, "locations", where, required=True)
+    if problem:
+        return problem
+    for n, loc in enumerate(ann["locations"], start=1):
+        if not isinstance(loc, dict):
+            return (f"{where} location #{n}", "a JSON object", show_value(loc))
+        for key in ("offset", "length"):
+            if not is_int(loc.get(key)) or loc[key] < 0:
+                return (
+                    f"{where} location #{n} '{key}'",
+                    "an integer >= 0",
+                    show_value(loc.get(key)),
+                )
+    return None
+
+
+def _json_relation(rel: Any, where: str) -> Problem:
+    if not isinstance(rel, dict):
+        return (where, "a JSON object", show_value(rel))
+    if not isinstance(rel.get("id"), str):
+        return (f"{where} 'id'", "a string", show_value(rel.get("id")))
+    problem = _json_infons(rel, where) or _json_list(rel, "nodes", where, required=True)
+    if problem:
+        return problem
+    for n, node in enumerate(rel["nodes"], start=1):
+        if not isinstance(node, dict):
+            return (f"{where} node #{n}", "a JSON object", show_value(node))
+        for key in ("refid", "role"):
+            if not isinstance(node.get(key), str):
+                return (f"{where} node #{n} '{key}'", "a string", show_value(node.get(key)))
+    return None
+
+
+def _json_infons(obj: Dict[str, Any], where: str) -> Problem:
+    infons = obj.get("infons")
+    if not isinstance(infons, dict):
+        return (f"{where} 'infons'", "an object of strings", show_value(infons))
+    for key, value in infons.items():
+        if value is not None and not isinstance(value, str):
+            return (f"{where} infon {key!r}", "a string", show_value(value))
+    return None
+
+
+def _json_list(obj: Dict[str, Any], key: str, where: str, *, required: bool) -> Problem:
+    if key not in obj and not required:
+        return None
+    if not isinstance(obj.get(key), list):
+        return (f"{where} '{key}'", "a list", show_value(obj.get(key)))
+    return None
 
 
 def _json_line(text: str, doc_id: Optional[str]) -> int:
@@ -177,27 +344,56 @@ def _json_line(text: str, doc_id: Optional[str]) -> int:
 
 
 def _to_record(
-    path: Path, line: int, bdoc: Any, policy: ErrorPolicy
+    path: Path,
+    line: int,
+    bdoc: Any,
+    policy: ErrorPolicy,
+    max_chars: Optional[int] = DEFAULT_MAX_CHARS,
 ) -> Optional[SourceDocument]:
     doc_id = bdoc.id or ""
+    record = doc_id or f"at line {line}"
+
+    def bad_document(problem: str) -> None:
+        policy(CorpusFormatError(path, line, problem, record=record), document=True)
+
+    ordered = sorted(bdoc.passages, key=lambda p: p.offset)
+    for p in ordered:
+        if p.offset < 0:
+            bad_document(
+                Errors.E114.format(
+                    doc_id=record,
+                    what="a passage offset",
+                    expected="an integer >= 0",
+                    value=show_value(p.offset),
+                )
+            )
+            return None
+    # The Doc text puts every passage at its offset: bound it before building.
+    length = max((p.offset + len(p.text or "") for p in ordered), default=0)
+    too_long = check_length(
+        path,
+        line,
+        record,
+        length,
+        max_chars,
+        detail=f" (its last passage starts at offset {ordered[-1].offset})" if ordered else "",
+    )
+    if too_long is not None:
+        policy(too_long, document=True)
+        return None
     passages: List[Tuple[str, int, str]] = []
     parts: List[str] = []
     length = 0
-    for p in sorted(bdoc.passages, key=lambda p: p.offset):
+    for p in ordered:
         ptext = p.text or ""
         if p.offset < length:
-            policy(
-                CorpusFormatError(
-                    path,
-                    line,
-                    Errors.E101.format(
-                        detail=(
-                            f"passage at offset {p.offset} of document {doc_id} "
-                            f"overlaps the previous passage (which ends at {length})"
-                        )
-                    ),
-                ),
-                document=True,
+            bad_document(
+                Errors.E101.format(
+                    detail=(
+                        f"passage at offset {p.offset} of document {doc_id} "
+                        f"overlaps the previous passage (which ends at {length})"
+                    )
+                )
             )
             return None
         parts.append(" " * (p.offset - length))
@@ -211,6 +407,7 @@ def _to_record(
         for s in p.sentences:
             annotations.extend(s.annotations)
     mentions: List[SourceMention] = []
+    seen_ids: Dict[str, int] = {}
     for i, ann in enumerate(annotations, start=1):
         if not ann.locations:
             policy(
@@ -220,6 +417,18 @@ def _to_record(
                     Errors.E101.format(
                         detail=f"annotation {ann.id} of document {doc_id} has no location"
                     ),
+                    record=record,
+                )
+            )
+            continue
+        mid = ann.id or f"A{i}"
+        if mid in seen_ids:
+            policy(
+                CorpusFormatError(
+                    path,
+                    line,
+                    Errors.E116.format(mention_id=mid, doc_id=record, first_line=line),
+                    record=record,
                 )
             )
             continue
@@ -228,7 +437,7 @@ def _to_record(
         infons = dict(ann.infons)
         kb_id = next((infons[k] for k in ID_INFONS if infons.get(k) is not None), "")
         m = SourceMention(
-            id=ann.id or f"A{i}",
+            id=mid,
             start=start,
             end=end,
             text=ann.text or "",
@@ -250,10 +459,13 @@ def _to_record(
                     Errors.E102.format(
                         start=start, end=end, mention=m.text, length=len(text)
                     ),
+                    record=record,
                 )
             else:
                 err = None
-                m.extra["text"] = m.text
+                # the annotation's own text (its locations' text, joined as
+                # the source joins it); the mention text is the covered span
+                m.extra["bioc_text"] = m.text
                 m.text = text[start:end]
         else:
             err = check_mention(path, line, text, m)
@@ -262,23 +474,13 @@ def _to_record(
             continue
         if infons.get("source_text") is not None:
             m.raw_text = infons["source_text"]
+        seen_ids[mid] = i
         mentions.append(m)
     relations = []
     for rel in bdoc.relations + [r for p in bdoc.passages for r in p.relations]:
-        r = _relation(rel)
+        r, problem = _relation(rel, record)
         if r is None:
-            policy(
-                CorpusFormatError(
-                    path,
-                    line,
-                    Errors.E101.format(
-                        detail=(
-                            f"relation {rel.id} of document {doc_id} has neither two "
-                            "nodes nor head/tail infons"
-                        )
-                    ),
-                )
-            )
+            policy(CorpusFormatError(path, line, problem, record=record))
             continue
         relations.append(r)
     extra: Dict[str, Any] = {}
@@ -295,12 +497,20 @@ def _to_record(
     )
 
 
-def _relation(rel: Any) -> Optional[Dict[str, Any]]:
+def _relation(rel: Any, record: str) -> Tuple[Optional[Dict[str, Any]], str]:
+    """(The relation dict of a BioC relation, ""), or (None, the coded
+    problem)."""
+
+    def malformed(why: str) -> Tuple[None, str]:
+        return None, Errors.E101.format(detail=f"relation {rel.id} of document {record} {why}")
+
     infons = dict(rel.infons)
     label = infons.get("type") or infons.get("relation") or ""
     level = infons.get("level")
     out: Dict[str, Any]
     if level == "concept" or ("head" in infons and "tail" in infons and not rel.nodes):
+        if not infons.get("head") or not infons.get("tail"):
+            return malformed("is a concept relation without non-empty head and tail infons")
         out = {
             "level": "concept",
             "head": infons.get("head"),
@@ -326,17 +536,33 @@ def _relation(rel: Any) -> Optional[Dict[str, Any]]:
             "label": label,
         }
     else:
-        return None
+        return malformed("has neither two nodes nor head/tail infons")
     for k, v in infons.items():
         if k in _SKIP_REL_INFONS:
             continue
-        if k in _BOOL_FIELDS:
+        if k in _BOOL_FIELDS and v in ("true", "false"):
             out[k] = v == "true"
         elif k == "score":
-            out[k] = float(v)
+            score = _score(v)
+            if score is None:
+                return None, Errors.E114.format(
+                    doc_id=record,
+                    what=f"the 'score' infon of relation {rel.id}",
+                    expected="a finite number",
+                    value=show_value(v),
+                )
+            out[k] = score
         else:
             out[k] = v if v is not None else ""
-    return out
+    return out, ""
+
+
+def _score(value: Any) -> Optional[float]:
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        return None
+    return score if math.isfinite(score) else None
 
 
 def read_bioc(
@@ -351,7 +577,9 @@ def read_bioc(
     """Stream the Docs of a BioC XML or BioC JSON file (see module docs)."""
     stats = stats if stats is not None else CorpusStats()
     stats.path = str(path)
-    records = iter_bioc_records(path, on_error=on_error, stats=stats)
+    records = iter_bioc_records(
+        path, on_error=on_error, stats=stats, max_chars=max_chars_of(nlp_or_vocab)
+    )
     yield from records_to_docs(
         records, nlp_or_vocab, stats=stats, limit=limit, label_map=label_map, source_format="bioc"
     )
@@ -396,7 +624,7 @@ def doc_to_bioc(doc: Doc, *, threshold: float = 0.5) -> Any:
         locations = m.extra.get("locations") or [[m.start, m.end - m.start]]
         for offset, length in locations:
             ann.add_location(bioc.BioCLocation(offset, length))
-        ann.text = m.extra.get("text", m.text)
+        ann.text = m.extra.get("bioc_text", m.extra.get("text", m.text))
         holder = next(
             (p for p in reversed(passages) if p.offset <= m.start),
             passages[0] if passages else bdoc,
@@ -449,27 +677,74 @@ def _collection_info() -> Any:
 def write_bioc_xml(
     docs: Iterable[Doc], path: Union[str, Path], *, threshold: float = 0.5
 ) -> int:
-    """Write Docs as a BioC XML collection (streamed); returns the count."""
+    """Write Docs as a BioC XML collection (streamed, atomically); returns
+    the count. A document with a character XML 1.0 cannot hold (a control
+    character such as NUL, a lone surrogate) is an error (E110): write BioC
+    JSON or JSONL."""
     from bioc import biocxml
 
     n = 0
-    with biocxml.iterwrite(str(path)) as writer:
+    with atomic_write(path) as tmp, biocxml.iterwrite(str(tmp)) as writer:
         writer.write_collection_info(_collection_info())
         for doc in docs:
-            writer.write_document(doc_to_bioc(doc, threshold=threshold))
+            bdoc = doc_to_bioc(doc, threshold=threshold)
+            check_xml_writable(bdoc)
+            writer.write_document(bdoc)
             n += 1
     return n
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def check_xml_writable(bdoc: Any) -> None:
+    """Raise ValueError (E110) when a string of a BioCDocument holds a
+    character that XML 1.0 cannot represent."""
+    strings: List[Tuple[str, Any]] = [("id", bdoc.id)]
+
+    def infons(where: str, obj: Any) -> None:
+        for k, v in obj.infons.items():
+            strings.append((f"{where} infon key", k))
+            strings.append((f"{where} infon {k!r}", v))
+
+    infons("document", bdoc)
+    for p in bdoc.passages:
+        strings.append(("passage text", p.text))
+        infons("passage", p)
+        for ann in p.annotations:
+            strings.extend([("annotation id", ann.id), ("annotation text", ann.text)])
+            infons(f"annotation {ann.id}", ann)
+    for rel in bdoc.relations:
+        strings.append(("relation id", rel.id))
+        infons(f"relation {rel.id}", rel)
+        for node in rel.nodes:
+            strings.extend([("relation node refid", node.refid), ("node role", node.role)])
+    for where, value in strings:
+        bad = _NOT_XML.search(value) if isinstance(value, str) else None
+        if bad is not None:
+            raise ValueError(
+                Errors.E110.format(
+                    format="BioC XML",
+                    problem=(
+                        f"the {where} of document {bdoc.id!r} holds the character "
+                        f"U+{ord(bad.group()):04X}, which XML 1.0 cannot represent"
+                    ),
+                    fix="remove control characters from the text and annotations, or "
+                    "write BioC JSON or JSONL",
+                )
+            )
 
 
 def write_bioc_json(
     docs: Iterable[Doc], path: Union[str, Path], *, threshold: float = 0.5
 ) -> int:
-    """Write Docs as a BioC JSON collection (streamed); returns the count."""
+    """Write Docs as a BioC JSON collection (streamed, atomically); returns
+    the count."""
     from bioc import biocjson
 
     info = _collection_info()
     n = 0
-    with open(path, "w", encoding="utf8", newline="\n") as fp:
+    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf8", newline="\n") as fp:
         head = {"source": info.source, "date": info.date, "key": info.key, "infons": {}}
         fp.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "documents": [\n')
         for doc in docs:

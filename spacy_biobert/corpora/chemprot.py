@@ -29,14 +29,20 @@ from spacy.tokens import Doc
 
 from ..errors import Errors
 from ._base import (
+    DEFAULT_MAX_CHARS,
     CorpusFormatError,
     CorpusStats,
     ErrorPolicy,
     SourceDocument,
     SourceMention,
+    atomic_write_many,
+    check_length,
+    check_max_chars,
     check_mention,
     doc_to_source,
+    empty_file_error,
     iter_lines,
+    max_chars_of,
     predicted_relations,
     records_to_docs,
     title_abstract_passages,
@@ -45,6 +51,7 @@ from ._base import (
 SUFFIXES = ("abstracts", "entities", "relations", "gold_standard")
 EVAL_GROUPS = ("CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9")
 _ARG = re.compile(r"^Arg([12]):(\S+)$")
+_SEPARATORS = ("\t", "\n", "\r")
 
 
 def find_chemprot_files(path: Union[str, Path]) -> Dict[str, Optional[Path]]:
@@ -86,15 +93,22 @@ def find_chemprot_files(path: Union[str, Path]) -> Dict[str, Optional[Path]]:
 def _index(
     path: Optional[Path], ncols: int, policy: ErrorPolicy
 ) -> Dict[str, List[Tuple[int, List[str]]]]:
+    """Rows by PMID. A line repeated verbatim is dropped and counted
+    (`stats.duplicate_lines`, W105)."""
     index: Dict[str, List[Tuple[int, List[str]]]] = {}
     if path is None:
         return index
+    seen: Set[str] = set()
     for lineno, line in iter_lines(path):
         if isinstance(line, CorpusFormatError):
             policy(line)
             continue
         if not line.strip():
             continue
+        if line in seen:
+            policy.stats.add_duplicate_line(path, lineno)
+            continue
+        seen.add(line)
         cols = line.split("\t")
         if len(cols) != ncols:
             policy(
@@ -119,18 +133,33 @@ def iter_chemprot_records(
     *,
     on_error: str = "raise",
     stats: Optional[CorpusStats] = None,
+    max_chars: Optional[int] = DEFAULT_MAX_CHARS,
 ) -> Iterator[SourceDocument]:
-    """Stream the documents of a ChemProt split (folder or file prefix)."""
+    """Stream the documents of a ChemProt split (folder or file prefix).
+
+    Nothing is dropped silently: a missing entities, relations or
+    gold_standard file is counted (`stats.missing_files`, warning W106); a
+    line repeated verbatim in any file is dropped and counted
+    (`stats.duplicate_lines`, W105; a repeated abstracts line also counts as
+    a duplicate document, `stats.duplicates`); a PMID repeated with other
+    content (E111), an entity id used twice in a document (E116), a document
+    longer than `max_chars` (E113) and malformed lines are bad records.
+    """
     files = find_chemprot_files(path)
+    check_max_chars(max_chars)
     stats = stats if stats is not None else CorpusStats()
     if not stats.path:
         stats.path = str(path)
     policy = ErrorPolicy(on_error, stats)
+    prefix = str(files["abstracts"])[: -len("_abstracts.tsv")]
+    stats.missing_files.extend(
+        f"{prefix}_{suffix}.tsv" for suffix in SUFFIXES[1:] if files[suffix] is None
+    )
     entities = _index(files["entities"], 6, policy)
     relations = _index(files["relations"], 6, policy)
     gold = _index(files["gold_standard"], 4, policy)
     abstracts: Path = files["abstracts"]  # type: ignore[assignment]  # checked by find_chemprot_files
-    seen: Set[str] = set()
+    seen: Dict[str, Tuple[int, str]] = {}
     any_content = False
     for lineno, line in iter_lines(abstracts):
         if isinstance(line, CorpusFormatError):
@@ -155,12 +184,35 @@ def iter_chemprot_records(
             )
             continue
         doc_id, title, abstract = cols
-        seen.add(doc_id)
+        if doc_id in seen:
+            first_line, first = seen[doc_id]
+            if first == line:
+                stats.add_duplicate_line(abstracts, lineno)
+                stats.duplicates += 1
+                stats.duplicate_ids.append(doc_id)
+            else:
+                policy(
+                    CorpusFormatError(
+                        abstracts,
+                        lineno,
+                        Errors.E111.format(doc_id=doc_id, first_line=first_line),
+                        record=doc_id,
+                    ),
+                    document=True,
+                )
+            continue
+        seen[doc_id] = (lineno, line)
+        too_long = check_length(
+            abstracts, lineno, doc_id, len(title) + 1 + len(abstract), max_chars
+        )
+        if too_long is not None:
+            policy(too_long, document=True)
+            continue
         yield _record(
             doc_id, title, abstract, lineno, files, entities, relations, gold, policy
         )
     if not any_content:
-        raise CorpusFormatError(abstracts, 0, Errors.E105)
+        raise empty_file_error(abstracts)
     # Annotations of documents that are not in the abstracts file would be lost.
     for name, index in (
         ("entities", entities),
@@ -194,7 +246,20 @@ def _record(
 ) -> SourceDocument:
     text = title + " " + abstract
     mentions: List[SourceMention] = []
+    first_line: Dict[str, int] = {}
     for ln, cols in entities.get(doc_id, []):
+        if cols[1] in first_line:
+            policy(
+                CorpusFormatError(
+                    files["entities"],  # type: ignore[arg-type]
+                    ln,
+                    Errors.E116.format(
+                        mention_id=cols[1], doc_id=doc_id, first_line=first_line[cols[1]]
+                    ),
+                    record=doc_id,
+                )
+            )
+            continue
         try:
             start, end = int(cols[3]), int(cols[4])
         except ValueError:
@@ -215,6 +280,7 @@ def _record(
         if err is not None:
             policy(err)
             continue
+        first_line[m.id] = ln
         mentions.append(m)
     ids = {m.id for m in mentions}
     gold_keys: Dict[Tuple[str, str, str], int] = {}
@@ -313,7 +379,9 @@ def read_chemprot(
     `doc.spans["mentions"]`."""
     stats = stats if stats is not None else CorpusStats()
     stats.path = str(path)
-    records = iter_chemprot_records(path, on_error=on_error, stats=stats)
+    records = iter_chemprot_records(
+        path, on_error=on_error, stats=stats, max_chars=max_chars_of(nlp_or_vocab)
+    )
     yield from records_to_docs(
         records, nlp_or_vocab, stats=stats, limit=limit, label_map=label_map, source_format="chemprot"
     )
@@ -336,19 +404,22 @@ def write_chemprot(
     read; predicted Docs write `doc.ents` (ids T1...) and their predicted
     `doc._.relations` (labels with p >= threshold, eval "Y" for CPR:3,4,5,6,9),
     which also fill the gold_standard file (the format the official
-    evaluation reads). Returns the number of documents written."""
+    evaluation reads). Returns the number of documents written. The four
+    files are written atomically: on an error (e.g. E110, a document id or
+    field with a tab or line break) none of them is changed."""
     prefix = _prefix(folder_or_prefix)
-    handles = {
-        s: open(f"{prefix}_{s}.tsv", "w", encoding="utf8", newline="\n") for s in SUFFIXES
-    }
     n = 0
-    try:
-        for doc in docs:
-            _write_doc(doc, handles, threshold)
-            n += 1
-    finally:
-        for fp in handles.values():
-            fp.close()
+    with atomic_write_many([f"{prefix}_{s}.tsv" for s in SUFFIXES]) as tmps:
+        handles = {
+            s: open(tmp, "w", encoding="utf8", newline="\n") for s, tmp in zip(SUFFIXES, tmps)
+        }
+        try:
+            for doc in docs:
+                _write_doc(doc, handles, threshold)
+                n += 1
+        finally:
+            for fp in handles.values():
+                fp.close()
     return n
 
 
@@ -358,14 +429,20 @@ def _write_doc(doc: Doc, handles: Dict[str, Any], threshold: float) -> None:
     from .pubtator import _title_abstract
 
     title, abstract = _title_abstract(src)
-    for field_ in (title, abstract):
-        if "\t" in field_ or "\n" in field_:
+    fields = [("document id", doc_id), ("title", title), ("abstract", abstract)]
+    for m in src.mentions:
+        fields.append((f"type of mention {m.id}", m.type))
+        fields.append(
+            (f"text of mention {m.id}", m.raw_text if m.raw_text is not None else m.text)
+        )
+    for name, value in fields:
+        if any(c in value for c in _SEPARATORS):
             raise ValueError(
                 Errors.E110.format(
                     format="ChemProt TSV",
                     problem=(
-                        f"document {doc_id} has a tab or line break in its title or "
-                        "abstract"
+                        f"the {name} of document {doc_id!r} holds a tab or line break, "
+                        "which ChemProt TSV uses as separators"
                     ),
                     fix="normalise whitespace in the text, or write BioC or JSONL",
                 )

@@ -9,7 +9,17 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Unio
 from spacy.tokens import Doc
 
 from ..errors import Errors
-from ._base import CorpusStats, SourceDocument, apply_limit, get_make_doc, source_to_doc
+from ._base import (
+    DEFAULT_MAX_CHARS,
+    CorpusStats,
+    SourceDocument,
+    apply_limit,
+    atomic_write,
+    empty_file_error,
+    get_make_doc,
+    max_chars_of,
+    source_to_doc,
+)
 
 INPUT_FORMATS = ("pubtator", "bioc", "chemprot", "jsonl", "spacy")
 OUTPUT_FORMATS = ("spacy", "pubtator", "bioc-xml", "bioc-json", "jsonl", "chemprot")
@@ -44,16 +54,25 @@ def detect_format(path: Union[str, Path]) -> str:
         return "jsonl"
     if suffix == ".spacy":
         return "spacy"
+    if suffix == ".pubtator":
+        return "pubtator"
+    empty = True
     with open(path, "rb") as fp:
         for raw in fp:
+            raw = raw.lstrip(b"\xef\xbb\xbf")
             if raw.strip():
-                if _PUBTATOR_HEAD.match(raw.lstrip(b"\xef\xbb\xbf")):
+                empty = False
+                # a CR-only file is one "line" here: look at its first line
+                raw = raw.lstrip().split(b"\r", 1)[0]
+                if _PUBTATOR_HEAD.match(raw):
                     return "pubtator"
-                if raw.lstrip().startswith(b"<"):
+                if raw.startswith(b"<"):
                     return "bioc"
-                if raw.lstrip().startswith(b"{"):
+                if raw.startswith(b"{"):
                     return "jsonl"
                 break
+    if empty:
+        raise empty_file_error(path)
     raise ValueError(
         Errors.E107.format(
             path=path,
@@ -88,25 +107,32 @@ def iter_records(
     on_error: str = "raise",
     stats: Optional[CorpusStats] = None,
     dedupe: bool = False,
+    max_chars: Optional[int] = DEFAULT_MAX_CHARS,
 ) -> Iterator[SourceDocument]:
-    """Records (no tokenization) of any supported input format but .spacy."""
+    """Records (no tokenization) of any supported input format but .spacy.
+    A document longer than `max_chars` characters is a bad record (E113;
+    None: no bound)."""
     fmt = format or detect_format(path)
     if fmt == "pubtator":
         from .pubtator import iter_pubtator_records
 
-        return iter_pubtator_records(path, on_error=on_error, stats=stats, dedupe=dedupe)
+        return iter_pubtator_records(
+            path, on_error=on_error, stats=stats, dedupe=dedupe, max_chars=max_chars
+        )
     if fmt == "bioc":
         from .bioc_format import iter_bioc_records
 
-        return iter_bioc_records(path, on_error=on_error, stats=stats)
+        return iter_bioc_records(path, on_error=on_error, stats=stats, max_chars=max_chars)
     if fmt == "chemprot":
         from .chemprot import iter_chemprot_records
 
-        return iter_chemprot_records(path, on_error=on_error, stats=stats)
+        return iter_chemprot_records(
+            path, on_error=on_error, stats=stats, max_chars=max_chars
+        )
     if fmt == "jsonl":
         from .jsonl import iter_jsonl_records
 
-        return iter_jsonl_records(path, on_error=on_error, stats=stats)
+        return iter_jsonl_records(path, on_error=on_error, stats=stats, max_chars=max_chars)
     raise ValueError(
         Errors.E107.format(
             path=path, formats=", ".join(INPUT_FORMATS[:-1]), extensions="(records)"
@@ -133,7 +159,14 @@ def read_corpus(
         yield from _read_docbin(path, nlp_or_vocab, limit, stats)
         return
     make_doc = get_make_doc(nlp_or_vocab)
-    records = iter_records(path, fmt, on_error=on_error, stats=stats, dedupe=dedupe)
+    records = iter_records(
+        path,
+        fmt,
+        on_error=on_error,
+        stats=stats,
+        dedupe=dedupe,
+        max_chars=max_chars_of(nlp_or_vocab),
+    )
     for rec in apply_limit(records, limit):
         yield source_to_doc(
             rec, make_doc, label_map=label_map, stats=stats, source_format=fmt
@@ -159,7 +192,9 @@ def _read_docbin(
 def write_corpus(
     docs: Iterable[Doc], path: Union[str, Path], format: Optional[str] = None
 ) -> int:
-    """Write Docs in the format of `path` (or `format`); returns the count."""
+    """Write Docs in the format of `path` (or `format`); returns the count.
+    Every format is written atomically (a temporary file in the same folder,
+    renamed when complete): on an error the output is left as it was."""
     fmt = format or output_format(path)
     if fmt == "spacy":
         from spacy.tokens import DocBin
@@ -169,8 +204,8 @@ def write_corpus(
         for doc in docs:
             db.add(doc)
             n += 1
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db.to_disk(path)
+        with atomic_write(path) as tmp:
+            db.to_disk(tmp)
         return n
     if fmt == "pubtator":
         from .pubtator import write_pubtator

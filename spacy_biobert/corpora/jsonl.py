@@ -22,23 +22,32 @@ only when present). Only "text" is required when reading, so plain
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, TextIO, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, TextIO, Tuple, Union
 
 from spacy.tokens import Doc
 
 from ..errors import Errors
 from ._base import (
+    DEFAULT_MAX_CHARS,
     CorpusFormatError,
     CorpusStats,
     ErrorPolicy,
     SourceDocument,
     SourceMention,
+    atomic_write,
     check_exists,
+    check_length,
+    check_max_chars,
     check_mention,
     doc_to_source,
+    empty_file_error,
+    find_lone_surrogate,
+    is_int,
     iter_lines,
+    max_chars_of,
     predicted_relations,
     records_to_docs,
+    show_value,
 )
 
 _MENTION_FIELDS = (
@@ -59,15 +68,20 @@ def iter_jsonl_records(
     *,
     on_error: str = "raise",
     stats: Optional[CorpusStats] = None,
+    max_chars: Optional[int] = DEFAULT_MAX_CHARS,
 ) -> Iterator[SourceDocument]:
-    """Stream the documents of a JSONL file (format in the module docs)."""
+    """Stream the documents of a JSONL file (format in the module docs).
+    A value of the wrong type is a bad record (E114: a bad document-level
+    value or a lone surrogate skips the document, a bad mention or relation
+    that item), and so is a text longer than `max_chars` (E113)."""
     path = check_exists(path)
+    check_max_chars(max_chars)
     stats = stats if stats is not None else CorpusStats()
     if not stats.path:
         stats.path = str(path)
     policy = ErrorPolicy(on_error, stats)
     any_content = False
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(path, universal_newlines=False):
         if isinstance(line, CorpusFormatError):
             any_content = True
             policy(line, document=True)
@@ -85,15 +99,31 @@ def iter_jsonl_records(
                 document=True,
             )
             continue
-        rec = _record(path, lineno, obj, policy)
+        except RecursionError:
+            policy(
+                CorpusFormatError(
+                    path, lineno, Errors.E101.format(detail="JSON nested too deeply")
+                ),
+                document=True,
+            )
+            continue
+        rec = _record(path, lineno, obj, policy, max_chars)
         if rec is not None:
             yield rec
     if not any_content:
-        raise CorpusFormatError(path, 0, Errors.E105)
+        raise empty_file_error(path)
+
+
+_RESERVED_SOURCE = ("format", "passages", "mentions")
+_OPTIONAL_STR_FIELDS = ("components", "raw_text", "raw_kb_id")
 
 
 def _record(
-    path: Path, lineno: int, obj: Any, policy: ErrorPolicy
+    path: Path,
+    lineno: int,
+    obj: Any,
+    policy: ErrorPolicy,
+    max_chars: Optional[int] = DEFAULT_MAX_CHARS,
 ) -> Optional[SourceDocument]:
     if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
         policy(
@@ -108,52 +138,78 @@ def _record(
         )
         return None
     text = obj["text"]
-    doc_id = str(obj.get("id", ""))
-    passages = [
-        (
-            p.get("type", ""),
-            int(p["offset"]),
-            text[int(p["offset"]) : int(p["offset"]) + int(p["length"])],
+    raw_id = obj.get("id")
+    doc_id = "" if raw_id is None else str(raw_id) if is_int(raw_id) else raw_id
+    record = doc_id if isinstance(doc_id, str) and doc_id else f"at line {lineno}"
+    problem = _document_problem(obj, doc_id)
+    if problem is not None:
+        what, expected, value = problem
+        policy(
+            CorpusFormatError(
+                path,
+                lineno,
+                Errors.E114.format(doc_id=record, what=what, expected=expected, value=value),
+                record=record,
+            ),
+            document=True,
         )
+        return None
+    too_long = check_length(path, lineno, record, len(text), max_chars)
+    if too_long is not None:
+        policy(too_long, document=True)
+        return None
+    passages = [
+        (p.get("type", ""), p["offset"], text[p["offset"] : p["offset"] + p["length"]])
         for p in obj.get("passages") or []
-        if isinstance(p, dict) and "offset" in p and "length" in p
     ] or [("text", 0, text)]
     mentions: List[SourceMention] = []
     for i, m in enumerate(obj.get("mentions") or [], start=1):
-        try:
-            mention = SourceMention(
-                id=str(m.get("id") or f"M{i}"),
-                start=int(m["start"]),
-                end=int(m["end"]),
-                text=str(m["text"])
-                if "text" in m
-                else text[int(m["start"]) : int(m["end"])],
-                type=str(m.get("type", m.get("label", ""))),
-                kb_id=str(m.get("kb_id", "")),
-                components=m.get("components"),
-                raw_text=m.get("raw_text"),
-                raw_kb_id=m.get("raw_kb_id"),
-                extra={
-                    k: v for k, v in m.items() if k not in _MENTION_FIELDS and k != "label"
-                },
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
+        bad = _mention_problem(m, text)
+        if bad is not None:
             policy(
                 CorpusFormatError(
                     path,
                     lineno,
-                    Errors.E101.format(
-                        detail=f"mention #{i} needs integer 'start' and 'end' ({err})"
+                    Errors.E114.format(
+                        doc_id=record, what=f"mention #{i} {bad[0]}", expected=bad[1], value=bad[2]
                     ),
+                    record=record,
                 )
             )
             continue
+        mention = SourceMention(
+            id=str(m.get("id") or f"M{i}"),
+            start=m["start"],
+            end=m["end"],
+            text=m["text"] if "text" in m else text[m["start"] : m["end"]],
+            type=m.get("type", m.get("label", "")),
+            kb_id=m.get("kb_id", ""),
+            components=m.get("components"),
+            raw_text=m.get("raw_text"),
+            raw_kb_id=m.get("raw_kb_id"),
+            extra={k: v for k, v in m.items() if k not in _MENTION_FIELDS and k != "label"},
+        )
         error = check_mention(path, lineno, text, mention)
         if error is not None:
             policy(error)
             continue
         mentions.append(mention)
-    relations = [dict(r) for r in obj.get("relations") or [] if isinstance(r, dict)]
+    relations = []
+    for i, r in enumerate(obj.get("relations") or [], start=1):
+        if not isinstance(r, dict):
+            policy(
+                CorpusFormatError(
+                    path,
+                    lineno,
+                    Errors.E114.format(
+                        doc_id=record, what=f"relation #{i}", expected="a JSON object",
+                        value=show_value(r),
+                    ),
+                    record=record,
+                )
+            )
+            continue
+        relations.append(dict(r))
     extra = dict(obj.get("source") or {})
     return SourceDocument(
         doc_id=doc_id,
@@ -164,6 +220,79 @@ def _record(
         line=lineno,
         extra=extra,
     )
+
+
+def _document_problem(obj: Dict[str, Any], doc_id: Any) -> Optional[Tuple[str, str, str]]:
+    """(what, expected, found) for the first document-level value of a JSONL
+    object that is not what the format says, or None."""
+    text = obj["text"]
+    if not isinstance(doc_id, str):
+        return ("'id'", "a string or an integer", show_value(obj.get("id")))
+    surrogate = find_lone_surrogate(obj)
+    if surrogate is not None:
+        return ("every string", "valid Unicode text (writable as UTF-8)", surrogate)
+    for key in ("passages", "mentions", "relations"):
+        if obj.get(key) is not None and not isinstance(obj[key], list):
+            return (f"'{key}'", "a list", show_value(obj[key]))
+    for i, p in enumerate(obj.get("passages") or [], start=1):
+        if not isinstance(p, dict):
+            return (f"passage #{i}", "a JSON object", show_value(p))
+        for key in ("offset", "length"):
+            if not is_int(p.get(key)) or p[key] < 0:
+                return (f"passage #{i} '{key}'", "an integer >= 0", show_value(p.get(key)))
+        if p["offset"] + p["length"] > len(text):
+            return (
+                f"passage #{i} (offset {p['offset']}, length {p['length']})",
+                f"inside the text ({len(text)} characters)",
+                "past its end",
+            )
+        if not isinstance(p.get("type", ""), str):
+            return (f"passage #{i} 'type'", "a string", show_value(p["type"]))
+    source = obj.get("source")
+    if source is not None:
+        if not isinstance(source, dict):
+            return ("'source'", "a JSON object", show_value(source))
+        reserved = [k for k in _RESERVED_SOURCE if k in source]
+        if reserved:
+            return ("'source'", f"an object without the keys {reserved}", "them")
+        infons = source.get("bioc_infons")
+        if infons is not None and not _is_infons(infons):
+            return ("'source' 'bioc_infons'", "an object of strings", show_value(infons))
+        if not isinstance(source.get("separator", ""), str):
+            return ("'source' 'separator'", "a string", show_value(source["separator"]))
+    return None
+
+
+def _is_infons(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(v, str) or v is None for v in value.values()
+    )
+
+
+def _mention_problem(m: Any, text: str) -> Optional[Tuple[str, str, str]]:
+    if not isinstance(m, dict):
+        return ("", "a JSON object", show_value(m))
+    for key in ("start", "end"):
+        if not is_int(m.get(key)):
+            return (f"'{key}'", "an integer", show_value(m.get(key)))
+    if "id" in m and not (isinstance(m["id"], str) or is_int(m["id"])):
+        return ("'id'", "a string or an integer", show_value(m["id"]))
+    for key in ("text", "type", "label", "kb_id"):
+        if key in m and not isinstance(m[key], str):
+            return (f"'{key}'", "a string", show_value(m[key]))
+    for key in _OPTIONAL_STR_FIELDS:
+        if m.get(key) is not None and not isinstance(m[key], str):
+            return (f"'{key}'", "a string or null", show_value(m[key]))
+    locations = m.get("locations")
+    if locations is not None and not (
+        isinstance(locations, list)
+        and all(
+            isinstance(loc, list) and len(loc) == 2 and all(is_int(x) and x >= 0 for x in loc)
+            for loc in locations
+        )
+    ):
+        return ("'locations'", "a list of [offset, length] pairs", show_value(locations))
+    return None
 
 
 def read_jsonl(
@@ -178,7 +307,9 @@ def read_jsonl(
     """Stream the Docs of a JSONL file."""
     stats = stats if stats is not None else CorpusStats()
     stats.path = str(path)
-    records = iter_jsonl_records(path, on_error=on_error, stats=stats)
+    records = iter_jsonl_records(
+        path, on_error=on_error, stats=stats, max_chars=max_chars_of(nlp_or_vocab)
+    )
     yield from records_to_docs(
         records, nlp_or_vocab, stats=stats, limit=limit, label_map=label_map, source_format="jsonl"
     )
@@ -235,10 +366,11 @@ def doc_to_json(doc: Doc, *, threshold: float = 0.5) -> Dict[str, Any]:
 def write_jsonl(
     docs: Iterable[Doc], path: Union[str, Path, TextIO], *, threshold: float = 0.5
 ) -> int:
-    """Write Docs as JSONL (a path or an open text file); returns the count."""
+    """Write Docs as JSONL (a path, written atomically, or an open text
+    file); returns the count."""
     if hasattr(path, "write"):
         return _write(docs, path, threshold)  # type: ignore[arg-type]
-    with open(path, "w", encoding="utf8", newline="\n") as fp:
+    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf8", newline="\n") as fp:
         return _write(docs, fp, threshold)
 
 

@@ -19,15 +19,21 @@ from spacy.tokens import Doc
 
 from ..errors import Errors
 from ._base import (
+    DEFAULT_MAX_CHARS,
     CorpusFormatError,
     CorpusStats,
     ErrorPolicy,
     SourceDocument,
     SourceMention,
+    atomic_write,
     check_exists,
+    check_length,
+    check_max_chars,
     check_mention,
     doc_to_source,
+    empty_file_error,
     iter_lines,
+    max_chars_of,
     mention_ids,
     predicted_relations,
     records_to_docs,
@@ -55,6 +61,7 @@ def iter_pubtator_records(
     on_error: str = "raise",
     stats: Optional[CorpusStats] = None,
     dedupe: bool = False,
+    max_chars: Optional[int] = DEFAULT_MAX_CHARS,
 ) -> Iterator[SourceDocument]:
     """Stream the documents of a PubTator file as SourceDocument records.
 
@@ -63,9 +70,11 @@ def iter_pubtator_records(
     title/abstract is bad is skipped whole). With dedupe=True a document whose
     PMID was seen before with identical content is dropped and counted
     (`stats.duplicates`); a repeated PMID with different content is a bad
-    record (E111).
+    record (E111). A document longer than `max_chars` characters (None: no
+    bound) is a bad record (E113). Lines may end in LF, CRLF or CR.
     """
     path = check_exists(path)
+    check_max_chars(max_chars)
     stats = stats if stats is not None else CorpusStats(path=str(path))
     if not stats.path:
         stats.path = str(path)
@@ -88,6 +97,7 @@ def iter_pubtator_records(
                             "abstract line"
                         )
                     ),
+                    record=b.doc_id,
                 ),
                 document=True,
             )
@@ -113,6 +123,7 @@ def iter_pubtator_records(
                         path,
                         b.line,
                         Errors.E111.format(doc_id=b.doc_id, first_line=first_line),
+                        record=b.doc_id,
                     ),
                     document=True,
                 )
@@ -176,12 +187,19 @@ def iter_pubtator_records(
                                 f"{block.doc_id}, started at line {block.line})"
                             )
                         ),
+                        record=block.doc_id,
                     ),
                     document=True,
                 )
                 continue
             block.abstract = header.group(3)
             block.text = block.title + " " + block.abstract
+            too_long = check_length(
+                path, block.line, block.doc_id, len(block.text), max_chars
+            )
+            if too_long is not None:
+                block.bad = True
+                policy(too_long, document=True)
             continue
         if block.abstract is None:
             block.bad = True
@@ -195,6 +213,7 @@ def iter_pubtator_records(
                             f"'|a|' abstract line before its annotations: {line[:80]!r}"
                         )
                     ),
+                    record=block.doc_id,
                 ),
                 document=True,
             )
@@ -206,7 +225,7 @@ def iter_pubtator_records(
     if done is not None:
         yield done
     if not any_content:
-        raise CorpusFormatError(path, 0, Errors.E105)
+        raise empty_file_error(path)
 
 
 def _parse_annotation(
@@ -242,7 +261,9 @@ def _parse_annotation(
             type=cols[4],
             kb_id=raw_kb.strip(),
             components=cols[6] if len(cols) == 7 else None,
-            raw_kb_id=raw_kb if raw_kb != raw_kb.strip() else None,
+            # kept verbatim when stripping changed it, or when empty (the
+            # writer writes "-1" for a mention without an id)
+            raw_kb_id=raw_kb if raw_kb != raw_kb.strip() or not raw_kb else None,
         )
         err = check_mention(path, lineno, block.text, m)
         if err is not None:
@@ -250,6 +271,11 @@ def _parse_annotation(
         block.mentions.append(m)
         return None
     if len(cols) == 4:
+        problem = _relation_problem(cols)
+        if problem is not None:
+            return CorpusFormatError(
+                path, lineno, Errors.E101.format(detail=f"{problem}: {line[:100]!r}")
+            )
         block.relations.append(
             {"level": "concept", "head": cols[2], "tail": cols[3], "label": cols[1]}
         )
@@ -262,6 +288,22 @@ def _parse_annotation(
             f"(relation): {line[:100]!r}"
         ),
     )
+
+
+def _relation_problem(cols: List[str]) -> Optional[str]:
+    """Why a 4-column line is not a relation line `PMID LABEL ID1 ID2`, or None."""
+    if cols[1].strip().lstrip("-").isdigit():
+        return (
+            "a relation line needs a LABEL (e.g. CID) in column 2, not the number "
+            f"{cols[1]!r}; this looks like a mention line cut to 4 columns (a "
+            "mention has 6 or 7: PMID START END MENTION TYPE ID)"
+        )
+    empty = [name for name, v in zip(("LABEL", "ID1", "ID2"), cols[1:]) if not v.strip()]
+    if empty:
+        return (
+            f"a relation line 'PMID LABEL ID1 ID2' has an empty {', '.join(empty)}"
+        )
+    return None
 
 
 def read_pubtator(
@@ -284,7 +326,13 @@ def read_pubtator(
     """
     stats = stats if stats is not None else CorpusStats()
     stats.path = str(path)
-    records = iter_pubtator_records(path, on_error=on_error, stats=stats, dedupe=dedupe)
+    records = iter_pubtator_records(
+        path,
+        on_error=on_error,
+        stats=stats,
+        dedupe=dedupe,
+        max_chars=max_chars_of(nlp_or_vocab),
+    )
     yield from records_to_docs(
         records, nlp_or_vocab, stats=stats, limit=limit, label_map=label_map, source_format="pubtator"
     )
@@ -306,6 +354,7 @@ def format_pubtator(doc: Doc, *, threshold: float = 0.5) -> str:
                 fix="replace line breaks in the text by spaces, or write BioC or JSONL",
             )
         )
+    check_pubtator_writable(src, doc_id)
     lines = [f"{doc_id}|t|{title}", f"{doc_id}|a|{abstract}"]
     for m in src.mentions:
         cols = [
@@ -337,6 +386,51 @@ def format_pubtator(doc: Doc, *, threshold: float = 0.5) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+_ID_SEPARATORS = ("|", "\t", "\n", "\r")
+_FIELD_SEPARATORS = ("\t", "\n", "\r")
+
+
+def check_pubtator_writable(src: SourceDocument, doc_id: str) -> None:
+    """Raise ValueError (E110) when the document id or a mention field holds
+    a character PubTator uses as a separator: an id with "|", a tab or a line
+    break would write fake documents or columns, so such ids are refused
+    (never rewritten): write BioC or JSONL, which take any id."""
+    bad = [c for c in _ID_SEPARATORS if c in doc_id]
+    if bad:
+        raise ValueError(
+            Errors.E110.format(
+                format="PubTator",
+                problem=(
+                    f"document id {doc_id!r} contains {', '.join(map(repr, bad))}, which "
+                    "PubTator uses as separators"
+                ),
+                fix="give the document an id without '|', tabs and line breaks, or "
+                "write BioC or JSONL, which take any id",
+            )
+        )
+    for m in src.mentions:
+        fields = (
+            ("mention text", m.raw_text if m.raw_text is not None else m.text),
+            ("type", m.type),
+            ("identifier", m.raw_kb_id if m.raw_kb_id is not None else m.kb_id),
+            ("7th column", m.components),
+        )
+        for name, value in fields:
+            if value and any(c in value for c in _FIELD_SEPARATORS):
+                raise ValueError(
+                    Errors.E110.format(
+                        format="PubTator",
+                        problem=(
+                            f"the {name} {value!r} of mention {m.id} of document "
+                            f"{doc_id} holds a tab or line break, which PubTator "
+                            "uses as separators"
+                        ),
+                        fix="normalise whitespace in the text and annotations, or "
+                        "write BioC or JSONL",
+                    )
+                )
+
+
 def _title_abstract(src: SourceDocument) -> tuple:
     """PubTator needs text == title + " " + abstract."""
     p = src.passages
@@ -361,10 +455,13 @@ def write_pubtator(
     in the Doc (ChemProt's separator is written as the " " PubTator expects);
     a predicted Doc with no passages is written with its first line as title
     (a Doc text without a line break is written as a title with an empty
-    abstract). Newlines inside a passage can't be represented and are an error."""
+    abstract). Newlines inside a passage can't be represented and are an error,
+    and so is a document id with "|", a tab or a line break (E110; see
+    `check_pubtator_writable`). A path is written atomically: on an error
+    it is left as it was."""
     if hasattr(path, "write"):
         return _write_pubtator(docs, path, threshold)  # type: ignore[arg-type]
-    with open(path, "w", encoding="utf8", newline="\n") as fp:
+    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf8", newline="\n") as fp:
         return _write_pubtator(docs, fp, threshold)
 
 

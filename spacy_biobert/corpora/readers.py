@@ -25,10 +25,11 @@ from spacy.language import Language
 from spacy.training import Example
 from spacy.util import registry
 
-from ._base import CorpusStats, SourceDocument, apply_limit, source_to_doc
+from ._base import CorpusStats, SourceDocument, apply_limit, max_chars_of, source_to_doc
 from .label_maps import resolve_label_map
 
-RecordsFn = Callable[[CorpusStats, str], Iterable[SourceDocument]]
+# (stats, on_error, max_chars) -> records
+RecordsFn = Callable[[CorpusStats, str, Optional[int]], Iterable[SourceDocument]]
 
 
 class BiomedicalCorpus:
@@ -56,7 +57,8 @@ class BiomedicalCorpus:
 
     def __call__(self, nlp: Language) -> Iterator[Example]:
         stats = CorpusStats(path=self.path)
-        for rec in apply_limit(self.records(stats, self.on_error), self.limit):
+        records = self.records(stats, self.on_error, max_chars_of(nlp))
+        for rec in apply_limit(records, self.limit):
             reference = source_to_doc(
                 rec,
                 nlp.make_doc,
@@ -85,8 +87,12 @@ def create_pubtator_corpus(
     repeated document with identical content (NCBI train has one)."""
     from .pubtator import iter_pubtator_records
 
-    def records(stats: CorpusStats, on_error: str) -> Iterable[SourceDocument]:
-        return iter_pubtator_records(path, on_error=on_error, stats=stats, dedupe=dedupe)
+    def records(
+        stats: CorpusStats, on_error: str, max_chars: Optional[int]
+    ) -> Iterable[SourceDocument]:
+        return iter_pubtator_records(
+            path, on_error=on_error, stats=stats, dedupe=dedupe, max_chars=max_chars
+        )
 
     return BiomedicalCorpus(
         records,
@@ -108,8 +114,10 @@ def create_bioc_corpus(
     """Examples from a BioC XML (.xml) or BioC JSON (.json) file."""
     from .bioc_format import iter_bioc_records
 
-    def records(stats: CorpusStats, on_error: str) -> Iterable[SourceDocument]:
-        return iter_bioc_records(path, on_error=on_error, stats=stats)
+    def records(
+        stats: CorpusStats, on_error: str, max_chars: Optional[int]
+    ) -> Iterable[SourceDocument]:
+        return iter_bioc_records(path, on_error=on_error, stats=stats, max_chars=max_chars)
 
     return BiomedicalCorpus(
         records,
@@ -134,8 +142,12 @@ def create_chemprot_corpus(
     suffix."""
     from .chemprot import iter_chemprot_records
 
-    def records(stats: CorpusStats, on_error: str) -> Iterable[SourceDocument]:
-        return iter_chemprot_records(path, on_error=on_error, stats=stats)
+    def records(
+        stats: CorpusStats, on_error: str, max_chars: Optional[int]
+    ) -> Iterable[SourceDocument]:
+        return iter_chemprot_records(
+            path, on_error=on_error, stats=stats, max_chars=max_chars
+        )
 
     return BiomedicalCorpus(
         records,
