@@ -199,7 +199,10 @@ class Errors:
         "[E404] {path}:{line}: expected 'name<TAB>id' or 'name<TAB>id<TAB>label', got "
         "{text!r}. Fix: correct the line, or comment it out with '#'."
     )
-    E405 = "[E405] the character n-gram size must be an integer >= 2, not {value!r}."
+    E405 = (
+        "[E405] the character n-gram size must be an integer from 2 to 5, not {value!r}. "
+        "Fix: build-kb --ngram 3 (the default)."
+    )
     E406 = (
         "[E406] the component '{name}' has an empty knowledge base, so it cannot link. "
         "Fix: set [initialize.components.{name}] kb = \"DIR\" (a folder from "

@@ -103,6 +103,9 @@ class SourceStats:
 
     def summary(self) -> str:
         labels = ", ".join(f"{k or '(untyped)'} {v}" for k, v in sorted(self.per_label.items()))
+        if self.new_entries is not None:  # a corpus
+            return (f"{self.source}: {self.records} documents, {self.names} mentions with ids, "
+                    f"{self.new_entries} new names")
         out = f"{self.source}: {self.records} records, {self.names} names"
         out += f" ({labels})" if labels else ""
         if self.untyped:
