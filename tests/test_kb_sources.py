@@ -553,3 +553,37 @@ def test_dner_on_bc5cdr_dev_with_the_mesh_kb(corpora_dir):
     assert result["micro"]["f"] > 87.0
     assert result["per_type"]["Chemical"]["f"] > 89.0 and result["per_type"]["Disease"]["f"] > 85.5
     assert result["mention_accuracy"]["ALL"]["accuracy"] > 81.0
+
+
+def test_linker_component_type_aware_composite_and_batched(tmp_path):
+    """biobert_linker with a vocabulary KB: per-type indexes, composite
+    mentions, short forms through their long forms, and the same ids from
+    nlp.pipe (names looked up in batches) as from calling the component."""
+    kb = NameKB()
+    read_ctd(kb, _write(tmp_path / "CTD_diseases.tsv", CTD_DISEASES))
+    read_ctd(kb, _write(tmp_path / "CTD_chemicals.tsv", CTD_CHEMICALS))
+    nlp = make_tokenizer_nlp("biomedical")
+    nlp.add_pipe("biobert_abbreviations")
+    nlp.add_pipe("biobert_linker").set_kb(kb.build())
+    text = ("Narcan (NC) and renal hypertension. NC worsened ovarian and breast cancers "
+            "but not Naloxone disease.")
+    ents = [("Narcan", "Chemical"), ("NC", "Chemical"), ("renal hypertension", "Disease"),
+            ("ovarian and breast cancers", "Disease"), ("Naloxone disease", "Disease")]
+
+    def with_ents(doc):
+        spans, pos = [], 0
+        for surface, label in ents:
+            start = doc.text.index(surface, pos)
+            pos = start + len(surface)
+            spans.append(doc.char_span(start, pos, label=label))
+        doc.set_ents(spans)
+        return doc
+
+    docs = [with_ents(nlp.make_doc(text)) for _ in range(3)]
+    abbreviations = nlp.get_pipe("biobert_abbreviations")
+    linker = nlp.get_pipe("biobert_linker")
+    piped = list(linker.pipe((abbreviations(d) for d in docs), batch_size=2))
+    one = linker(abbreviations(with_ents(nlp.make_doc(text))))
+    expected = ["D009270", "D009270", "D006978", "D010051|D001943", ""]
+    for doc in piped + [one]:
+        assert [e.kb_id_ for e in doc.ents] == expected
