@@ -15,6 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # trained one (`spacy assemble`) and is tested in test_packaging.py and the
 # smoke workflow.
 CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.cfg") if p.name != "package.cfg")
+# Configs that continue a trained pipeline (every component sourced from
+# ${paths.model}) are trained on a tiny joint pipeline in test_staged_config.
+STAGES = [p for p in CONFIGS if "source = ${paths.model}" in p.read_text()]
+CONFIGS = [p for p in CONFIGS if p not in STAGES]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
@@ -108,3 +112,40 @@ def test_resume_without_a_run_is_a_clear_error(tmp_path, tiny_bert):
     result = run_cli("train", str(ROOT / "configs" / "ner.cfg"), "--output", str(tmp_path),
                      "--resume", "--paths.base_model", tiny_bert)
     assert result.returncode == 1 and "E010" in result.stdout
+
+
+@pytest.mark.parametrize("path", STAGES, ids=[p.name for p in STAGES])
+def test_staged_config_trains_on_a_joint_pipeline(path, tiny_bert, tmp_path):
+    """configs/bc5cdr_relations_stage.cfg: relations trained further on the
+    frozen transformer and ner of a joint run; NER is left exactly as it was."""
+    from tiny_pipelines import JOINT_PUBTATOR, save_tiny_joint_pipeline
+
+    joint = save_tiny_joint_pipeline(tiny_bert, tmp_path / "joint", steps=1)
+    corpora = tmp_path / "corpora" / "bc5cdr"
+    corpora.mkdir(parents=True)
+    for name in ("CDR_TrainingSet.PubTator.txt", "CDR_DevelopmentSet.PubTator.txt"):
+        (corpora / name).write_text(JOINT_PUBTATOR)
+    out = tmp_path / "staged"
+    result = run_cli(
+        "train", str(path), "--output", str(out), "--paths.corpora", str(tmp_path / "corpora"),
+        "--paths.model", joint, "--training.max_steps", "2", "--training.eval_frequency", "2",
+        "--training.optimizer.learn_rate.warmup_steps", "1",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    before, after = spacy.load(joint), spacy.load(out / "model-last")
+    assert after.pipe_names == before.pipe_names
+    assert after.get_pipe("biobert").listening_components == ["ner", "biobert_relations"]
+
+    def params(nlp, name):
+        model = nlp.get_pipe(name).model
+        return [n.get_param(p) for n in model.walk() for p in n.param_names if n.has_param(p)]
+
+    def same(a, b):
+        return len(a) == len(b) and all(x.shape == y.shape and (x == y).all() for x, y in zip(a, b))
+
+    # Frozen: the encoder's output and the NER weights are unchanged.
+    text = "Cocaine induced seizures."
+    states = [nlp(text)._.trf_data.model_output.last_hidden_state for nlp in (before, after)]
+    assert same(*states)
+    assert same(params(before, "ner"), params(after, "ner"))
+    assert not same(params(before, "biobert_relations"), params(after, "biobert_relations"))
