@@ -267,6 +267,7 @@ class Errors:
         "[E505] the service needs the Python package '{module}', which is not installed. "
         "Fix: pip install 'spacy-biobert[serve]'."
     )
+    E506 = "[E506] {name} must be {what}, not {value!r}. Fix: {fix}"
     # --- domain-adaptive pretraining (E6xx) ------------------------------------------
     E601 = (
         "[E601] no text to pretrain on: {detail}. Fix: pass corpus files (PubTator, "

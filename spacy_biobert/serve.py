@@ -18,19 +18,39 @@ Endpoints
   "label", "score"), made by the same writer.
 
 Errors are JSON `{"detail": "..."}` that say what was wrong and how to fix it:
-413 (body over `max_bytes`, or more than `max_docs` documents), 415 (another
-content type), 422 (not JSON / not UTF-8, no "text" string, empty text, a
-document over `max_chars`, unparsable PubTator, threshold outside [0, 1]).
+400 (a Host header not in `allowed_hosts`), 401 (no or a wrong token), 408 (the
+body did not arrive within `body_timeout` seconds), 413 (body over `max_bytes`,
+or more than `max_docs` documents), 415 (another content type), 422 (not JSON /
+not UTF-8, JSON nested too deeply or with an integer of over 4,300 digits, no
+"text" string, text or id with a lone surrogate escape such as "\\ud800",
+empty text or an empty PubTator body, a document over `max_chars`, unparsable
+PubTator, threshold outside [0, 1]).
+
+Optional protection: `token` (a shared secret: every request must send
+`Authorization: Bearer TOKEN`, compared in constant time), `allowed_hosts`
+(Starlette's TrustedHostMiddleware) and `docs` (the /docs, /redoc and
+/openapi.json pages, off by default).
 
 The pipeline runs one request at a time (a lock), in a worker thread, so the
-server keeps accepting connections while a request is annotated.
+server keeps accepting connections while a request is annotated; each request
+runs inside `nlp.memory_zone()`, so strings of unseen words do not pile up in
+the vocab over a long-lived service. `server_config` gives the uvicorn settings
+`spacy-biobert serve` uses: a connection must send a complete request head
+within `header_timeout` seconds (uvicorn has no such timeout of its own; a
+client that stalls or dribbles headers is disconnected), idle keep-alive
+connections close after `keep_alive` seconds, a request head is at most
+`max_header_bytes`, and at most `max_connections` connections are served at
+once (503 above).
 """
 
+import asyncio
+import hmac
 import json
 import os
+import re
 import tempfile
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from .errors import Errors
 
@@ -40,6 +60,11 @@ TEXT_TYPES = ("text/plain",)
 DEFAULT_MAX_BYTES = 1_000_000
 DEFAULT_MAX_DOCS = 100
 DEFAULT_MAX_CHARS = 100_000
+DEFAULT_BODY_TIMEOUT = 30.0
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_KEEP_ALIVE = 5
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+DEFAULT_MAX_CONNECTIONS = 64
 
 
 def _check_limit(name: str, value: Optional[int]) -> None:
@@ -107,22 +132,15 @@ class Annotator:
         except UnicodeDecodeError as err:
             raise RequestError(422, f"the body is not valid UTF-8 ({err}).") from None
         if kind in JSON_TYPES:
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise RequestError(
-                    422, f"the body is not valid JSON ({err.msg} at line {err.lineno} column {err.colno})."
-                ) from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                raise RequestError(
-                    422, 'the JSON body must be an object with a "text" string, e.g. {"text": "..."}.'
-                )
-            doc_id = obj.get("id")
-            if doc_id is not None and not isinstance(doc_id, (str, int)):
-                raise RequestError(422, '"id" must be a string or an integer.')
-            records = [Record(0, "" if doc_id is None else str(doc_id), obj["text"])]
+            records = [_json_record(text)]
         elif kind in TEXT_TYPES:
             records = [Record(0, "", text)]
+        elif not text.strip():
+            raise RequestError(
+                422,
+                "the PubTator body is empty. Fix: send one or more documents, each a "
+                "'PMID|t|title' line and a 'PMID|a|abstract' line.",
+            )
         else:
             records = self._pubtator_records(body)
         if self.max_docs is not None and len(records) > self.max_docs:
@@ -131,8 +149,13 @@ class Annotator:
                 f"the request holds {len(records)} documents, over the limit of {self.max_docs}. "
                 "Fix: send fewer documents per request (server option --max-docs).",
             )
+        from .annotate.inputs import printable, surrogate_problem
+
         for rec in records:
-            label = f"document {rec.id!r}" if rec.id else "the document"
+            label = f"document {printable(rec.id)!r}" if rec.id else "the document"
+            problem = surrogate_problem(rec)
+            if problem is not None:
+                raise RequestError(422, f"{label}: {problem}.")
             if not rec.text.strip():
                 raise RequestError(422, f"{label} has empty text. Fix: send the text to annotate.")
             if self.max_chars is not None and len(rec.text) > self.max_chars:
@@ -176,9 +199,35 @@ class Annotator:
         documents = []
         for res in results:
             if not isinstance(res, Annotated):
-                raise RequestError(422, f"document {res.id!r}: {res.reason}")
+                raise RequestError(422, f"document {res.id!r}: {res.reason}")  # a Reject: printable
             documents.append(json.loads(res.chunk))
         return {"documents": documents, "threshold": threshold}
+
+
+def _json_record(text: str) -> Any:
+    """The one document of a JSON body, or a 422 RequestError."""
+    from .annotate.inputs import Record
+
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RequestError(
+            422, f"the body is not valid JSON ({err.msg} at line {err.lineno} column {err.colno})."
+        ) from None
+    except ValueError as err:  # an integer of more than 4,300 digits
+        raise RequestError(422, f"the body is not usable JSON ({err}).") from None
+    except RecursionError:
+        raise RequestError(
+            422, 'the JSON body is nested too deeply. Fix: send {"text": "...", "id": "..."}.'
+        ) from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        raise RequestError(
+            422, 'the JSON body must be an object with a "text" string, e.g. {"text": "..."}.'
+        )
+    doc_id = obj.get("id")
+    if doc_id is not None and (isinstance(doc_id, bool) or not isinstance(doc_id, (str, int))):
+        raise RequestError(422, '"id" must be a string or an integer.')
+    return Record(0, "" if doc_id is None else str(doc_id), obj["text"])
 
 
 class RequestError(Exception):
@@ -190,6 +239,62 @@ class RequestError(Exception):
         self.detail = detail
 
 
+def check_token(token: Optional[str]) -> Optional[str]:
+    """The shared secret, or None (no token): at least 16 characters, visible
+    ASCII (it travels in an HTTP header); else E506."""
+    if token is not None and not re.fullmatch(r"[!-~]{16,}", token):
+        raise ValueError(
+            Errors.E506.format(
+                name="the token",
+                what="at least 16 visible ASCII characters (no spaces)",
+                value="(hidden)" if token else token,
+                fix="generate one, e.g. python -c \"import secrets; print(secrets.token_urlsafe(32))\"",
+            )
+        )
+    return token
+
+
+def _check_positive_seconds(name: str, value: Optional[float]) -> None:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if value is not None and not (number and 0 < value < float("inf")):
+        raise ValueError(
+            Errors.E506.format(name=name, what="None (no timeout) or a number of seconds > 0",
+                               value=value, fix=f"pass a positive {name}")
+        )
+
+
+class _TokenCheck:
+    """ASGI middleware: 401 unless the request carries `Authorization: Bearer
+    TOKEN` (compared with hmac.compare_digest, in constant time)."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self.token = token.encode("ascii")
+
+    async def __call__(self, scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = b""
+        for key, value in scope.get("headers", []):
+            if key.lower() == b"authorization":
+                given = value
+                break
+        scheme, _, secret = given.strip().partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(secret.strip(), self.token):
+            await self.app(scope, receive, send)
+            return
+        from starlette.responses import JSONResponse
+
+        response = JSONResponse(
+            {"detail": "missing or wrong token. Fix: send the header 'Authorization: Bearer TOKEN' "
+                       "with the server's token (--token or SPACY_BIOBERT_TOKEN)."},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+        await response(scope, receive, send)
+
+
 def create_app(
     nlp: Any,
     *,
@@ -197,28 +302,55 @@ def create_app(
     max_docs: Optional[int] = DEFAULT_MAX_DOCS,
     max_chars: Optional[int] = DEFAULT_MAX_CHARS,
     threshold: float = 0.5,
+    token: Optional[str] = None,
+    allowed_hosts: Optional[Sequence[str]] = None,
+    docs: bool = False,
+    body_timeout: Optional[float] = DEFAULT_BODY_TIMEOUT,
 ) -> Any:
     """The FastAPI application serving `nlp` (a loaded pipeline or its name
-    or folder). Limits: None = unlimited."""
+    or folder). Limits: None = unlimited. `token`: a shared secret every
+    request must send as `Authorization: Bearer TOKEN` (None: no check);
+    `allowed_hosts`: the Host header values served (e.g. ["api.example.org",
+    "*.example.org"]; None: any); `docs`: serve /docs, /redoc and
+    /openapi.json; `body_timeout`: seconds a request body may take to arrive
+    (408 after)."""
     try:
         from fastapi import FastAPI, HTTPException, Query, Request
         from starlette.concurrency import run_in_threadpool
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
     except ImportError as err:
         raise ImportError(Errors.E505.format(module=err.name)) from None
     from .pipeline.relations import _check_threshold
 
+    check_token(token)
+    _check_positive_seconds("body_timeout", body_timeout)
+    if allowed_hosts is not None and (
+        isinstance(allowed_hosts, str) or not all(isinstance(h, str) and h for h in allowed_hosts)
+    ):
+        raise ValueError(
+            Errors.E506.format(name="allowed_hosts", what="a list of host names", value=allowed_hosts,
+                               fix='pass e.g. ["localhost", "*.example.org"]')
+        )
     if isinstance(nlp, (str, os.PathLike)):
-        import spacy
+        from .models.base_models import load_pipeline
 
-        nlp = spacy.load(nlp)
+        nlp = load_pipeline(nlp)
     annotator = Annotator(
         nlp, max_bytes=max_bytes, max_docs=max_docs, max_chars=max_chars, threshold=threshold
     )
     app = FastAPI(
         title="spacy-biobert",
         description="Biomedical NER and relation extraction with a spaCy pipeline.",
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.annotator = annotator
+    # The last added runs first: the host check, then the token.
+    if token is not None:
+        app.add_middleware(_TokenCheck, token=token)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
     @app.get("/health")
     def health() -> Dict[str, Any]:
@@ -235,30 +367,128 @@ def create_app(
             except ValueError as err:
                 raise HTTPException(422, str(err)) from None
         try:
-            body = await _read_body(request, annotator.max_bytes)
+            body = await _read_body(request, annotator.max_bytes, body_timeout)
             records = annotator.records(body, request.headers.get("content-type"))
             return await run_in_threadpool(annotator.annotate, records, threshold)
         except RequestError as err:
-            raise HTTPException(err.status, err.detail) from None
+            # A client too slow to send its body is not kept (uvicorn drains a 413 body).
+            headers = {"Connection": "close"} if err.status == 408 else None
+            raise HTTPException(err.status, err.detail, headers=headers) from None
 
     return app
 
 
-async def _read_body(request: Any, max_bytes: Optional[int]) -> bytes:
+async def _read_body(request: Any, max_bytes: Optional[int], timeout: Optional[float] = None) -> bytes:
     """The body, refused (413) as soon as it is known to be too large: from
-    Content-Length before reading, or while streaming a chunked body."""
+    Content-Length before reading, or while streaming a chunked body; and
+    refused (408) when it has not all arrived within `timeout` seconds."""
     declared = request.headers.get("content-length")
     if max_bytes is not None and declared is not None and declared.isdigit():
         if int(declared) > max_bytes:
             raise RequestError(413, _too_large(int(declared), max_bytes))
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if max_bytes is not None and size > max_bytes:
-            raise RequestError(413, _too_large(size, max_bytes, at_least=True))
-        chunks.append(chunk)
-    return b"".join(chunks)
+
+    async def collect() -> bytes:
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if max_bytes is not None and size > max_bytes:
+                raise RequestError(413, _too_large(size, max_bytes, at_least=True))
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    if timeout is None:
+        return await collect()
+    try:
+        return await asyncio.wait_for(collect(), timeout)
+    except asyncio.TimeoutError:
+        raise RequestError(
+            408, f"the request body did not arrive within {timeout:g} seconds. Fix: send it at once."
+        ) from None
+
+
+def server_config(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    keep_alive: int = DEFAULT_KEEP_ALIVE,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    max_connections: Optional[int] = DEFAULT_MAX_CONNECTIONS,
+    log_level: str = "info",
+) -> Any:
+    """The uvicorn.Config `spacy-biobert serve` runs `app` with (see the
+    module docs): HTTP/1.1 by h11 with a request-head timeout, keep-alive
+    timeout, head size limit and connection limit."""
+    try:
+        import uvicorn
+    except ImportError as err:
+        raise ImportError(Errors.E505.format(module=err.name)) from None
+    _check_positive_seconds("header_timeout", header_timeout)
+    _check_positive_seconds("keep_alive", keep_alive)
+    for name, value in (("max_header_bytes", max_header_bytes), ("max_connections", max_connections)):
+        _check_limit(name, value)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=_protocol_with_header_timeout(header_timeout),
+        ws="none",
+        timeout_keep_alive=keep_alive,
+        h11_max_incomplete_event_size=max_header_bytes,
+        limit_concurrency=max_connections,
+        log_level=log_level,
+    )
+
+
+def _protocol_with_header_timeout(seconds: float) -> Any:
+    """uvicorn's h11 protocol, closing a connection that has not sent a
+    complete request head within `seconds` of connecting or of the previous
+    response (uvicorn's own keep-alive timer stops at the first byte, so a
+    client sending one header byte at a time would hold the connection)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutH11Protocol(H11Protocol):
+        _head_timer: Any = None
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_head_timer()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._waiting_for_head():
+                return
+            self._cancel_head_timer()  # a request head arrived
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing() and self._waiting_for_head():
+                self._arm_head_timer()
+
+        def connection_lost(self, exc: Optional[Exception]) -> None:
+            self._cancel_head_timer()
+            super().connection_lost(exc)
+
+        def _waiting_for_head(self) -> bool:
+            return self.cycle is None or self.cycle.response_complete
+
+        def _arm_head_timer(self) -> None:
+            self._cancel_head_timer()
+            self._head_timer = self.loop.call_later(seconds, self._head_timed_out)
+
+        def _cancel_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if self._waiting_for_head() and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderTimeoutH11Protocol
 
 
 def _too_large(size: int, limit: int, at_least: bool = False) -> str:
@@ -273,6 +503,7 @@ def _media_type(content_type: Optional[str]) -> str:
 
 
 def _strip_path(err: Any, path: str) -> str:
-    """Messages name the request's temporary file: say 'line N' instead."""
-    text = str(err)
-    return text.replace(f"{path}:", "line ").replace(path, "the body")
+    """Messages name the request's temporary file: say 'line N' (or
+    nothing) instead."""
+    text = re.sub(re.escape(path) + r":(\d+):", r"line \1:", str(err))
+    return text.replace(f"{path}: ", "").replace(path, "the body")
