@@ -25,7 +25,7 @@ from spacy_biobert.corpora import (
     read_pubtator,
     write_pubtator,
 )
-from spacy_biobert.corpora.formats import detect_format, read_corpus, write_corpus
+from spacy_biobert.corpora.formats import detect_format, iter_records, read_corpus, write_corpus
 from spacy_biobert.corpora.jsonl import read_jsonl
 from spacy_biobert.corpora.pubtator import format_pubtator
 
@@ -138,9 +138,7 @@ def test_2_bioc_json_bad_values_in_annotate_inputs(tmp_path, name):
     path = _write_bioc_json(tmp_path / "c.json", bad)
     items = list(iter_input(path, "bioc"))
     assert [i.index for i in items] == [0, 1, 2, 3]
-    assert [type(i) for i in items] == (
-        [Record, Reject, Record, Record] if whole else [Record] * 4
-    )
+    assert [type(i) for i in items] == ([Record, Reject, Record, Record] if whole else [Record] * 4)
     if whole:
         assert f"[{code}]" in items[1].reason
 
@@ -347,9 +345,7 @@ def _entity_files(tmp_path, url):
     out = {}
     for name, (dtd, ref) in dtds.items():
         path = tmp_path / f"{name.replace(' ', '_')}.xml"
-        path.write_text(
-            f'<?xml version="1.0"?>\n<!DOCTYPE collection [{dtd}]>\n' + body.format(ref=ref)
-        )
+        path.write_text(f'<?xml version="1.0"?>\n<!DOCTYPE collection [{dtd}]>\n' + body.format(ref=ref))
         out[name] = path
     return out
 
@@ -397,15 +393,11 @@ def test_5a_iterparse_settings_are_explicit(tmp_path, monkeypatch):
 
 def test_6b_long_abstract_is_a_coded_skippable_error(tmp_path):
     path = tmp_path / "big.pubtator"
-    path.write_text(
-        "1|t|Short\n1|a|Fine.\n\n9|t|T\n9|a|" + "word " * 420_000 + "\n\n2|t|Also\n2|a|fine.\n\n"
-    )
+    path.write_text("1|t|Short\n1|a|Fine.\n\n9|t|T\n9|a|" + "word " * 420_000 + "\n\n2|t|Also\n2|a|fine.\n\n")
     out = tmp_path / "out.jsonl"
     result = runner.invoke(app, ["convert", str(path), str(out)])
     assert result.exit_code == 1, result.output
-    assert "big.pubtator:4: [E113] document 9 is 2100002 characters long" in " ".join(
-        result.output.split()
-    )
+    assert "big.pubtator:4: [E113] document 9 is 2100002 characters long" in " ".join(result.output.split())
     assert "E088" not in result.output and not out.exists()
     result = runner.invoke(app, ["convert", str(path), str(out), "--skip-bad"])
     assert result.exit_code == 0, result.output
@@ -423,7 +415,10 @@ def test_6c_absurd_offset_is_rejected_in_bounded_memory(tmp_path, fmt):
         path.write_text(
             json.dumps(
                 {
-                    "source": "", "date": "", "key": "", "infons": {},
+                    "source": "",
+                    "date": "",
+                    "key": "",
+                    "infons": {},
                     "documents": [_bioc_doc("1", offset=300_000_000, text="Aspirin"), _bioc_doc("2")],
                 }
             )
@@ -496,3 +491,68 @@ def test_9_line_endings(tmp_path, eol):
     ]
     result = runner.invoke(app, ["convert", str(path), str(tmp_path / "o.jsonl")])
     assert result.exit_code == 0 and "Wrote 3 document(s)" in result.output, result.output
+
+
+# --- found by the fuzz suite (tests/test_fuzz_corpora.py) --------------------------
+
+
+def test_fuzz_found_chemprot_unusual_id_is_not_a_blank_line(nlp, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "\u2028", "text": " "}) + "\n")
+    write_corpus(read_jsonl(src, nlp), tmp_path / "cp" / "cp", "chemprot")
+    assert [r.doc_id for r in iter_chemprot_records(tmp_path / "cp" / "cp")] == ["\u2028"]
+
+
+def test_fuzz_found_mention_ending_in_whitespace_keeps_its_offsets(nlp, tmp_path):
+    doc = {
+        "id": "1",
+        "infons": {},
+        "relations": [],
+        "passages": [
+            {
+                "offset": 0,
+                "infons": {},
+                "text": "0000 ",
+                "sentences": [],
+                "relations": [],
+                "annotations": [
+                    {
+                        "id": "A1",
+                        "infons": {"type": "Chemical"},
+                        "text": "0 000 ",
+                        "locations": [{"offset": 0, "length": 1}, {"offset": 1, "length": 4}],
+                    }
+                ],
+            },
+        ],
+    }
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"source": "", "date": "", "key": "", "infons": {}, "documents": [doc]}))
+    write_corpus(read_bioc(path, nlp), tmp_path / "c.jsonl")
+    (m,) = next(iter_records(tmp_path / "c.jsonl")).mentions
+    assert (m.start, m.end, m.text) == (0, 5, "0000 ")
+
+
+def test_fuzz_found_bioc_json_document_level_relations_are_checked(tmp_path):
+    doc = _bioc_doc("1")
+    doc["relations"] = [{"id": "R1", "infons": {"type": -5}, "nodes": []}, "x"]
+    path = _write_bioc_json(tmp_path / "c.json", doc)
+    with pytest.raises(CorpusFormatError, match=r"\[E114\] document 1 .*document relation #1 infon 'type'"):
+        list(iter_bioc_records(path))
+
+
+def test_fuzz_found_undecodable_title_line_loses_no_other_document(tmp_path):
+    path = tmp_path / "c.pubtator"
+    path.write_bytes(b"1|t|One\n1|a|Fine.\n2|t|Tw\xffo\n2|a|Bad title.\n\n3|t|Three\n3|a|Fine.\n\n")
+    stats = CorpusStats()
+    recs = list(iter_pubtator_records(path, on_error="skip", stats=stats))
+    assert [r.doc_id for r in recs] == ["1", "3"]
+    assert stats.skipped_documents == 1 and "c.pubtator:3: [E104]" in str(stats.errors[0])
+
+
+def test_fuzz_found_empty_bioc_identifier_round_trips(nlp, tmp_path):
+    path = tmp_path / "c.pubtator"
+    path.write_text("1|t|Aspirin\n1|a|x\n1\t0\t7\tAspirin\tChemical\t\n\n")
+    write_corpus(read_pubtator(path, nlp), tmp_path / "c.xml")
+    write_corpus(read_bioc(tmp_path / "c.xml", nlp), tmp_path / "back.pubtator")
+    assert (tmp_path / "back.pubtator").read_text() == path.read_text()

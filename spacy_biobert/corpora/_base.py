@@ -285,6 +285,16 @@ def check_mention(
 _UNDECODED = re.compile("[\udc80-\udcff]")
 
 
+class UndecodedLine(CorpusFormatError):
+    """E104 for one line; `text` is the line with each undecodable byte
+    as a surrogate escape, so a reader can still tell what kind of line it
+    was (a PubTator title line starts a document even when it is bad)."""
+
+    def __init__(self, path: Union[str, Path], line: int, problem: str, text: str):
+        super().__init__(path, line, problem)
+        self.text = text
+
+
 def iter_lines(
     path: Union[str, Path], encoding: str = "utf8", *, universal_newlines: bool = True
 ) -> Iterator[Tuple[int, Union[str, CorpusFormatError]]]:
@@ -307,12 +317,8 @@ def iter_lines(
             if bad is not None:
                 byte = ord(bad.group()) - 0xDC00
                 reason = f"byte 0x{byte:02x} at character {bad.start() + 1} of the line"
-                yield (
-                    i,
-                    CorpusFormatError(
-                        path, i, Errors.E104.format(encoding=encoding.upper(), reason=reason)
-                    ),
-                )
+                problem = Errors.E104.format(encoding=encoding.upper(), reason=reason)
+                yield i, UndecodedLine(path, i, problem, line.rstrip("\r\n"))
                 continue
             yield i, line.rstrip("\r\n")
 
@@ -632,7 +638,10 @@ def doc_to_source(doc: Doc) -> SourceDocument:
         extra = dict(info.get(mid, {})) if span.id_ else {}
         start = extra.pop("start", span.start_char)
         end = extra.pop("end", span.end_char)
-        if not (start >= span.start_char and end <= span.end_char):
+        if (start, end) != (span.start_char, span.end_char) and not _expands_to(
+            doc, start, end, span
+        ):
+            # stale source offsets (the span was changed): the span's own
             start, end = span.start_char, span.end_char
         kb_id = span.kb_id_
         mentions.append(
@@ -675,6 +684,16 @@ def doc_to_source(doc: Doc) -> SourceDocument:
         relations=relations,
         extra=extra,
     )
+
+
+def _expands_to(doc: Doc, start: Any, end: Any, span: Span) -> bool:
+    """Whether source offsets `start`-`end` are those of `span`: they give
+    that span when expanded to token boundaries (as the readers do; a
+    mention ending in whitespace may end past the span)."""
+    if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= len(doc.text)):
+        return False
+    wide = doc.char_span(start, end, alignment_mode="expand")
+    return wide is not None and (wide.start, wide.end) == (span.start, span.end)
 
 
 def _mention_order(mid: str) -> Tuple[int, str]:

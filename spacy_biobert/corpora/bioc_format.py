@@ -239,6 +239,14 @@ def _json_document_problem(d: Any) -> Problem:
     problem = problem or _json_list(d, "annotations", "document", required=False)
     if problem:
         return problem
+    for k, ann in enumerate(d.get("annotations", []), start=1):
+        problem = _json_annotation(ann, f"document annotation #{k}")
+        if problem:
+            return problem
+    for k, rel in enumerate(d["relations"], start=1):
+        problem = _json_relation(rel, f"document relation #{k}")
+        if problem:
+            return problem
     for i, p in enumerate(d["passages"], start=1):
         problem = _json_container(p, f"passage #{i}", sentences=True)
         if problem:
@@ -448,8 +456,8 @@ def _to_record(
             if "individual_mentions" in infons
             else None,
         )
-        if infons.get("source_identifier") is not None:
-            m.raw_kb_id = infons["source_identifier"]
+        if "source_identifier" in infons:  # an empty XML infon reads as None
+            m.raw_kb_id = infons["source_identifier"] or ""
         if len(ann.locations) > 1:
             m.extra["locations"] = [[loc.offset, loc.length] for loc in ann.locations]
             if not (0 <= start <= end <= len(text)):
@@ -472,8 +480,8 @@ def _to_record(
         if err is not None:
             policy(err)
             continue
-        if infons.get("source_text") is not None:
-            m.raw_text = infons["source_text"]
+        if "source_text" in infons:
+            m.raw_text = infons["source_text"] or ""
         seen_ids[mid] = i
         mentions.append(m)
     relations = []

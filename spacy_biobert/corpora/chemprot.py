@@ -103,7 +103,7 @@ def _index(
         if isinstance(line, CorpusFormatError):
             policy(line)
             continue
-        if not line.strip():
+        if not line:  # only an empty line is blank: '\u2028' may be an id
             continue
         if line in seen:
             policy.stats.add_duplicate_line(path, lineno)
@@ -166,7 +166,7 @@ def iter_chemprot_records(
             any_content = True
             policy(line, document=True)
             continue
-        if not line.strip():
+        if not line:  # only an empty line is blank: '\u2028' may be an id
             continue
         any_content = True
         cols = line.split("\t")

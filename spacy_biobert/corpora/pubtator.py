@@ -134,7 +134,20 @@ def iter_pubtator_records(
     for lineno, line in iter_lines(path):
         if isinstance(line, CorpusFormatError):
             any_content = True
-            if block is not None and block.abstract is None:
+            # What the undecodable line would have been: a bad title line
+            # starts a (bad) document; it must not end up in the previous one.
+            text = getattr(line, "text", "")
+            bad_header = _HEADER.match(text) if "\t" not in text.split("|", 1)[0] else None
+            if bad_header is not None and bad_header.group(2) == "t":
+                done = finish(block)
+                if done is not None:
+                    yield done
+                block = _Block(bad_header.group(1), lineno, "")
+                block.bad = True
+                policy(line, document=True)
+            elif block is not None and not block.bad and (
+                block.abstract is None or bad_header is not None
+            ):
                 block.bad = True
                 policy(line, document=True)
             else:
