@@ -51,7 +51,13 @@ from spacy.util import filter_spans
 from spacy.vocab import Vocab
 
 from ..errors import Errors, Warnings
-from ..extensions import MENTIONS_KEY, install_extensions
+
+# predicted_relations is re-exported: the writers' one reader of relation predictions.
+from ..extensions import (
+    MENTIONS_KEY,
+    install_extensions,
+    predicted_relations,  # noqa: F401
+)
 
 logger = logging.getLogger("spacy_biobert.corpora")
 
@@ -699,36 +705,6 @@ def _expands_to(doc: Doc, start: Any, end: Any, span: Span) -> bool:
 def _mention_order(mid: str) -> Tuple[int, str]:
     m = re.fullmatch(r"[A-Za-z]+(\d+)", mid)
     return (int(m.group(1)), mid) if m else (1 << 30, mid)
-
-
-def predicted_relations(doc: Doc, threshold: float = 0.5) -> List[Dict[str, Any]]:
-    """`doc._.relations` ({(head.start, tail.start): {label: p}} over doc.ents)
-    as dicts with head/tail mention ids (from doc_to_source numbering of
-    `doc.ents` when there is no mentions group), char offsets and score; only
-    labels with p >= threshold."""
-    install_extensions()
-    preds = doc._.relations or {}
-    if not preds:
-        return []
-    by_start = {e.start: e for e in doc.ents}
-    out = []
-    for (h, t), scores in preds.items():
-        head, tail = by_start.get(h), by_start.get(t)
-        if head is None or tail is None:
-            continue
-        for label, score in scores.items():
-            if score >= threshold:
-                out.append(
-                    {
-                        "head": [head.start_char, head.end_char],
-                        "tail": [tail.start_char, tail.end_char],
-                        "head_kb_id": head.kb_id_ or "-1",
-                        "tail_kb_id": tail.kb_id_ or "-1",
-                        "label": label,
-                        "score": float(score),
-                    }
-                )
-    return out
 
 
 def records_to_docs(

@@ -641,6 +641,12 @@ def doc_to_bioc(doc: Doc, *, threshold: float = 0.5) -> Any:
     relations = list(src.relations)
     if not relations:
         for p in predicted_relations(doc, threshold):
+            if p["level"] == "concept":
+                relations.append(
+                    {"level": "concept", "head": p["head"], "tail": p["tail"],
+                     "label": p["label"], "score": p["score"]}
+                )
+                continue
             head = by_offsets.get(tuple(p["head"]))
             tail = by_offsets.get(tuple(p["tail"]))
             if head and tail:

@@ -461,6 +461,8 @@ def _write_doc(doc: Doc, handles: Dict[str, Any], threshold: float) -> None:
     relations = [r for r in src.relations if r.get("level") == "mention"]
     if not src.relations:
         for p in predicted_relations(doc, threshold):
+            if p["level"] != "mention":
+                continue  # ChemProt's files hold mention-level relations only
             head = by_offsets.get(tuple(p["head"]))
             tail = by_offsets.get(tuple(p["tail"]))
             if head and tail:

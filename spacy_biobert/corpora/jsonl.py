@@ -8,16 +8,21 @@
                "type": "Chemical", "kb_id": "D009270"}, ...],
  "relations": [{"level": "concept", "head": "D008750", "tail": "D007022",
                 "label": "CID"}, ...],
- "predicted_relations": [{"head": "M1", "tail": "M3", "label": "CID",
-                          "score": 0.93}, ...],
+ "predicted_relations": [{"level": "concept", "head": "D008750",
+                          "tail": "D007022", "label": "CID", "score": 0.93},
+                         {"level": "mention", "head": "M1", "tail": "M3",
+                          "head_span": [0, 8], "tail_span": [60, 71],
+                          "label": "CPR:4", "score": 0.88}, ...],
  "source": {...}}
 ```
 "mentions" are `doc.spans["mentions"]` (or `doc.ents` on predicted Docs),
 with optional "components" (BC5CDR 7th column) and the other round-trip
 fields of `user_data[SOURCE_KEY]`; "relations" are `doc._.gold_relations`;
-"predicted_relations" are `doc._.relations` with p >= threshold (written
-only when present). Only "text" is required when reading, so plain
-`{"text": ...}` lines (optionally with "id") are accepted too.
+"predicted_relations" are the relations with p >= threshold (written only
+when present) as `spacy_biobert.extensions.predicted_relations` gives them:
+document-level ones (BC5CDR CID: kb ids, from `doc._.kb_relations`, what the
+scorer scores) and mention-level ones (ChemProt: mention ids and offsets).
+Only "text" is required when reading, so plain `{"text": ...}` lines (optionally with "id") are accepted too.
 """
 
 import json
@@ -346,8 +351,12 @@ def doc_to_json(doc: Doc, *, threshold: float = 0.5) -> Dict[str, Any]:
     }
     preds = []
     for p in predicted_relations(doc, threshold):
+        if p["level"] == "concept":
+            preds.append(p)
+            continue
         preds.append(
             {
+                "level": "mention",
                 "head": by_offsets.get(tuple(p["head"])),
                 "tail": by_offsets.get(tuple(p["tail"])),
                 "head_span": p["head"],

@@ -34,7 +34,6 @@ from ._base import (
     empty_file_error,
     iter_lines,
     max_chars_of,
-    mention_ids,
     predicted_relations,
     records_to_docs,
     title_abstract_passages,
@@ -354,8 +353,10 @@ def read_pubtator(
 def format_pubtator(doc: Doc, *, threshold: float = 0.5) -> str:
     """One document in PubTator (ending with a blank line). Gold Docs write
     back what was read; predicted Docs write doc.ents, and concept relation
-    lines from `doc._.gold_relations` or, when none, from predicted
-    `doc._.relations` aggregated to (head id, tail id) pairs by kb_id_."""
+    lines from `doc._.gold_relations` or, when none, the document-level
+    predictions (`doc._.kb_relations`, through `predicted_relations`).
+    PubTator has no line for a mention-level relation (ChemProt's): write
+    BioC or JSONL for those."""
     src = doc_to_source(doc)
     doc_id = src.doc_id or "0"
     title, abstract = _title_abstract(src)
@@ -388,14 +389,17 @@ def format_pubtator(doc: Doc, *, threshold: float = 0.5) -> str:
                 "\t".join([doc_id, str(r["label"]), str(r["head"]), str(r["tail"])])
             )
     elif not src.relations:
+        # PubTator relation lines are document level: (label, head id, tail
+        # id) as `doc._.kb_relations` pools them; a composite id is written
+        # as the corpus writes each of its ids.
         seen = set()
         for r in predicted_relations(doc, threshold):
-            for h in mention_ids(r["head_kb_id"]):
-                for t in mention_ids(r["tail_kb_id"]):
-                    key = (r["label"], h, t)
-                    if key not in seen:
-                        seen.add(key)
-                        lines.append("\t".join([doc_id, r["label"], h, t]))
+            if r["level"] != "concept":
+                continue
+            key = (r["label"], r["head"], r["tail"])
+            if key not in seen:
+                seen.add(key)
+                lines.append("\t".join([doc_id, r["label"], r["head"], r["tail"]]))
     return "\n".join(lines) + "\n\n"
 
 
