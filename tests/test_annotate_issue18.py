@@ -220,41 +220,17 @@ def test_encoder_sees_at_most_max_batch_items(ner_model):
     )
 
 
-_PEAK_SCRIPT = """
-import json, resource, sys
-import spacy
-from spacy_biobert.annotate import annotate
-LISTENER = {"@architectures": "spacy-transformers.TransformerListener.v1", "grad_factor": 1.0,
-            "upstream": "biobert", "pooling": {"@layers": "reduce_mean.v1"}}
-nlp = spacy.blank("en")
-nlp.add_pipe("biobert", config={"model": {"name": sys.argv[1]}})
-ner = nlp.add_pipe("ner", config={"model": {"tok2vec": LISTENER}})
-for label in ("Chemical", "Disease"):
-    ner.add_label(label)
-nlp.initialize()
-loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-stats = annotate(nlp, sys.argv[2], sys.argv[3])  # the defaults
-print(json.dumps({"documents": stats.documents, "loaded_mb": loaded / 1024,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
-
-
 def peak_rss_of_largest_default_document(base_model: str, tmp_path: Path) -> dict:
-    """Peak RSS of `annotate` (defaults) on the largest document they admit:
-    --max-chars characters of biomedical-looking words, numbers and symbols."""
-    from spacy_biobert.annotate.inputs import DEFAULT_MAX_CHARS
-
-    words = "cocaine induced seizures in rats lithium 5-HT6 receptor (IC50 = 3.2 nM) kinase".split()
-    text = " ".join(words[(i * 7) % len(words)] for i in range(DEFAULT_MAX_CHARS))[:DEFAULT_MAX_CHARS]
-    src = tmp_path / "largest.jsonl"
-    src.write_text(json.dumps({"id": "largest", "text": text}) + "\n", encoding="utf8")
+    """bench/annotate_memory.py: peak RSS of `annotate` (defaults) on the
+    largest document they admit, with `biobert` (base_model) + `ner`."""
+    out = tmp_path / "memory.json"
     res = subprocess.run(
-        [sys.executable, "-c", _PEAK_SCRIPT, base_model, str(src), str(tmp_path / "out.jsonl")],
+        [sys.executable, str(ROOT / "bench" / "annotate_memory.py"), base_model, "--output", str(out)],
         capture_output=True, text=True, timeout=1800, env=dict(os.environ, HF_HUB_OFFLINE="1"),
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    result = json.loads(res.stdout.strip().splitlines()[-1])
-    assert result["documents"] == 1
+    result = json.loads(out.read_text())
+    assert (result["documents"], result["chars"]) == (1, result["default_max_chars"])
     return result
 
 
@@ -377,3 +353,32 @@ def test_render_cli_refuses_a_bad_kb_url_template(tmp_path, ruler_model):
               "--kb-url", "https://x.org/{id}"]
     )
     assert res.exit_code == 1 and "--kb-url" in res.output and "Traceback" not in res.output
+
+
+def test_windows_end_at_a_character_budget():
+    """A window's texts and output are in memory together: a window ends at
+    `window` items or WINDOW_CHARS characters, the same cut from any boundary."""
+    from spacy_biobert.annotate import Record, Reject
+    from spacy_biobert.annotate.runner import WINDOW_CHARS, windows
+
+    items = [Record(i, str(i), "x" * n) for i, n in enumerate([40, 40, 40, 100, 5, 5])]
+    items.append(Reject(6, "6", "empty text", "empty"))
+    cut = [[it.index for it in w] for w in windows(items, 10, max_chars=90)]
+    assert cut == [[0, 1], [2], [3], [4, 5, 6]]
+    assert [[it.index for it in w] for w in windows(items[2:], 10, max_chars=90)] == cut[1:]
+    assert [len(w) for w in windows(items, 3, max_chars=1000)] == [3, 3, 1]
+    assert 1_000 * 1_500 < WINDOW_CHARS  # a window of abstracts is not cut
+
+
+def test_ray_shards_are_the_local_windows(tmp_path, monkeypatch):
+    """Cut by characters too, a local run's checkpoint is a shard boundary of
+    the Ray backend, so a run still resumes on the other backend."""
+    from spacy_biobert.annotate import Record, runner
+    from spacy_biobert.annotate.ray_backend import split_input
+
+    monkeypatch.setattr(runner, "WINDOW_CHARS", 90)
+    items = [Record(i, str(i), "x" * n) for i, n in enumerate([40, 40, 40, 100, 5, 5])]
+    assert split_input(iter(items), tmp_path / "shards", 10, done=3) == (2, [1, 2])
+    assert split_input(iter([]), tmp_path / "shards", 10, done=4) == (3, [2])  # the split is reused
+    with pytest.raises(ValueError, match="E312.*no shard .* starts at item 1"):
+        split_input(iter([]), tmp_path / "shards", 10, done=1)

@@ -131,10 +131,10 @@ def test_split_and_shard_annotator_without_ray(tmp_path, biobert_ruler_model):
     items = [Record(i, str(i), t, [("text", 0, t)]) for i, t in enumerate(texts(10))]
     items[4] = Reject(4, "4", "empty text", "empty")
     folder = tmp_path / "shards"
-    assert split_input(iter(items), folder, 4, first_shard=1) == [4, 2]
+    assert split_input(iter(items), folder, 4, done=4) == (1, [4, 2])
     assert not shard_paths(folder, 0)[0].exists() and shard_paths(folder, 2)[0].exists()
     # A completed split is reused (the iterable is not read again).
-    assert split_input(iter([]), folder, 4, first_shard=2) == [2]
+    assert split_input(iter([]), folder, 4, done=8) == (2, [2])
     worker = _ShardAnnotator(biobert_ruler_model, None, "bioc-json", 0.5, 2, 1)
     rows = [str(shard_paths(folder, k)[i]) for k in (1, 2) for i in (0, 1)]
     batch = {"shard": [1, 2], "input": rows[0::2], "output": rows[1::2]}

@@ -2,9 +2,11 @@
 Ray Data, with the local backend's guarantees.
 
 1. Split: the driver streams the input (flat memory) into shard files
-   `OUTPUT.shards/in-NNNNNN.jsonl`, one per window of `window` input items
-   (documents and rejects, with their input positions), each written to a
-   temporary name and renamed, and `split.json` when all are written.
+   `OUTPUT.shards/in-NNNNNN.jsonl`, one per window of the local backend
+   (`runner.windows`: `window` input items, fewer when their texts reach
+   `WINDOW_CHARS`; documents and rejects, with their input positions), each
+   written to a temporary name and renamed, and `split.json` when all are
+   written.
 2. Annotate: a Ray Dataset of the pending shards' names goes through
    `map_batches` with `_ShardAnnotator`, a callable class run by a pool of
    actors; each actor loads the pipeline once (quantized if asked), and for
@@ -23,14 +25,13 @@ put OUTPUT on a filesystem all nodes mount. It is removed at the end.
 
 import json
 import os
-from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from ..errors import Errors
 from .inputs import Item, Record, Reject
 
-SPLIT_VERSION = 1
+SPLIT_VERSION = 2
 
 
 def _item_to_json(item: Item) -> Dict[str, Any]:
@@ -87,35 +88,53 @@ def shard_paths(folder: Path, k: int) -> Tuple[Path, Path]:
     return folder / f"in-{k:06d}.jsonl", folder / f"out-{k:06d}.jsonl"
 
 
-def split_input(items: Iterable[Item], folder: Path, window: int, first_shard: int) -> List[int]:
-    """Write the input's windows from `first_shard` on as shard files (reusing
-    a completed split of an interrupted run); returns the item count of every
-    shard from `first_shard` on."""
+def _first_shard(counts: List[int], done: int, folder: Path) -> int:
+    """The shard that starts at input item `done`."""
+    start = 0
+    for k, count in enumerate(counts + [0]):
+        if start == done:
+            return k
+        start += count
+    raise ValueError(
+        Errors.E312.format(partial=folder, problem=f"no shard of the Ray work folder starts at item {done}")
+    )
+
+
+def split_input(items: Iterable[Item], folder: Path, window: int, done: int = 0) -> Tuple[int, List[int]]:
+    """Write the input's windows (`runner.windows`) from input item `done` on
+    as shard files (reusing a completed split of an interrupted run); returns
+    the number of the first shard written and the item count of every shard
+    from it on."""
+    from .runner import WINDOW_CHARS, windows
+
     manifest = folder / "split.json"
     if manifest.exists():
         with open(manifest, encoding="utf8") as fp:
             state = json.load(fp)
-        if state.get("version") == SPLIT_VERSION and state.get("window") == window:
-            return list(state["counts"][first_shard:])
+        if (state.get("version"), state.get("window"), state.get("window_chars")) == (
+            SPLIT_VERSION, window, WINDOW_CHARS
+        ):
+            counts = list(state["counts"])
+            first = _first_shard(counts, done, folder)
+            return first, counts[first:]
     folder.mkdir(parents=True, exist_ok=True)
-    it = iter(items)
     counts: List[int] = []
-    k = 0
-    while True:
-        chunk = list(islice(it, window))
-        if not chunk:
-            break
-        if k >= first_shard:
+    start = 0
+    for k, chunk in enumerate(windows(items, window)):
+        if start >= done:
             _write_atomic(shard_paths(folder, k)[0], (_item_to_json(x) for x in chunk))
         counts.append(len(chunk))
-        k += 1
+        start += len(chunk)
     tmp = folder / "split.json.tmp"
     with open(tmp, "w", encoding="utf8") as fp:
-        json.dump({"version": SPLIT_VERSION, "window": window, "counts": counts}, fp)
+        json.dump(
+            {"version": SPLIT_VERSION, "window": window, "window_chars": WINDOW_CHARS, "counts": counts}, fp
+        )
         fp.flush()
         os.fsync(fp.fileno())
     os.replace(tmp, manifest)
-    return counts[first_shard:]
+    first = _first_shard(counts, done, folder)
+    return first, counts[first:]
 
 
 class _ShardAnnotator:
@@ -219,8 +238,7 @@ def annotate_on_ray(
     folder.mkdir(parents=True, exist_ok=True)
     model = _model_location(nlp, folder)
     ray = _init_ray(address)
-    first_shard = done // window
-    counts = split_input(items, folder, window, first_shard)
+    first_shard, counts = split_input(items, folder, window, done)
     if not counts:
         return
     shards = list(range(first_shard, first_shard + len(counts)))

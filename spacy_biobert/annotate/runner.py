@@ -1,7 +1,8 @@
 """Annotate a stream of documents with a pipeline, with flat memory, input
 order kept, atomic output and resume.
 
-- The input is read in windows of `window` items (documents and rejects);
+- The input is read in windows of `window` items (documents and rejects),
+  fewer when their texts reach `WINDOW_CHARS` characters;
   inside a window the documents are sorted by length, run through
   `nlp.pipe` in batches of at most `batch_size` documents and `BATCH_CHARS`
   characters (a longer document alone; under `torch.inference_mode` when the
@@ -70,6 +71,10 @@ BACKENDS = ("local", "ray")
 # alone): the transformer output of a batch stays in memory until the batch has
 # passed every component.
 BATCH_CHARS = 200_000
+# A window also ends when its documents hold this many characters: a window's
+# texts and output chunks are in memory together (1,000 abstracts hold about
+# 1.5 million).
+WINDOW_CHARS = 5_000_000
 # The input fingerprint hashes this much of the start and of the end of a file.
 FINGERPRINT_BYTES = 1 << 20
 _PROGRESS_COUNTS = ("done", "output_bytes", "rejects_bytes", "documents", "rejected", "entities",
@@ -266,13 +271,24 @@ def _write_results(
         stats.relations += res.relations
 
 
-def _windows(items: Iterable[Item], size: int) -> Iterator[List[Item]]:
-    it = iter(items)
-    while True:
-        chunk = list(islice(it, size))
-        if not chunk:
-            return
-        yield chunk
+def windows(items: Iterable[Item], size: int, max_chars: Optional[int] = None) -> Iterator[List[Item]]:
+    """Consecutive windows of at most `size` items whose documents hold at
+    most `max_chars` (default `WINDOW_CHARS`) characters together (a longer
+    document alone). Where a window ends depends only on the items from its
+    start on, so a run resumed at a window boundary, and the Ray backend's
+    shards, cut the input at the same places."""
+    limit = WINDOW_CHARS if max_chars is None else max_chars
+    window: List[Item] = []
+    chars = 0
+    for item in items:
+        n = len(item.text) if isinstance(item, Record) else 0
+        if window and (len(window) >= size or chars + n > limit):
+            yield window
+            window, chars = [], 0
+        window.append(item)
+        chars += n
+    if window:
+        yield window
 
 
 def _fsync_file(fp: Any) -> None:
@@ -473,7 +489,7 @@ def annotate(
                 on_doc=on_doc,
             )
         else:
-            for chunk in _windows(islice(items, state["done"], None), window):
+            for chunk in windows(islice(items, state["done"], None), window):
                 results = annotate_window(
                     nlp,
                     chunk,
