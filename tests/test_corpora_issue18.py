@@ -556,3 +556,12 @@ def test_fuzz_found_empty_bioc_identifier_round_trips(nlp, tmp_path):
     write_corpus(read_pubtator(path, nlp), tmp_path / "c.xml")
     write_corpus(read_bioc(tmp_path / "c.xml", nlp), tmp_path / "back.pubtator")
     assert (tmp_path / "back.pubtator").read_text() == path.read_text()
+
+
+@pytest.mark.parametrize("fmt", ["pubtator", "chemprot"])
+def test_fuzz_found_id_with_leading_bom_is_refused(nlp, tmp_path, fmt):
+    """The first line's U+FEFF is dropped as a byte order mark on reading."""
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "\ufeff7", "text": "Title"}) + "\n")
+    with pytest.raises(ValueError, match=r"\[E110\].*U\+FEFF"):
+        write_corpus(read_jsonl(src, nlp), tmp_path / "out" / "o", fmt)

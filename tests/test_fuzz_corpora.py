@@ -15,7 +15,7 @@ plain-text input of `annotate`) and every writer:
 
 Fast by default: few examples, derandomized (the same cases on every run).
 The tests marked `slow` run the same properties on many random examples
-(`FUZZ_SLOW_EXAMPLES`, default 300). The case counts are printed at the end
+(`FUZZ_SLOW_EXAMPLES`, default 200). The case counts are printed at the end
 of the module (`-rA` or `-s` not needed) and written as JSON to the path in
 `$FUZZ_REPORT`, if set.
 """
@@ -47,7 +47,7 @@ FAST = settings(
     suppress_health_check=list(HealthCheck),
 )
 SLOW = settings(
-    max_examples=int(os.environ.get("FUZZ_SLOW_EXAMPLES", "300")),
+    max_examples=int(os.environ.get("FUZZ_SLOW_EXAMPLES", "200")),
     deadline=None,
     database=None,
     suppress_health_check=list(HealthCheck),

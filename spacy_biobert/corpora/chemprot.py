@@ -436,13 +436,14 @@ def _write_doc(doc: Doc, handles: Dict[str, Any], threshold: float) -> None:
             (f"text of mention {m.id}", m.raw_text if m.raw_text is not None else m.text)
         )
     for name, value in fields:
-        if any(c in value for c in _SEPARATORS):
+        if any(c in value for c in _SEPARATORS) or value.startswith("\ufeff"):
             raise ValueError(
                 Errors.E110.format(
                     format="ChemProt TSV",
                     problem=(
-                        f"the {name} of document {doc_id!r} holds a tab or line break, "
-                        "which ChemProt TSV uses as separators"
+                        f"the {name} of document {doc_id!r} holds a tab or line break "
+                        "(ChemProt TSV's separators) or starts with U+FEFF (which a "
+                        "reader drops as a byte order mark)"
                     ),
                     fix="normalise whitespace in the text, or write BioC or JSONL",
                 )

@@ -410,17 +410,20 @@ _FIELD_SEPARATORS = ("\t", "\n", "\r")
 def check_pubtator_writable(src: SourceDocument, doc_id: str) -> None:
     """Raise ValueError (E110) when the document id or a mention field holds
     a character PubTator uses as a separator: an id with "|", a tab or a line
-    break would write fake documents or columns, so such ids are refused
-    (never rewritten): write BioC or JSONL, which take any id."""
+    break would write fake documents or columns, and a leading U+FEFF would
+    be read as a byte order mark, so such ids are refused (never rewritten):
+    write BioC or JSONL, which take any id."""
     bad = [c for c in _ID_SEPARATORS if c in doc_id]
+    why = ""
     if bad:
+        why = f"contains {', '.join(map(repr, bad))}, which PubTator uses as separators"
+    elif doc_id.startswith("\ufeff"):
+        why = "starts with U+FEFF, which a reader drops as a byte order mark"
+    if why:
         raise ValueError(
             Errors.E110.format(
                 format="PubTator",
-                problem=(
-                    f"document id {doc_id!r} contains {', '.join(map(repr, bad))}, which "
-                    "PubTator uses as separators"
-                ),
+                problem=f"document id {doc_id!r} {why}",
                 fix="give the document an id without '|', tabs and line breaks, or "
                 "write BioC or JSONL, which take any id",
             )
