@@ -202,7 +202,9 @@ def test_cli_serves_a_saved_pipeline(tiny_bert, tmp_path):
         assert status == 200
         types = sorted(m["type"] for m in body["documents"][0]["mentions"])
         assert types == ["Chemical", "Chemical", "Disease", "Disease"]
-        assert len(body["documents"][0]["predicted_relations"]) == 4
+        # CID is document level, by linked ids: this pipeline has no linker
+        # (its entities carry no kb ids), so it writes no relations.
+        assert body["documents"][0].get("predicted_relations", []) == []
     finally:
         proc.terminate()
         proc.wait(30)
