@@ -38,6 +38,22 @@ LISTENER = {
 }
 
 
+def relation_config(gold_entities: bool) -> dict:
+    """A small `biobert_relations` listening to `biobert`, Chemical -> Disease pairs."""
+    return {
+        "gold_entities": gold_entities,
+        "model": {
+            "tok2vec": LISTENER,
+            "width": 16,
+            "hidden_width": 16,
+            "get_candidates": {
+                "@misc": "spacy-biobert.EntityPairs.v1",
+                "allowed_pairs": [["Chemical", "Disease"]],
+            },
+        },
+    }
+
+
 def tiny_relation_pipeline(tiny_bert: str, kb_ids: bool = True, gold_entities: bool = False):
     """kb_ids=False leaves out the test-only component, so that the saved
     pipeline loads in another process too."""
@@ -46,21 +62,7 @@ def tiny_relation_pipeline(tiny_bert: str, kb_ids: bool = True, gold_entities: b
     ruler = nlp.add_pipe("entity_ruler")
     if kb_ids:
         nlp.add_pipe("test_kb_ids_from_ruler")
-    nlp.add_pipe(
-        "biobert_relations",
-        config={
-            "gold_entities": gold_entities,
-            "model": {
-                "tok2vec": LISTENER,
-                "width": 16,
-                "hidden_width": 16,
-                "get_candidates": {
-                    "@misc": "spacy-biobert.EntityPairs.v1",
-                    "allowed_pairs": [["Chemical", "Disease"]],
-                },
-            }
-        },
-    )
+    nlp.add_pipe("biobert_relations", config=relation_config(gold_entities))
     text = "cocaine induced seizures"
     sample = [Example(nlp.make_doc(text), nlp.make_doc(text))]
     # Component by component: nlp.initialize() would empty the ruler.
@@ -126,21 +128,7 @@ def tiny_joint_pipeline(tiny_bert: str, pubtator: Path, steps: int = 0):
     nlp.add_pipe("ner", config={"model": {"tok2vec": LISTENER}})
     nlp.add_pipe("biobert_abbreviations")
     nlp.add_pipe("biobert_linker")
-    nlp.add_pipe(
-        "biobert_relations",
-        config={
-            "gold_entities": True,
-            "model": {
-                "tok2vec": LISTENER,
-                "width": 16,
-                "hidden_width": 16,
-                "get_candidates": {
-                    "@misc": "spacy-biobert.EntityPairs.v1",
-                    "allowed_pairs": [["Chemical", "Disease"]],
-                },
-            },
-        },
-    )
+    nlp.add_pipe("biobert_relations", config=relation_config(gold_entities=True))
     reader = registry.readers.get("spacy-biobert.PubTatorCorpus.v1")(path=str(pubtator))
     examples = list(reader(nlp))
     optimizer = nlp.initialize(lambda: examples)
