@@ -53,6 +53,7 @@ from ._base import (
     max_chars_of,
     predicted_relations,
     records_to_docs,
+    secure_iterparse,
     show_value,
 )
 
@@ -117,20 +118,7 @@ def _iter_xml(path: Path) -> Iterator[Tuple[int, Any]]:
     from bioc import biocxml
     from lxml import etree
 
-    # Never resolve entities (external, parameter or internal), never load a
-    # DTD, never touch the network: set explicitly, not left to lxml's
-    # defaults, which have changed between versions.
-    context = etree.iterparse(
-        str(path),
-        events=("end",),
-        tag="document",
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        attribute_defaults=False,
-        huge_tree=False,
-    )
+    context = secure_iterparse(str(path), "document", attribute_defaults=False)
     try:
         for _, elem in context:
             line = elem.sourceline or 0

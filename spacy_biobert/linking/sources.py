@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
+from ..corpora._base import secure_iterparse
 from ..errors import Errors
 from .kb import NameKB
 
@@ -218,14 +219,9 @@ def read_mesh_xml(
     types = descriptor_types if descriptor_types is not None else {}
     stats = SourceStats(source=f"mesh:{path.name}")
     with _open_binary(path) as fp:
-        events = etree.iterparse(
+        events = secure_iterparse(
             fp,
-            events=("end",),
-            tag=("DescriptorRecord", "SupplementalRecord"),
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
+            ("DescriptorRecord", "SupplementalRecord"),
             huge_tree=True,
             remove_comments=True,
             remove_pis=True,
