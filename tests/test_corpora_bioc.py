@@ -84,6 +84,20 @@ def test_bioc_xml_layout(nlp, tmp_path):
     assert '<infon key="level">concept</infon>' in xml
 
 
+def test_document_without_passages_round_trips(nlp, tmp_path):
+    # found by tests/test_fuzz_corpora.py: an empty document gained a "text" passage
+    src = tmp_path / "a.xml"
+    src.write_text(
+        '<?xml version="1.0"?><collection><source/><date/><key/>'
+        "<document><id>0</id></document></collection>"
+    )
+    (record,) = iter_bioc_records(src)
+    assert record.passages == []
+    write_bioc_xml(read_bioc(src, nlp), tmp_path / "b.xml")
+    (again,) = iter_bioc_records(tmp_path / "b.xml")
+    assert (again.doc_id, again.text, again.passages) == ("0", "", [])
+
+
 def test_bc5cdr_bioc_style_relations(nlp, tmp_path):
     """The BioC files of BC5CDR: MESH infons and CID relations as infons."""
     xml = """<?xml version='1.0' encoding='utf-8' standalone='yes'?>

@@ -625,7 +625,8 @@ def doc_to_source(doc: Doc) -> SourceDocument:
     source: Dict[str, Any] = doc.user_data.get(SOURCE_KEY) or {}
     text = doc.text
     passages_info = source.get("passages")
-    if passages_info:
+    # a read document with no passages (empty text) writes back with none
+    if passages_info or (passages_info is not None and not text):
         passages = [(t, o, text[o : o + n]) for t, o, n in passages_info]
     else:
         passages = [("text", 0, text)]
