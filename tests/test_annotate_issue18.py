@@ -359,7 +359,7 @@ def test_windows_end_at_a_character_budget():
     """A window's texts and output are in memory together: a window ends at
     `window` items or WINDOW_CHARS characters, the same cut from any boundary."""
     from spacy_biobert.annotate import Record, Reject
-    from spacy_biobert.annotate.runner import WINDOW_CHARS, windows
+    from spacy_biobert.annotate.window import WINDOW_CHARS, windows
 
     items = [Record(i, str(i), "x" * n) for i, n in enumerate([40, 40, 40, 100, 5, 5])]
     items.append(Reject(6, "6", "empty text", "empty"))
@@ -373,10 +373,10 @@ def test_windows_end_at_a_character_budget():
 def test_ray_shards_are_the_local_windows(tmp_path, monkeypatch):
     """Cut by characters too, a local run's checkpoint is a shard boundary of
     the Ray backend, so a run still resumes on the other backend."""
-    from spacy_biobert.annotate import Record, runner
+    from spacy_biobert.annotate import Record, window
     from spacy_biobert.annotate.ray_backend import split_input
 
-    monkeypatch.setattr(runner, "WINDOW_CHARS", 90)
+    monkeypatch.setattr(window, "WINDOW_CHARS", 90)
     items = [Record(i, str(i), "x" * n) for i, n in enumerate([40, 40, 40, 100, 5, 5])]
     assert split_input(iter(items), tmp_path / "shards", 10, done=3) == (2, [1, 2])
     assert split_input(iter([]), tmp_path / "shards", 10, done=4) == (3, [2])  # the split is reused

@@ -12,8 +12,8 @@ import spacy
 
 from spacy_biobert.annotate import OutputPaths, Record, Reject, annotate
 from spacy_biobert.annotate.quantize import iter_transformers, pick_engine, quantize_pipeline
-from spacy_biobert.annotate.ray_backend import _ShardAnnotator, shard_paths, split_input
-from spacy_biobert.annotate.runner import Annotated
+from spacy_biobert.annotate.ray_backend import ShardAnnotator, shard_paths, split_input
+from spacy_biobert.annotate.window import Annotated
 
 PATTERNS = [
     {"label": "Chemical", "pattern": [{"LOWER": "cocaine"}]},
@@ -135,7 +135,7 @@ def test_split_and_shard_annotator_without_ray(tmp_path, biobert_ruler_model):
     assert not shard_paths(folder, 0)[0].exists() and shard_paths(folder, 2)[0].exists()
     # A completed split is reused (the iterable is not read again).
     assert split_input(iter([]), folder, 4, done=8) == (2, [2])
-    worker = _ShardAnnotator(biobert_ruler_model, None, "bioc-json", 0.5, 2, 1)
+    worker = ShardAnnotator(biobert_ruler_model, None, "bioc-json", 0.5, 2, 1)
     rows = [str(shard_paths(folder, k)[i]) for k in (1, 2) for i in (0, 1)]
     batch = {"shard": [1, 2], "input": rows[0::2], "output": rows[1::2]}
     assert worker(batch)["shard"] == [1, 2]

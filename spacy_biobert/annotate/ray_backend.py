@@ -3,35 +3,38 @@ Ray Data, with the local backend's guarantees.
 
 1. Split: the driver streams the input (flat memory) into shard files
    `OUTPUT.shards/in-NNNNNN.jsonl`, one per window of the local backend
-   (`runner.windows`: `window` input items, fewer when their texts reach
+   (`window.windows`: `window` input items, fewer when their texts reach
    `WINDOW_CHARS`; documents and rejects, with their input positions), each
    written to a temporary name and renamed, and `split.json` when all are
    written.
 2. Annotate: a Ray Dataset of the pending shards' names goes through
-   `map_batches` with `_ShardAnnotator`, a callable class run by a pool of
+   `map_batches` with `ShardAnnotator`, a callable class run by a pool of
    actors; each actor loads the pipeline once (quantized if asked), and for
    each shard reads it, runs `annotate_window` and writes
    `out-NNNNNN.jsonl` (temporary name, fsync, rename). A shard whose output
    already exists (an interrupted run) is not annotated again.
 3. Merge: the driver consumes the results in shard order
-   (`preserve_order`) and appends each shard's chunks and rejects to
-   `OUTPUT.partial` / `OUTPUT.rejects.jsonl.partial`, checkpointing after each
-   shard exactly as the local backend does after each window; so the output
-   is byte-identical to a local run's, and `--resume` works across backends.
+   (`preserve_order`) and hands each shard's results to the runner's writer
+   (`Checkpoint.write`), which checkpoints after each shard exactly as after
+   each window of the local backend; so the output is byte-identical to a
+   local run's, and `--resume` works across backends.
 
 The shard folder must be readable and writable by every worker: on a cluster,
 put OUTPUT on a filesystem all nodes mount. It is removed at the end.
 """
 
 import json
-import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from ..errors import Errors
+from .checkpoint import read_jsonl, write_json_atomic, write_jsonl_atomic
 from .inputs import Item, Record, Reject
+from .options import AnnotateOptions
+from .window import Annotated, Result, annotate_window, load_annotation_pipeline, windows
 
 SPLIT_VERSION = 2
+WriteWindow = Callable[[int, List[Result]], None]
 
 
 def _item_to_json(item: Item) -> Dict[str, Any]:
@@ -48,7 +51,7 @@ def _item_from_json(obj: Dict[str, Any]) -> Item:
     return Record(obj["index"], obj["id"], obj["text"], passages)
 
 
-def _result_to_json(res: Any) -> Dict[str, Any]:
+def _result_to_json(res: Result) -> Dict[str, Any]:
     if isinstance(res, Reject):
         return {"reject": res.as_dict()}
     return {
@@ -60,28 +63,11 @@ def _result_to_json(res: Any) -> Dict[str, Any]:
     }
 
 
-def _result_from_json(obj: Dict[str, Any]) -> Any:
-    from .runner import Annotated
-
+def _result_from_json(obj: Dict[str, Any]) -> Result:
     if "reject" in obj:
         r = obj["reject"]
         return Reject(r["index"], r["id"], r["reason"], r["kind"])
     return Annotated(obj["index"], obj["id"], obj["chunk"], obj["entities"], obj["relations"])
-
-
-def _write_atomic(path: Path, lines: Iterable[Dict[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf8") as fp:
-        for obj in lines:
-            fp.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        fp.flush()
-        os.fsync(fp.fileno())
-    os.replace(tmp, path)
-
-
-def _read_jsonl(path: Path) -> List[Dict[str, Any]]:
-    with open(path, encoding="utf8") as fp:
-        return [json.loads(line) for line in fp if line.strip()]
 
 
 def shard_paths(folder: Path, k: int) -> Tuple[Path, Path]:
@@ -101,43 +87,40 @@ def _first_shard(counts: List[int], done: int, folder: Path) -> int:
 
 
 def split_input(items: Iterable[Item], folder: Path, window: int, done: int = 0) -> Tuple[int, List[int]]:
-    """Write the input's windows (`runner.windows`) from input item `done` on
+    """Write the input's windows (`window.windows`) from input item `done` on
     as shard files (reusing a completed split of an interrupted run); returns
     the number of the first shard written and the item count of every shard
     from it on."""
-    from .runner import WINDOW_CHARS, windows
+    from . import window as window_module  # WINDOW_CHARS read now (tests patch it)
 
+    window_chars = window_module.WINDOW_CHARS
     manifest = folder / "split.json"
     if manifest.exists():
         with open(manifest, encoding="utf8") as fp:
             state = json.load(fp)
         if (state.get("version"), state.get("window"), state.get("window_chars")) == (
-            SPLIT_VERSION, window, WINDOW_CHARS
+            SPLIT_VERSION, window, window_chars
         ):
             counts = list(state["counts"])
             first = _first_shard(counts, done, folder)
             return first, counts[first:]
     folder.mkdir(parents=True, exist_ok=True)
-    counts: List[int] = []
+    counts = []
     start = 0
-    for k, chunk in enumerate(windows(items, window)):
+    for k, chunk in enumerate(windows(items, window, window_chars)):
         if start >= done:
-            _write_atomic(shard_paths(folder, k)[0], (_item_to_json(x) for x in chunk))
+            write_jsonl_atomic(shard_paths(folder, k)[0], (_item_to_json(x) for x in chunk))
         counts.append(len(chunk))
         start += len(chunk)
-    tmp = folder / "split.json.tmp"
-    with open(tmp, "w", encoding="utf8") as fp:
-        json.dump(
-            {"version": SPLIT_VERSION, "window": window, "window_chars": WINDOW_CHARS, "counts": counts}, fp
-        )
-        fp.flush()
-        os.fsync(fp.fileno())
-    os.replace(tmp, manifest)
+    write_json_atomic(
+        manifest,
+        {"version": SPLIT_VERSION, "window": window, "window_chars": window_chars, "counts": counts},
+    )
     first = _first_shard(counts, done, folder)
     return first, counts[first:]
 
 
-class _ShardAnnotator:
+class ShardAnnotator:
     """Ray Data callable class: one per actor, loading the pipeline once."""
 
     def __init__(
@@ -149,39 +132,33 @@ class _ShardAnnotator:
         batch_size: int,
         torch_threads: int,
     ) -> None:
-        import spacy
-
         try:
             import torch
 
             torch.set_num_threads(torch_threads)
         except ImportError:  # a pipeline without torch
             pass
-        from .runner import _load
-
-        self.nlp = _load(spacy.load(model), quantize)
+        self.nlp = load_annotation_pipeline(model, quantize)
         self.output_format = output_format
         self.threshold = threshold
         self.batch_size = batch_size
 
     def __call__(self, batch: Dict[str, Any]) -> Dict[str, Any]:
-        from .runner import annotate_window
-
         for in_path, out_path in zip(batch["input"], batch["output"]):
             out = Path(out_path)
             if out.exists():
                 continue
-            items = [_item_from_json(obj) for obj in _read_jsonl(Path(in_path))]
+            items = [_item_from_json(obj) for obj in read_jsonl(in_path)]
             results = annotate_window(
                 self.nlp,
                 items,
                 output_format=self.output_format,
                 threshold=self.threshold,
                 batch_size=self.batch_size,
-                # Not known here: the driver drops the separator of the output's first document.
+                # Not known here: the checkpoint drops the separator of the output's first document.
                 first=False,
             )
-            _write_atomic(out, (_result_to_json(r) for r in results))
+            write_jsonl_atomic(out, (_result_to_json(r) for r in results))
         return {"shard": batch["shard"], "output": batch["output"]}
 
 
@@ -214,76 +191,76 @@ def _init_ray(address: Optional[str]) -> Any:
     return ray
 
 
-def annotate_on_ray(
-    nlp: Any,
-    items: Iterable[Item],
-    paths: Any,
-    write: Callable[[int, List[Union[Any, Reject]]], None],
-    *,
-    done: int,
-    window: int,
-    output_format: str,
-    threshold: float,
-    batch_size: int,
-    quantize: Optional[str] = None,
-    address: Optional[str] = None,
-    workers: Optional[int] = None,
-    cpus_per_worker: int = 1,
-    on_doc: Optional[Callable[[], None]] = None,
-) -> None:
-    """Annotate the input's windows from item `done` on with Ray Data and hand
-    each window's results, in order, to `write(n_items, results)` (the
-    runner's checkpointing writer)."""
-    folder = paths.shards
-    folder.mkdir(parents=True, exist_ok=True)
-    model = _model_location(nlp, folder)
-    ray = _init_ray(address)
-    first_shard, counts = split_input(items, folder, window, done)
-    if not counts:
-        return
-    shards = list(range(first_shard, first_shard + len(counts)))
-    n_items = dict(zip(shards, counts))
-    rows = []
-    for k in shards:
-        in_path, out_path = shard_paths(folder, k)
-        rows.append({"shard": k, "input": str(in_path.resolve()), "output": str(out_path.resolve())})
-    if workers is None:
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        workers = max(1, cpus // cpus_per_worker)
-    workers = min(workers, len(rows))
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True
-    ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-        _ShardAnnotator,
-        fn_constructor_kwargs={
-            "model": model,
-            "quantize": quantize,
-            "output_format": output_format,
-            "threshold": threshold,
-            "batch_size": batch_size,
-            "torch_threads": cpus_per_worker,
-        },
-        batch_size=1,
-        concurrency=workers,
-        num_cpus=cpus_per_worker,
-    )
-    for row in ds.iter_rows():
-        k = int(row["shard"])
-        in_path, out_path = shard_paths(folder, k)
-        results = [_result_from_json(obj) for obj in _read_jsonl(out_path)]
-        if len(results) != n_items[k]:
-            raise RuntimeError(
-                Errors.E311.format(
-                    shard=k, path=out_path, err=f"{len(results)} results for {n_items[k]} items"
+class RayBackend:
+    """The windows as shards, annotated by a pool of Ray actors (see the
+    module docs); `work_dir` holds the shards and must be reachable by every
+    worker."""
+
+    def __init__(self, nlp: Any, options: AnnotateOptions, work_dir: Path) -> None:
+        self.nlp = nlp  # a name or folder (the workers load it), or a Language (saved for them)
+        self.options = options
+        self.folder = Path(work_dir)
+
+    def run(
+        self,
+        items: Iterable[Item],
+        done: int,
+        write: WriteWindow,
+        on_doc: Optional[Callable[[], None]] = None,
+    ) -> None:
+        opts = self.options
+        folder = self.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        model = _model_location(self.nlp, folder)
+        ray = _init_ray(opts.ray_address)
+        first_shard, counts = split_input(items, folder, opts.window, done)
+        if not counts:
+            return
+        shards = list(range(first_shard, first_shard + len(counts)))
+        n_items = dict(zip(shards, counts))
+        rows = []
+        for k in shards:
+            in_path, out_path = shard_paths(folder, k)
+            rows.append({"shard": k, "input": str(in_path.resolve()), "output": str(out_path.resolve())})
+        workers = opts.ray_workers
+        cpus_per_worker = opts.ray_cpus_per_worker
+        if workers is None:
+            cpus = int(ray.cluster_resources().get("CPU", 1))
+            workers = max(1, cpus // cpus_per_worker)
+        workers = min(workers, len(rows))
+        ctx = ray.data.DataContext.get_current()
+        ctx.execution_options.preserve_order = True
+        ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+            ShardAnnotator,
+            fn_constructor_kwargs={
+                "model": model,
+                "quantize": opts.quantize,
+                "output_format": opts.output_format,
+                "threshold": opts.threshold,
+                "batch_size": opts.batch_size,
+                "torch_threads": cpus_per_worker,
+            },
+            batch_size=1,
+            concurrency=workers,
+            num_cpus=cpus_per_worker,
+        )
+        for row in ds.iter_rows():
+            k = int(row["shard"])
+            in_path, out_path = shard_paths(folder, k)
+            results = [_result_from_json(obj) for obj in read_jsonl(out_path)]
+            if len(results) != n_items[k]:
+                raise RuntimeError(
+                    Errors.E311.format(
+                        shard=k, path=out_path, err=f"{len(results)} results for {n_items[k]} items"
+                    )
                 )
-            )
-        if on_doc is not None:
-            for res in results:
-                if not isinstance(res, Reject):
-                    on_doc()
-        write(n_items[k], results)
-        in_path.unlink()
-        out_path.unlink()
+            if on_doc is not None:
+                for res in results:
+                    if not isinstance(res, Reject):
+                        on_doc()
+            write(n_items[k], results)
+            in_path.unlink()
+            out_path.unlink()
 
 
-__all__ = ["annotate_on_ray", "split_input", "shard_paths"]
+__all__ = ["RayBackend", "ShardAnnotator", "split_input", "shard_paths"]

@@ -71,7 +71,7 @@ def annotate_cli(
     import spacy
     from tqdm import tqdm
 
-    from ..annotate import annotate
+    from ..annotate import AnnotateOptions, annotate
     from ..corpora._base import CorpusFormatError
     from ..models.base_models import load_pipeline
 
@@ -95,10 +95,7 @@ def annotate_cli(
         bar.set_postfix(ents=stats.entities, rejected=stats.rejected, refresh=False)
 
     try:
-        stats = annotate(
-            nlp,
-            input_path,
-            output,
+        options = AnnotateOptions(
             input_format=None if input_format == "auto" else input_format,
             output_format=None if output_format == "auto" else output_format,
             max_chars=limit,
@@ -112,9 +109,8 @@ def annotate_cli(
             ray_address=ray_address,
             ray_workers=ray_workers,
             ray_cpus_per_worker=ray_cpus_per_worker,
-            on_doc=bar.update,
-            on_window=on_window,
         )
+        stats = annotate(nlp, input_path, output, options, on_doc=bar.update, on_window=on_window)
     except (CorpusFormatError, FileExistsError, FileNotFoundError, ImportError, ValueError) as err:
         bar.close()
         msg.fail(str(err), exits=1)

@@ -44,7 +44,7 @@ def render_cli(
     import spacy
 
     from ..annotate.inputs import Record, iter_input, printable
-    from ..annotate.runner import _make_doc
+    from ..annotate.window import make_doc
     from ..corpora._base import CorpusFormatError
     from ..models.base_models import load_pipeline
     from ..visualize import render
@@ -74,7 +74,7 @@ def render_cli(
         nlp = load_pipeline(model)
         docs = []
         # One document at a time; its transformer output is not kept.
-        for doc in nlp.pipe((_make_doc(nlp, rec) for rec in records), batch_size=1):
+        for doc in nlp.pipe((make_doc(nlp, rec) for rec in records), batch_size=1):
             if doc.has_extension("trf_data"):
                 doc._.trf_data = None
             docs.append(doc)
