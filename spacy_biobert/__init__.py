@@ -6,6 +6,7 @@ Cheap: no model, corpus or network access happens here.
 """
 from .about import __version__
 from .corpora.formats import read_corpus, write_corpus
+from .evaluation import make_relations_scorer
 from .models import DEFAULT_MODEL_NAME, KNOWN_MODELS, OFFLINE_ALIAS, resolve_model_name
 from .packaging import create_configure_components
 from .pipeline import make_biobert, make_relation_extractor, relation_triples
@@ -28,4 +29,5 @@ __all__ = [
     "write_corpus",
     "render",
     "create_configure_components",
+    "make_relations_scorer",
 ]

@@ -13,7 +13,7 @@ from spacy_biobert.corpora.formats import make_tokenizer_nlp, read_corpus
 from spacy_biobert.corpora.pubtator import iter_pubtator_records
 from spacy_biobert.extensions import install_extensions
 from spacy_biobert.linking import NameKB, find_abbreviations, is_short_form, match_long_form
-from spacy_biobert.linking.evaluate import evaluate_linking, gold_concepts, score_concepts
+from spacy_biobert.evaluation.linking import evaluate_linking, gold_concepts, score_concepts
 from spacy_biobert.linking.kb import clean_kb_id
 from spacy_biobert.linking.normalize import bag_key, normalize_name
 
@@ -326,8 +326,8 @@ def test_score_concepts_by_document_and_type():
         ("2", {"Chemical": {"A"}}, {}),
     ])
     assert scores["per_type"]["Chemical"] == pytest.approx(
-        {"p": 50.0, "r": 100 / 3, "f": 40.0, "tp": 1, "fp": 1, "fn": 2})
-    assert scores["per_type"]["Disease"]["f"] == 100.0
+        {"p": 0.5, "r": 1 / 3, "f": 0.4, "tp": 1, "fp": 1, "fn": 2})
+    assert scores["per_type"]["Disease"]["f"] == 1.0
     assert scores["micro"]["tp"] == 2 and scores["documents"] == 2
 
 
@@ -343,9 +343,10 @@ def test_evaluate_linking_gold_mentions(nlp, pubtator, kb):
     result = evaluate_linking(nlp, examples, gold_mentions=True)
     # every gold id is found; the one false positive is the misspelt "nalozone"
     # (gold id -1), which the n-gram similarity links to naloxone
-    assert result["micro"]["r"] == 100.0 and result["micro"]["fp"] == 1
-    assert result["per_type"]["Disease"]["f"] == 100.0
-    assert result["mention_accuracy"]["Chemical"]["mentions"] == 5
+    assert result["micro"]["r"] == 1.0 and result["micro"]["fp"] == 1
+    assert result["per_type"]["Disease"]["f"] == 1.0
+    accuracy = result["mention_accuracy"]["Chemical"]
+    assert accuracy["mentions"] == 5 and accuracy["accuracy"] == accuracy["correct"] / 5
     # predicted mode with no ner: no entities, so no ids and zero recall
     assert evaluate_linking(nlp, examples)["micro"]["tp"] == 0
     with pytest.raises(ValueError, match="E408"):
@@ -426,6 +427,6 @@ def test_dner_on_bc5cdr_dev_with_gold_mentions(corpora_dir):
                 for d in read_corpus(c / "CDR_DevelopmentSet.PubTator.txt", nlp)]
     result = evaluate_linking(nlp, examples, gold_mentions=True)
     assert result["documents"] == 500
-    assert result["per_type"]["Chemical"]["f"] > 78.0
-    assert result["per_type"]["Disease"]["f"] > 75.0
-    assert result["micro"]["p"] > 90.0
+    assert result["per_type"]["Chemical"]["f"] > 0.78
+    assert result["per_type"]["Disease"]["f"] > 0.75
+    assert result["micro"]["p"] > 0.90

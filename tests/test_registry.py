@@ -18,6 +18,7 @@ GROUPS = {
     "spacy_tokenizers": registry.tokenizers,
     "spacy_loggers": registry.loggers,
     "spacy_callbacks": registry.callbacks,
+    "spacy_scorers": registry.scorers,
 }
 
 

@@ -1,4 +1,5 @@
-from typing import Optional
+import json
+from typing import Dict, Optional
 
 import typer
 from wasabi import msg
@@ -35,3 +36,22 @@ def positive_int_or_none(name: str, value: str) -> Optional[int]:
     if number < 1:
         msg.fail(f"{name} must be an integer >= 1 or 'none' (no limit), not {value!r}.", exits=1)
     return number
+
+
+def label_map_option(value: Optional[str]) -> Optional[Dict[str, str]]:
+    """--label-map: a preset name (`corpora.label_maps.LABEL_MAPS`) or a JSON
+    object; anything else exits with a message."""
+    from ..corpora.label_maps import LABEL_MAPS
+    from ..errors import Errors
+
+    if value is None:
+        return None
+    if value in LABEL_MAPS:
+        return dict(LABEL_MAPS[value])
+    try:
+        mapping = json.loads(value)
+    except json.JSONDecodeError:
+        mapping = None
+    if not isinstance(mapping, dict):
+        msg.fail(Errors.E012.format(name=value, known=", ".join(LABEL_MAPS)), exits=1)
+    return mapping

@@ -1,38 +1,17 @@
 """`spacy-biobert convert` and `spacy-biobert alignment`."""
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from wasabi import msg
 
-from ._app import app
+from ._app import app, label_map_option
 
 _FORMATS_HELP = "auto, pubtator, bioc, chemprot, jsonl, spacy"
 _OUT_HELP = (
     "auto (from OUTPUT's extension), spacy, pubtator, bioc-xml, bioc-json, jsonl, chemprot"
 )
-
-
-def _label_map(value: Optional[str]):
-    from ..corpora.label_maps import LABEL_MAPS
-
-    if value is None:
-        return None
-    if value in LABEL_MAPS:
-        return value
-    try:
-        mapping = json.loads(value)
-    except json.JSONDecodeError:
-        mapping = None
-    if not isinstance(mapping, dict):
-        msg.fail(
-            f"--label-map must be a preset ({', '.join(sorted(LABEL_MAPS))}) or a JSON "
-            f'object such as \'{{"SpecificDisease": "Disease"}}\', not {value!r}.',
-            exits=1,
-        )
-    return mapping
 
 
 def _print_stats(stats) -> None:
@@ -110,7 +89,7 @@ def convert_cli(
         write_corpus,
     )
 
-    mapping = _label_map(label_map)
+    mapping = label_map_option(label_map)
     try:
         in_fmt = detect_format(input_path) if fmt == "auto" else fmt
         out_fmt = output_format(output_path) if to == "auto" else to

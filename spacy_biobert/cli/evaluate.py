@@ -1,4 +1,3 @@
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -13,88 +12,70 @@ from ._app import app
 def evaluate_cli(
     model: str = typer.Argument(..., help="Pipeline name or folder"),
     corpus: Path = typer.Argument(
-        ..., exists=True, help="Gold corpus: PubTator, BioC XML/JSON file or ChemProt split folder"
+        ..., exists=True,
+        help="Gold corpus: PubTator, BioC XML/JSON, JSONL or .spacy file, or ChemProt split folder",
     ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scores as JSON"),
     fmt: str = typer.Option(
-        "auto", "--format", "-f", help="auto (from the path), pubtator, bioc, chemprot, jsonl"
+        "auto", "--format", "-f", help="auto (from the path), pubtator, bioc, chemprot, jsonl, spacy"
     ),
     label_map: Optional[str] = typer.Option(
         None, "--label-map", help="Gold type mapping: a preset name (ncbi) or a JSON object"
+    ),
+    labels: Optional[str] = typer.Option(
+        None, "--labels",
+        help="Comma-separated labels to score (default: those present in the gold corpus); "
+        "predictions of other labels are reported, not scored",
     ),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N documents"),
     batch_size: int = typer.Option(32, "--batch-size", "-b"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
 ) -> None:
     """Strict entity-level P/R/F1 (micro, and per type) at the corpus's own
-    character offsets, as BioBERT and scispaCy report NER."""
+    character offsets, as BioBERT and scispaCy report NER. Only the labels the
+    gold corpus annotates (or --labels) are scored; predictions of other labels
+    are counted apart, neither right nor wrong."""
     import spacy
     from tqdm import tqdm
 
-    from ..corpora._base import CorpusFormatError
-    from ..corpora.label_maps import LABEL_MAPS
-    from ..evaluation import evaluate_ner
+    from ..evaluation import evaluate_ner, percent
+    from ._app import label_map_option
+    from ._scoring import prf_table, read_gold
 
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
-    mapping = _parse_label_map(label_map, LABEL_MAPS)
+    mapping = label_map_option(label_map)
+    keep = [x.strip() for x in labels.split(",") if x.strip()] if labels else None
     nlp = spacy.load(model)
-    try:
-        records = list(_iter_gold_records(corpus, fmt, limit))
-    except (CorpusFormatError, FileNotFoundError, ValueError) as err:
-        msg.fail(str(err), exits=1)
-    gold = [
-        (r.doc_id or i, r.text, [(m.start, m.end, m.type) for m in r.mentions])
-        for i, r in enumerate(records)
-    ]
-    with tqdm(total=len(gold), desc="evaluate", unit="doc") as bar:
-        scores = evaluate_ner(nlp, gold, batch_size=batch_size, label_map=mapping, progress=bar.update)
+    examples = read_gold(corpus, nlp, fmt, limit=limit)
+    with tqdm(total=len(examples), desc="evaluate", unit="doc") as bar:
+        scores = evaluate_ner(
+            nlp, examples, batch_size=batch_size, label_map=mapping, labels=keep,
+            progress=bar.update,
+        )
     result = scores.as_dict()
+    # Percent with two decimals, as the figures have always been reported.
+    result["ents_strict"] = percent(result["ents_strict"], 2)
+    result["ents_per_type_strict"] = {
+        k: percent(v, 2) for k, v in result["ents_per_type_strict"].items()
+    }
+    result["ents_token_widened"] = percent(result["ents_token_widened"], 2)
     result.update(model=str(model), corpus=str(corpus), label_map=mapping)
-    rows = [("ALL", *_prf(result["ents_strict"]))]
-    rows += [(label, *_prf(v)) for label, v in result["ents_per_type_strict"].items()]
-    msg.table(
-        rows,
-        header=("type", "P", "R", "F1", "gold", "pred"),
-        divider=True,
-        aligns=("l", "r", "r", "r", "r", "r"),
-    )
+    rows = [("ALL", result["ents_strict"])] + list(result["ents_per_type_strict"].items())
+    prf_table(rows, counts=("gold", "pred"))
     widened = result["ents_token_widened"]
     msg.info(
         f"{scores.documents} documents, {scores.words} words, {result['words_per_second']} words/s. "
         f"Against gold widened to token boundaries (spaCy's ents_f) F1 would read {widened['f']:.2f}; "
         f"{result['gold_mentions_not_on_token_boundaries']} gold mentions are not on token boundaries."
     )
+    if scores.unscored:
+        counts = ", ".join(f"{label} {n}" for label, n in scores.unscored.items())
+        msg.warn(
+            f"{sum(scores.unscored.values())} predictions of labels this corpus does not "
+            f"annotate ({counts}) not scored (scored: {', '.join(scores.labels) or 'none'})."
+        )
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(output, result)
         msg.good(f"Saved scores to {output}")
-
-
-def _iter_gold_records(path: Path, fmt: str, limit: Optional[int]):
-    """SourceDocument records: the corpus's own offsets and types."""
-    from ..corpora._base import apply_limit
-    from ..corpora.formats import iter_records
-
-    records = iter_records(path, None if fmt == "auto" else fmt, dedupe=True)
-    return apply_limit(records, limit)
-
-
-def _prf(d):
-    return (f"{d['p']:.2f}", f"{d['r']:.2f}", f"{d['f']:.2f}", d["tp"] + d["fn"], d["tp"] + d["fp"])
-
-
-def _parse_label_map(value: Optional[str], presets):
-    from ..errors import Errors
-
-    if value is None:
-        return None
-    if value in presets:
-        return dict(presets[value])
-    try:
-        mapping = json.loads(value)
-    except json.JSONDecodeError:
-        msg.fail(Errors.E012.format(name=value, known=", ".join(presets)), exits=1)
-    if not isinstance(mapping, dict):
-        msg.fail(Errors.E012.format(name=value, known=", ".join(presets)), exits=1)
-    return mapping

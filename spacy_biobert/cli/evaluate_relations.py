@@ -12,9 +12,13 @@ from ._app import app
 def evaluate_relations_cli(
     model: str = typer.Argument(..., help="Pipeline name or folder with biobert_relations"),
     corpus: Path = typer.Argument(
-        ..., exists=True, help="Gold corpus: PubTator/BioC file or ChemProt split folder"
+        ..., exists=True,
+        help="Gold corpus: PubTator, BioC, JSONL or .spacy file, or ChemProt split folder",
     ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scores as JSON"),
+    fmt: str = typer.Option(
+        "auto", "--format", "-f", help="auto (from the path), pubtator, bioc, chemprot, jsonl, spacy"
+    ),
     thresholds: str = typer.Option(
         "0.3,0.4,0.5,0.6,0.7", "--thresholds", help="Comma-separated probability thresholds"
     ),
@@ -30,34 +34,20 @@ def evaluate_relations_cli(
     (ChemProt CPR groups) and document-level (PMID, head id, tail id) for
     concept labels (BC5CDR CID), as BioCreative scored them."""
     import spacy
-    from spacy.util import registry
 
-    from ..corpora._base import CorpusFormatError
-    from ..corpora.formats import detect_format
-    from ..scoring import evaluate_relations
+    from ..evaluation import evaluate_relations
+    from ._scoring import read_gold
 
-    readers = {
-        "pubtator": "spacy-biobert.PubTatorCorpus.v1",
-        "bioc": "spacy-biobert.BioCCorpus.v1",
-        "chemprot": "spacy-biobert.ChemProtCorpus.v1",
-    }
     try:
-        fmt = detect_format(corpus)
-        if fmt not in readers:
-            msg.fail(f"Relations are read from {', '.join(readers)} corpora, not {fmt}.", exits=1)
         values = [float(t) for t in thresholds.split(",") if t.strip()]
-    except (ValueError, FileNotFoundError) as err:
+    except ValueError as err:
         msg.fail(str(err), exits=1)
     nlp = spacy.load(model)
     if entities is not None:
         from ..linking.compose import add_relations
 
         nlp = add_relations(spacy.load(entities), nlp)
-    reader = registry.readers.get(readers[fmt])(path=str(corpus), limit=limit)
-    try:
-        examples = list(reader(nlp))
-    except CorpusFormatError as err:
-        msg.fail(str(err), exits=1)
+    examples = read_gold(corpus, nlp, fmt, limit=limit)
     results = evaluate_relations(nlp, examples, thresholds=values, batch_size=batch_size)
     rows = []
     for t, scores in results.items():
@@ -67,6 +57,7 @@ def evaluate_relations_cli(
     msg.table(rows, header=("threshold", "level", "P", "R", "F1"), divider=True)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
+        # The scores in the JSON are fractions, as they have always been.
         srsly.write_json(
             output,
             {"model": model, "corpus": str(corpus), "documents": len(examples),

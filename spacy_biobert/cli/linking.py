@@ -8,7 +8,7 @@ import srsly
 import typer
 from wasabi import msg
 
-from ._app import app
+from ._app import app, label_map_option
 
 
 @app.command("build-kb")
@@ -56,10 +56,8 @@ def build_kb_cli(
     (MeSH XML, CTD, the MeSH CSV), corpora and TSV files, merged; every name
     keeps its source (meta.json counts names per source)."""
     from ..corpora._base import CorpusFormatError
-    from ..corpora.label_maps import LABEL_MAPS
     from ..linking import sources
     from ..linking.kb import NameKB
-    from .evaluate import _parse_label_map
 
     if not (corpora or tsv or mesh_xml or ctd_diseases or ctd_chemicals or mesh_csv or mesh_package):
         msg.fail(
@@ -67,7 +65,7 @@ def build_kb_cli(
             "--ctd-chemicals, --mesh-csv, --mesh-package and/or --tsv.",
             exits=1,
         )
-    mapping = _parse_label_map(label_map, LABEL_MAPS)
+    mapping = label_map_option(label_map)
     on_error = "skip" if skip_bad else "raise"
     start = time.time()
     try:
@@ -139,7 +137,10 @@ def evaluate_linking_cli(
     model: str = typer.Argument(
         ..., help="Pipeline with ner (+ linker, or pass --kb); 'blank' for gold mentions only"
     ),
-    corpus: Path = typer.Argument(..., exists=True, help="Gold corpus (PubTator, BioC)"),
+    corpus: Path = typer.Argument(
+        ..., exists=True,
+        help="Gold corpus: PubTator, BioC, JSONL or .spacy file, or ChemProt split folder",
+    ),
     kb: Optional[Path] = typer.Option(
         None, "--kb", exists=True, help="KB folder: add (or re-point) the linker with it"
     ),
@@ -149,6 +150,9 @@ def evaluate_linking_cli(
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Approximate-match threshold"),
     no_abbreviations: bool = typer.Option(False, "--no-abbreviations"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scores as JSON"),
+    fmt: str = typer.Option(
+        "auto", "--format", "-f", help="auto (from the path), pubtator, bioc, chemprot, jsonl, spacy"
+    ),
     label_map: Optional[str] = typer.Option(None, "--label-map", help="Gold type mapping (ncbi or JSON)"),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N documents"),
     batch_size: int = typer.Option(32, "--batch-size", "-b"),
@@ -158,14 +162,12 @@ def evaluate_linking_cli(
     import spacy
     from tqdm import tqdm
 
-    from ..corpora._base import CorpusFormatError
-    from ..corpora.formats import make_tokenizer_nlp, read_corpus
-    from ..corpora.label_maps import LABEL_MAPS
+    from ..corpora.formats import make_tokenizer_nlp
+    from ..evaluation import evaluate_linking, percent
     from ..linking.compose import add_linking
-    from ..linking.evaluate import evaluate_linking
-    from .evaluate import _parse_label_map
+    from ._scoring import prf_table, read_gold
 
-    mapping = _parse_label_map(label_map, LABEL_MAPS)
+    mapping = label_map_option(label_map)
     if model == "blank":
         if not gold_mentions or kb is None:
             msg.fail("MODEL 'blank' has no entity recogniser: use it with --gold-mentions --kb DIR.", exits=1)
@@ -173,26 +175,26 @@ def evaluate_linking_cli(
     else:
         nlp = spacy.load(model)
     start = time.time()
-    try:
-        if kb is not None or threshold is not None or no_abbreviations:
-            if kb is None:
-                linker = _linker_name(nlp)
-                if linker is None:
-                    msg.fail("The pipeline has no biobert_linker: pass --kb DIR.", exits=1)
-                kb_obj = nlp.get_pipe(linker).kb
-            else:
-                kb_obj = kb
+    if kb is not None or threshold is not None or no_abbreviations:
+        if kb is None:
+            linker = _linker_name(nlp)
+            if linker is None:
+                msg.fail("The pipeline has no biobert_linker: pass --kb DIR.", exits=1)
+            kb_obj = nlp.get_pipe(linker).kb
+        else:
+            kb_obj = kb
+        try:
             add_linking(nlp, kb_obj, threshold=threshold, abbreviations=not no_abbreviations)
-        docs = read_corpus(corpus, nlp, label_map=mapping, limit=limit, dedupe=True)
-        from spacy.training import Example
-
-        examples = [Example(nlp.make_doc(d.text), d) for d in docs]
+        except (FileNotFoundError, ValueError) as err:
+            msg.fail(str(err), exits=1)
+    examples = read_gold(corpus, nlp, fmt, limit=limit, label_map=mapping)
+    try:
         with tqdm(total=len(examples), desc="link", unit="doc") as bar:
             result = evaluate_linking(
                 nlp, examples, gold_mentions=gold_mentions, batch_size=batch_size,
                 label_map=mapping, progress=bar.update,
             )
-    except (CorpusFormatError, FileNotFoundError, ValueError) as err:
+    except ValueError as err:
         msg.fail(str(err), exits=1)
     seconds = time.time() - start
     linker = nlp.get_pipe(_linker_name(nlp))
@@ -200,9 +202,12 @@ def evaluate_linking_cli(
         model=model, corpus=str(corpus), kb=str(kb) if kb else None, seconds=round(seconds, 1),
         linker=dict(linker.cfg), pipeline=nlp.pipe_names,
     )
-    rows = [("ALL", *_row(result["micro"]))] + [(k, *_row(v)) for k, v in result["per_type"].items()]
-    msg.table(rows, header=("type", "P", "R", "F1", "tp", "fp", "fn"), divider=True,
-              aligns=("l", "r", "r", "r", "r", "r", "r"))
+    # Percent, not rounded, as the figures have always been written.
+    result["micro"] = percent(result["micro"])
+    result["per_type"] = {k: percent(v) for k, v in result["per_type"].items()}
+    for acc in result.get("mention_accuracy", {}).values():
+        acc["accuracy"] = 100 * acc.pop("correct") / acc["mentions"] if acc["mentions"] else 0.0
+    prf_table([("ALL", result["micro"])] + list(result["per_type"].items()))
     if gold_mentions:
         acc = ", ".join(f"{k} {v['accuracy']:.2f}" for k, v in result["mention_accuracy"].items())
         msg.info(f"Mention-level id accuracy on gold mentions: {acc}")
@@ -217,6 +222,3 @@ def evaluate_linking_cli(
 def _linker_name(nlp) -> Optional[str]:
     return next((n for n in nlp.pipe_names if nlp.get_pipe_meta(n).factory == "biobert_linker"), None)
 
-
-def _row(d):
-    return (f"{d['p']:.2f}", f"{d['r']:.2f}", f"{d['f']:.2f}", d["tp"], d["fp"], d["fn"])

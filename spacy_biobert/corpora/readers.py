@@ -157,3 +157,69 @@ def create_chemprot_corpus(
         label_map=label_map,
         skip_bad=skip_bad,
     )
+
+
+@registry.readers("spacy-biobert.JSONLCorpus.v1")
+def create_jsonl_corpus(
+    path: Union[str, Path],
+    limit: Optional[int] = None,
+    label_map: Optional[Union[str, Dict[str, str]]] = None,
+    skip_bad: bool = False,
+) -> Callable[[Language], Iterable[Example]]:
+    """Examples from a JSONL file (one document a line: id, text, mentions,
+    relations; the format `convert` writes)."""
+    from .jsonl import iter_jsonl_records
+
+    def records(
+        stats: CorpusStats, on_error: str, max_chars: Optional[int]
+    ) -> Iterable[SourceDocument]:
+        return iter_jsonl_records(path, on_error=on_error, stats=stats, max_chars=max_chars)
+
+    return BiomedicalCorpus(
+        records,
+        path,
+        source_format="jsonl",
+        limit=limit,
+        label_map=label_map,
+        skip_bad=skip_bad,
+    )
+
+
+# The registered reader of each input format: the one way a gold corpus is
+# read, in training configs and by every evaluator. A DocBin (.spacy) is read
+# by spaCy's own corpus reader (label_map does not apply: its types are set).
+READERS: Dict[str, str] = {
+    "pubtator": "spacy-biobert.PubTatorCorpus.v1",
+    "bioc": "spacy-biobert.BioCCorpus.v1",
+    "chemprot": "spacy-biobert.ChemProtCorpus.v1",
+    "jsonl": "spacy-biobert.JSONLCorpus.v1",
+    "spacy": "spacy.Corpus.v1",
+}
+
+
+def gold_corpus(
+    path: Union[str, Path],
+    format: Optional[str] = None,
+    *,
+    limit: Optional[int] = None,
+    label_map: Optional[Union[str, Dict[str, str]]] = None,
+) -> Callable[[Language], Iterable[Example]]:
+    """The registered reader (`READERS`) for a gold corpus in any supported
+    format (detected from the path when None): a callable `(nlp) ->
+    Iterator[Example]`, as in a training config's [corpora] block."""
+    from ..errors import Errors
+    from ..extensions import install_extensions
+    from .formats import detect_format
+
+    install_extensions()
+    fmt = format or detect_format(path)
+    if fmt not in READERS:
+        raise ValueError(
+            Errors.E107.format(path=path, formats=", ".join(READERS), extensions="(readers)")
+        )
+    reader = registry.readers.get(READERS[fmt])
+    if fmt == "spacy":
+        return reader(
+            path=str(path), gold_preproc=False, max_length=0, limit=limit or 0, augmenter=None
+        )
+    return reader(path=str(path), limit=limit, label_map=label_map)

@@ -1,5 +1,5 @@
-"""Entity normalisation: abbreviation detection, a name -> id knowledge base
-and document-level concept scoring (BioCreative V DNER style)."""
+"""Entity normalisation: abbreviation detection and a name -> id knowledge
+base (its document-level scoring is `spacy_biobert.evaluation.linking`)."""
 from .abbreviations import find_abbreviations, find_definitions, is_short_form, match_long_form
 from .kb import Candidate, NameKB
 from .normalize import normalize_name
