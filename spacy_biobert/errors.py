@@ -99,12 +99,12 @@ class Errors:
     # --- relations (E2xx) ---------------------------------------------------
     E201 = (
         "[E201] EntityPairs distance_unit must be 'tokens' or 'sentences', not "
-        "{value!r}. Fix: set [components.biobert_relations.model.get_candidates] "
+        "{value!r}. Fix: set [components.biobert_relations.candidates] "
         "distance_unit."
     )
     E202 = (
         "[E202] EntityPairs max_distance must be None (no bound) or an integer >= 0, "
-        "not {value!r}. Fix: set [components.biobert_relations.model.get_candidates] "
+        "not {value!r}. Fix: set [components.biobert_relations.candidates] "
         "max_distance (null = whole document)."
     )
     E203 = (
@@ -133,6 +133,23 @@ class Errors:
         "[E208] the relation model returned {rows} rows for {pairs} candidate pairs. "
         "The candidate generator must return the same pairs for the same doc; do not "
         "change the doc's entities between predict and set_annotations."
+    )
+    E209 = (
+        "[E209] the relation model got {docs} docs but candidates for {candidates}. "
+        "Its input is (docs, candidates) with one list of (head, tail) pairs per doc."
+    )
+    E210 = (
+        "[E210] spacy-biobert.RelationModel.v2 takes (docs, candidates), not a list "
+        "of docs: the candidates come from the generator of 'biobert_relations' "
+        "([components.biobert_relations.candidates]). Fix: call the component "
+        "(nlp.pipe, predict), or give the model (docs, [generator(doc) for doc in docs])."
+    )
+    E211 = (
+        "[E211] '{name}' has candidate generators in two places: {model_candidates!r} "
+        "in its model (spacy-biobert.RelationModel.v1, deprecated) and "
+        "{candidates!r} in [components.{name}.candidates]. Fix: use "
+        "spacy-biobert.RelationModel.v2 and keep the generator only in "
+        "[components.{name}.candidates]."
     )
     # --- annotate (E3xx) ---------------------------------------------------------
     E301 = (

@@ -222,8 +222,8 @@ def doc_relations(
     probability of `doc._.kb_relations`, the one the writers write and the
     scorer scores, drawn between its strongest mention pair (the evidence)
     with the pair's ids on the spans."""
+    from .corpora._base import mention_ids
     from .extensions import concept_labels, document_relations
-    from .models.pairs import kb_ids
     from .pipeline.relations import _to_span, relation_triples
 
     keep = set(labels) if labels is not None else None
@@ -241,7 +241,7 @@ def doc_relations(
     for rel in document_relations(doc, threshold, wanted):
         best = None
         for h, t, scores in doc._.relation_pairs or []:
-            if rel["head"] in kb_ids(h[3]) and rel["tail"] in kb_ids(t[3]):
+            if rel["head"] in mention_ids(h[3]) and rel["tail"] in mention_ids(t[3]):
                 score = scores.get(rel["label"], 0.0)
                 if best is None or score > best[0]:
                     best = (score, h, t)

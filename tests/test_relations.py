@@ -9,15 +9,19 @@ from spacy.training import Example
 from thinc.api import Model
 
 import spacy_biobert  # noqa: F401
+from spacy_biobert.evaluation.relations import score_cid, score_relations
 from spacy_biobert.extensions import MENTIONS_KEY, install_extensions
-from spacy_biobert.models import EntityPairs, create_entity_pairs, create_relation_model
+from spacy_biobert.models import (
+    EntityPairs,
+    create_entity_pairs,
+    create_relation_model_v2,
+)
 from spacy_biobert.pipeline.relations import (
     aggregate_by_kb_id,
     kb_relation_triples,
     relation_triples,
     relations_to_displacy,
 )
-from spacy_biobert.scoring import score_cid, score_relations
 
 install_extensions()
 
@@ -60,11 +64,10 @@ def make_nlp(tiny_bert, candidates=None, gold_entities=False, **model_cfg):
     nlp.add_pipe("biobert", config={"model": {"name": tiny_bert}})
     cfg = {"tok2vec": LISTENER, "width": 16, "hidden_width": 32, "dropout": 0.0}
     cfg.update(model_cfg)
-    if candidates is not None:
-        cfg["get_candidates"] = dict(
-            {"@misc": "spacy-biobert.EntityPairs.v1"}, **candidates
-        )
-    nlp.add_pipe("biobert_relations", config={"model": cfg, "gold_entities": gold_entities})
+    config = {"model": cfg, "gold_entities": gold_entities}
+    if candidates is not None:  # EntityPairs.v1 settings, or a whole block
+        config["candidates"] = dict({"@misc": "spacy-biobert.EntityPairs.v1"}, **candidates)
+    nlp.add_pipe("biobert_relations", config=config)
     return nlp
 
 
@@ -236,17 +239,12 @@ def test_relation_model_gradients_match_finite_differences():
     rng = numpy.random.default_rng(0)
     arrays = [rng.normal(size=(len(d), 6)).astype("float32") for d in docs]
     tok2vec = _fixed_tok2vec(arrays)
-    model = create_relation_model(
-        tok2vec,
-        create_entity_pairs(),
-        width=5,
-        hidden_width=7,
-        dropout=0.0,
-        max_pairs_per_batch=7,
-        nO=2,
+    model = create_relation_model_v2(
+        tok2vec, width=5, hidden_width=7, dropout=0.0, max_pairs_per_batch=7, nO=2
     )
-    model.initialize(X=docs)
-    Y, backprop = model.begin_update(docs)
+    X = (docs, [create_entity_pairs()(doc) for doc in docs])
+    model.initialize(X=X)
+    Y, backprop = model.begin_update(X)
     assert Y.shape == (7 * 6 + 4 * 3, 2)
     R = rng.normal(size=Y.shape).astype("float32")
     backprop(R)
@@ -255,9 +253,9 @@ def test_relation_model_gradients_match_finite_differences():
     for d, i, j in [(0, 0, 0), (0, 3, 2), (0, 8, 4), (0, 17, 1), (1, 1, 5), (1, 5, 3)]:
         orig = arrays[d][i, j]
         arrays[d][i, j] = orig + eps
-        plus = float((model.predict(docs) * R).sum())
+        plus = float((model.predict(X) * R).sum())
         arrays[d][i, j] = orig - eps
-        minus = float((model.predict(docs) * R).sum())
+        minus = float((model.predict(X) * R).sum())
         arrays[d][i, j] = orig
         assert (plus - minus) / (2 * eps) == pytest.approx(float(grads[d][i, j]), abs=2e-2)
 
@@ -287,8 +285,19 @@ def test_add_pipe_offline_with_defaults(tiny_bert):
     nlp.add_pipe("biobert", config={"model": {"name": tiny_bert}})
     rel = nlp.add_pipe("biobert_relations")
     assert rel.labels == ()
-    assert isinstance(rel.get_candidates, EntityPairs)
-    assert rel.get_candidates.max_distance is None
+    assert rel.candidates == EntityPairs() and rel.get_candidates is rel.candidates
+    assert rel.spans_key is None
+    assert nlp.config["components"]["biobert_relations"]["candidates"] == {
+        "@misc": "spacy-biobert.EntityPairs.v1",
+        "allowed_pairs": None,
+        "max_distance": None,
+        "distance_unit": "tokens",
+        "spans_key": None,
+    }
+    assert (
+        nlp.config["components"]["biobert_relations"]["model"]["@architectures"]
+        == "spacy-biobert.RelationModel.v2"
+    )
 
 
 @pytest.mark.parametrize(
@@ -467,11 +476,9 @@ def test_concept_loss_pools_over_mention_pairs():
     rel = nlp.add_pipe(
         "biobert_relations",
         config={
-            "model": {
-                "get_candidates": {
-                    "@misc": "spacy-biobert.EntityPairs.v1",
-                    "allowed_pairs": [["Chemical", "Disease"]],
-                }
+            "candidates": {
+                "@misc": "spacy-biobert.EntityPairs.v1",
+                "allowed_pairs": [["Chemical", "Disease"]],
             }
         },
     )
@@ -495,6 +502,108 @@ def test_concept_loss_pools_over_mention_pairs():
     assert float(d[:2].sum()) == pytest.approx(1 / (1 + numpy.exp(-pooled)) - 1.0, rel=1e-5)
     assert d[0, 0] < d[1, 0] < 0 and d[2, 0] == 0.0
     assert loss == pytest.approx(float(numpy.logaddexp(0, pooled) - pooled), rel=1e-5)
+
+
+# --- the candidate generator as a component argument ----------------------------
+
+# Calls of the test generator below, one entry per doc it was called on.
+CANDIDATE_CALLS: list = []
+
+
+class ChemicalToDisease:
+    """A custom generator: every Chemical -> Disease pair of doc.ents, counting calls."""
+
+    def __call__(self, doc):
+        CANDIDATE_CALLS.append(doc.text)
+        chemicals = [e for e in doc.ents if e.label_ == "Chemical"]
+        diseases = [e for e in doc.ents if e.label_ == "Disease"]
+        return [(c, d) for c in chemicals for d in diseases]
+
+
+@spacy.registry.misc("test-relations.chemical_to_disease.v1")
+def create_chemical_to_disease():
+    return ChemicalToDisease()
+
+
+def test_custom_candidate_generator_is_called_once_per_doc_and_batch(tiny_bert):
+    nlp = make_nlp(tiny_bert, {"@misc": "test-relations.chemical_to_disease.v1"})
+    rel = nlp.get_pipe("biobert_relations")
+    assert isinstance(rel.candidates, ChemicalToDisease) and rel.spans_key is None
+    examples = [
+        example(nlp.vocab, CID_WORDS, ents=CID_ENTS, sents=[0, 6, 10], relations=CID_RELS)
+        for _ in range(3)
+    ]
+    optimizer = nlp.initialize(lambda: examples)
+    CANDIDATE_CALLS.clear()
+    nlp.update(examples, sgd=optimizer)  # model, loss: one call per example
+    assert len(CANDIDATE_CALLS) == 3
+    CANDIDATE_CALLS.clear()
+    texts = [eg.predicted.copy() for eg in examples for _ in range(3)]
+    docs = list(nlp.pipe(texts, batch_size=4))
+    assert len(CANDIDATE_CALLS) == 9  # model and set_annotations: one call per doc
+    for doc in docs:
+        assert len(doc._.relation_pairs) == 3 * 4  # of 7 * 6 ordered pairs
+        assert {(h[2], t[2]) for h, t, _ in doc._.relation_pairs} == {("Chemical", "Disease")}
+
+
+def test_old_config_with_candidates_in_the_model_loads(tiny_bert, tmp_path):
+    """RelationModel.v1 with [...model.get_candidates] (configs and saved
+    pipelines before the generator was a component argument) still builds,
+    uses its generator, saves, reloads and predicts like the new form."""
+    old = make_nlp(
+        tiny_bert,
+        **{
+            "@architectures": "spacy-biobert.RelationModel.v1",
+            "get_candidates": dict({"@misc": "spacy-biobert.EntityPairs.v1"}, **CID_PAIRS),
+        },
+    )
+    assert old.get_pipe("biobert_relations").candidates == create_entity_pairs(
+        **CID_PAIRS
+    )
+    examples = [example(old.vocab, CID_WORDS, ents=CID_ENTS, relations=CID_RELS)]
+    train(old, examples, steps=2)
+    texts = [eg.predicted.copy() for eg in examples]
+    expected = [d._.relation_pairs for d in old.pipe([t.copy() for t in texts])]
+    assert len(expected[0]) == 3 * 4
+    old.to_disk(tmp_path / "old")
+    reloaded = spacy.load(tmp_path / "old")
+    rel = reloaded.get_pipe("biobert_relations")
+    assert rel.candidates == create_entity_pairs(**CID_PAIRS)
+    assert [d._.relation_pairs for d in reloaded.pipe([t.copy() for t in texts])] == expected
+    # The same weights in the new form give the same predictions.
+    new = make_nlp(tiny_bert, candidates=CID_PAIRS)
+    new.get_pipe("biobert").from_bytes(old.get_pipe("biobert").to_bytes())
+    new.get_pipe("biobert_relations").from_bytes(
+        old.get_pipe("biobert_relations").to_bytes()
+    )
+    assert [d._.relation_pairs for d in new.pipe([t.copy() for t in texts])] == expected
+    # The v1 model alone still takes a list of docs.
+    assert rel.model.predict([reloaded(t.copy()) for t in texts]).shape == (12, 1)
+
+
+def test_candidates_in_two_places_is_an_error(tiny_bert):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("biobert", config={"model": {"name": tiny_bert}})
+    config = {
+        "candidates": dict({"@misc": "spacy-biobert.EntityPairs.v1"}, **CP_PAIRS),
+        "model": {
+            "@architectures": "spacy-biobert.RelationModel.v1",
+            "tok2vec": LISTENER,
+            "get_candidates": dict({"@misc": "spacy-biobert.EntityPairs.v1"}, **CID_PAIRS),
+        },
+    }
+    with pytest.raises(ValueError, match=r"\[E211\].*RelationModel.v2"):
+        nlp.add_pipe("biobert_relations", config=config)
+
+
+def test_relation_model_v2_needs_candidates(chemprot_trained):
+    nlp, examples = chemprot_trained
+    model = nlp.get_pipe("biobert_relations").model
+    docs = [eg.predicted for eg in examples]
+    with pytest.raises(ValueError, match=r"\[E210\]"):
+        model.predict(docs)
+    with pytest.raises(ValueError, match=r"\[E209\]"):
+        model.predict((docs, []))
 
 
 # --- helpers and scoring ---------------------------------------------------------
@@ -687,7 +796,7 @@ def test_component_score_and_evaluate(chemprot_trained):
 
 
 def test_evaluate_relations_at_several_thresholds(cid_trained):
-    from spacy_biobert.scoring import evaluate_relations
+    from spacy_biobert.evaluation.relations import evaluate_relations
 
     nlp, _ = cid_trained
     fresh = [

@@ -42,15 +42,11 @@ def relation_config(gold_entities: bool) -> dict:
     """A small `biobert_relations` listening to `biobert`, Chemical -> Disease pairs."""
     return {
         "gold_entities": gold_entities,
-        "model": {
-            "tok2vec": LISTENER,
-            "width": 16,
-            "hidden_width": 16,
-            "get_candidates": {
-                "@misc": "spacy-biobert.EntityPairs.v1",
-                "allowed_pairs": [["Chemical", "Disease"]],
-            },
+        "candidates": {
+            "@misc": "spacy-biobert.EntityPairs.v1",
+            "allowed_pairs": [["Chemical", "Disease"]],
         },
+        "model": {"tok2vec": LISTENER, "width": 16, "hidden_width": 16},
     }
 
 

@@ -1,7 +1,7 @@
 """Thinc architectures (shape only; weights load at `initialize`)."""
 from .base_models import DEFAULT_MODEL_NAME, KNOWN_MODELS, OFFLINE_ALIAS, resolve_model_name
 from .pairs import EntityPairs, create_entity_pairs
-from .relation_model import create_relation_model
+from .relation_model import create_relation_model, create_relation_model_v2
 from .transformer import create_tok2vec_transformer, create_transformer_model
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "create_transformer_model",
     "create_tok2vec_transformer",
     "create_relation_model",
+    "create_relation_model_v2",
     "create_entity_pairs",
     "EntityPairs",
 ]

@@ -1,36 +1,65 @@
 """Candidate entity pairs for relation extraction (`spacy-biobert.EntityPairs.v1`).
 
 A candidate generator is a callable `Doc -> List[Tuple[Span, Span]]` of
-ordered (head, tail) pairs. `biobert_relations` scores exactly these pairs, so
-the same generator decides what can ever be predicted: restrict it to the
-argument types of the task (Chemical -> Disease, CHEMICAL -> GENE-*) and,
-optionally, to a distance. `max_distance = None` pairs the whole document,
-which document-level tasks (BC5CDR CID, where half the relations cross
-sentences) need.
+ordered (head, tail) pairs, given to `biobert_relations` as its `candidates`
+setting (`[components.biobert_relations.candidates]`, the way spaCy's
+`spancat` takes its suggester). The component calls it once per doc of a
+batch and scores exactly these pairs, so the same generator decides what can
+ever be predicted: restrict it to the argument types of the task (Chemical ->
+Disease, CHEMICAL -> GENE-*) and, optionally, to a distance.
+`max_distance = None` pairs the whole document, which document-level tasks
+(BC5CDR CID, where half the relations cross sentences) need.
+
+A generator that pairs the spans of a span group rather than `doc.ents` says
+so with a `spans_key` attribute (`SpanGroupCandidates`): with `gold_entities`,
+the component copies that group from the reference docs.
 """
 
-import re
-from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import (
+    Callable,
+    Iterable,
+    List,
+    Optional,
+    Protocol,
+    Sequence,
+    Set,
+    Tuple,
+    runtime_checkable,
+)
 
 import numpy
 from spacy.tokens import Doc, Span
 from spacy.util import registry
 
+from ..corpora._base import mention_ids
 from ..errors import Errors
 
 Candidates = List[Tuple[Span, Span]]
 GetCandidates = Callable[[Doc], Candidates]
 
 DISTANCE_UNITS = ("tokens", "sentences")
-_KB_SPLIT = re.compile(r"[|+]")
+
+# The ids of a span's kb_id_ ("|" / "+" split, "-1" dropped): one function,
+# corpora's `mention_ids`; `kb_ids` is its older name here.
+kb_ids = mention_ids
 
 
-def kb_ids(span_or_kb_id: Union[Span, str]) -> List[str]:
-    """The individual ids of a span's `kb_id_` (or of a kb id string): split on
-    "|" and "+" (composite and conjunct mentions), stripped, with "-1" and
-    empty parts dropped. `kb_ids("D014786|D006311") == ["D014786", "D006311"]`."""
-    value = span_or_kb_id if isinstance(span_or_kb_id, str) else span_or_kb_id.kb_id_
-    return [p.strip() for p in _KB_SPLIT.split(value) if p.strip() not in ("", "-1")]
+@runtime_checkable
+class SpanGroupCandidates(Protocol):
+    """A candidate generator that declares where its spans come from:
+    `doc.spans[spans_key]`, or `doc.ents` when `spans_key` is None.
+    (`EntityPairs` is one.) A generator without the attribute pairs `doc.ents`."""
+
+    spans_key: Optional[str]
+
+    def __call__(self, doc: Doc) -> Candidates: ...
+
+
+def candidate_spans_key(get_candidates: GetCandidates) -> Optional[str]:
+    """The span group `get_candidates` pairs (None: `doc.ents`)."""
+    if isinstance(get_candidates, SpanGroupCandidates):
+        return get_candidates.spans_key
+    return None
 
 
 def sentence_ids(doc: Doc) -> Optional[numpy.ndarray]:
@@ -80,6 +109,25 @@ class EntityPairs:
         self.max_distance = max_distance
         self.distance_unit = distance_unit
         self.spans_key = spans_key
+
+    def _settings(self):
+        allowed = None if self.allowed_pairs is None else frozenset(self.allowed_pairs)
+        return (allowed, self.max_distance, self.distance_unit, self.spans_key)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EntityPairs):
+            return NotImplemented
+        return self._settings() == other._settings()
+
+    def __hash__(self) -> int:
+        return hash(self._settings())
+
+    def __repr__(self) -> str:
+        allowed = None if self.allowed_pairs is None else sorted(self.allowed_pairs)
+        return (
+            f"EntityPairs(allowed_pairs={allowed!r}, max_distance={self.max_distance!r}, "
+            f"distance_unit={self.distance_unit!r}, spans_key={self.spans_key!r})"
+        )
 
     def get_spans(self, doc: Doc) -> List[Span]:
         """The spans candidates are built from, deduplicated (same start, end

@@ -1,5 +1,12 @@
-"""The relation model (`spacy-biobert.RelationModel.v1`): one row of label
+"""The relation model (`spacy-biobert.RelationModel.v2`): one row of label
 logits for every candidate (head, tail) pair of every doc.
+
+Its input is `(docs, candidates)`: the docs and, for each doc, the (head,
+tail) spans to score, made once per batch by the candidate generator of
+`biobert_relations` (like spaCy's spancat model, which takes the docs and the
+suggester's spans). `spacy-biobert.RelationModel.v1`, the same model with the
+generator inside (`get_candidates`), still loads the configs and pipelines
+written with it; it is deprecated and goes in the next release.
 
 Design (accuracy and CPU speed):
 
@@ -35,15 +42,16 @@ sigmoid, and pools logits over mention pairs for document-level labels.
 """
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Linear, Model, Relu, chain
 from thinc.types import Floats2d
 
-from .pairs import sentence_ids
+from ..errors import Errors
+from .pairs import Candidates, GetCandidates, sentence_ids
 
 # |tail.start - head.start| buckets: 0,1,2,3,4,5-7,8-15,16-31,32-63,64-127,128-255,256+
 _DIST_EDGES = numpy.asarray([1, 2, 3, 4, 5, 8, 16, 32, 64, 128, 256], dtype="int64")
@@ -54,24 +62,23 @@ N_POOLED = 9  # pooled vectors per pair, each of `width`
 # Context window (tokens either side) when a doc has no sentence boundaries.
 _NO_SENTS_WINDOW = 32
 
-GetCandidates = Callable[[Doc], List[Tuple[Span, Span]]]
+RelationInput = Tuple[List[Doc], Sequence[Candidates]]
 
 
-@registry.architectures("spacy-biobert.RelationModel.v1")
-def create_relation_model(
+@registry.architectures("spacy-biobert.RelationModel.v2")
+def create_relation_model_v2(
     tok2vec: Model[List[Doc], List[Floats2d]],
-    get_candidates: GetCandidates,
     width: int = 256,
     hidden_width: int = 256,
     dropout: float = 0.1,
     max_pairs_per_batch: Optional[int] = 4096,
     nO: Optional[int] = None,
-) -> Model[List[Doc], Floats2d]:
-    """Score the candidate pairs of each doc: (n_pairs_in_batch, n_labels) logits,
-    pairs in the order `get_candidates` returns them, doc after doc.
+) -> Model[RelationInput, Floats2d]:
+    """Score the candidate pairs of each doc: input `(docs, candidates)` with
+    `candidates[i]` the (head, tail) spans of `docs[i]`; output
+    (n_pairs_in_batch, n_labels) logits, pairs in the order given, doc after doc.
 
     tok2vec: token vectors (a TransformerListener on `biobert`).
-    get_candidates: the candidate generator (spacy-biobert.EntityPairs.v1).
     width: token vectors are projected to this width before pooling.
     hidden_width: hidden layer of the pair classifier.
     dropout: dropout of the hidden layer.
@@ -97,19 +104,65 @@ def create_relation_model(
         refs={"tok2vec": tok2vec, "proj": proj, "scorer": scorer, "output": output},
         dims={"nO": nO, "width": width},
         attrs={
-            "get_candidates": get_candidates,
             "max_pairs_per_batch": max_pairs_per_batch,
         },
     )
 
 
-def _init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
+@registry.architectures("spacy-biobert.RelationModel.v1")
+def create_relation_model(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    get_candidates: GetCandidates,
+    width: int = 256,
+    hidden_width: int = 256,
+    dropout: float = 0.1,
+    max_pairs_per_batch: Optional[int] = 4096,
+    nO: Optional[int] = None,
+) -> Model[Union[List[Doc], RelationInput], Floats2d]:
+    """Deprecated (kept one release, for configs and saved pipelines written
+    with it): RelationModel.v2 carrying its candidate generator. Set the
+    generator as `[components.biobert_relations.candidates]` with
+    RelationModel.v2 instead.
+
+    The model is RelationModel.v2's (same layers, so saved weights load);
+    `biobert_relations` takes `get_candidates` from it, and a bare list of docs
+    as input is paired with `get_candidates`.
+    """
+    model = create_relation_model_v2(
+        tok2vec,
+        width=width,
+        hidden_width=hidden_width,
+        dropout=dropout,
+        max_pairs_per_batch=max_pairs_per_batch,
+        nO=nO,
+    )
+    model.attrs["get_candidates"] = get_candidates
+    return model
+
+
+def _inputs(model: Model, X) -> RelationInput:
+    """`(docs, candidates)`; a bare list of docs (RelationModel.v1 only) is
+    paired with the model's own generator."""
+    if isinstance(X, tuple):
+        docs, candidates = X
+        if len(candidates) != len(docs):
+            raise ValueError(Errors.E209.format(docs=len(docs), candidates=len(candidates)))
+        return list(docs), candidates
+    get_candidates = model.attrs.get("get_candidates")
+    if get_candidates is None:
+        raise ValueError(Errors.E210)
+    docs = list(X)
+    return docs, [get_candidates(doc) for doc in docs]
+
+
+def _init(model: Model, X=None, Y=None) -> Model:
     tok2vec = model.get_ref("tok2vec")
     proj = model.get_ref("proj")
-    if X is not None:
-        tok2vec.initialize(X=X)
+    docs = _inputs(model, X)[0] if X is not None else None
+    if docs is not None:
+        tok2vec.initialize(X=docs)
     if not proj.has_dim("nI"):
-        t2v_width = _output_width(tok2vec, X)
+        t2v_width = _output_width(tok2vec, docs)
         if t2v_width is not None:
             proj.set_dim("nI", t2v_width)
     proj.initialize()
@@ -147,7 +200,8 @@ class PairLayout:
     features: numpy.ndarray  # per pair: distance features (float32)
 
 
-def pair_layout(docs: List[Doc], get_candidates: GetCandidates) -> PairLayout:
+def pair_layout(docs: List[Doc], candidates: Sequence[Candidates]) -> PairLayout:
+    """The layout of `candidates[i]`, the (head, tail) pairs of `docs[i]`."""
     span_index = {}
     span_starts: List[int] = []
     span_ends: List[int] = []
@@ -155,8 +209,7 @@ def pair_layout(docs: List[Doc], get_candidates: GetCandidates) -> PairLayout:
         k: [] for k in ("head", "tail", "bs", "be", "cs", "ce", "dist", "sdist", "overlap")
     }
     offset = 0
-    for doc in docs:
-        pairs = get_candidates(doc)
+    for doc, pairs in zip(docs, candidates):
         if pairs:
             sents = sentence_ids(doc)
             n = len(doc)
@@ -236,14 +289,15 @@ def _sentence_bounds(sents: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray
     return starts.astype("int64"), ends.astype("int64")
 
 
-def _forward(model: Model, docs: List[Doc], is_train: bool):
+def _forward(model: Model, X: RelationInput, is_train: bool):
+    docs, candidates = _inputs(model, X)
     tok2vec = model.get_ref("tok2vec")
     proj = model.get_ref("proj")
     scorer = model.get_ref("scorer")
     ops = model.ops
     xp = ops.xp
     nO = model.get_ref("output").get_dim("nO")
-    layout = pair_layout(docs, model.attrs["get_candidates"])
+    layout = pair_layout(docs, candidates)
     if layout.n_pairs == 0 and (not is_train or not any(len(doc) for doc in docs)):
         # Nothing to score, and no listener to answer (a batch of empty docs
         # cannot go through the listener's pooling).

@@ -1,8 +1,11 @@
 """`biobert_relations`: trainable relation extraction over entity pairs.
 
-The component scores the candidate pairs of `spacy-biobert.EntityPairs.v1`
-with `spacy-biobert.RelationModel.v1` (listening to the shared `biobert`
-transformer) and writes, for every doc:
+The component takes a candidate generator (`candidates`, by default
+`spacy-biobert.EntityPairs.v1`; the way spaCy's `spancat` takes its
+suggester), calls it once per doc of a batch, and scores those pairs with
+`spacy-biobert.RelationModel.v2` (input: the docs and their candidates;
+listening to the shared `biobert` transformer). The same candidates serve
+`set_annotations` and the loss. It writes, for every doc:
 
 - `doc._.relations`: {(head.start, tail.start): {label: probability}}, the
   public contract, over `doc.ents` (or the candidate span group);
@@ -31,7 +34,18 @@ on entities predicted by `ner` in the same pipeline (end to end).
 import logging
 import math
 from itertools import islice
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy
 from spacy.language import Language
@@ -43,9 +57,15 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
+from ..corpora._base import mention_ids
 from ..errors import Errors
 from ..extensions import MENTIONS_KEY, install_extensions
-from ..models.pairs import kb_ids
+from ..models.pairs import (
+    Candidates,
+    EntityPairs,
+    GetCandidates,
+    candidate_spans_key,
+)
 
 logger = logging.getLogger("spacy_biobert.relations")
 
@@ -58,8 +78,15 @@ threshold = 0.5
 concept_pooling = "logsumexp"
 gold_entities = false
 
+[biobert_relations.candidates]
+@misc = "spacy-biobert.EntityPairs.v1"
+allowed_pairs = null
+max_distance = null
+distance_unit = "tokens"
+spans_key = null
+
 [biobert_relations.model]
-@architectures = "spacy-biobert.RelationModel.v1"
+@architectures = "spacy-biobert.RelationModel.v2"
 width = 256
 hidden_width = 256
 dropout = 0.1
@@ -73,17 +100,19 @@ upstream = "*"
 
 [biobert_relations.model.tok2vec.pooling]
 @layers = "reduce_mean.v1"
-
-[biobert_relations.model.get_candidates]
-@misc = "spacy-biobert.EntityPairs.v1"
-allowed_pairs = null
-max_distance = null
-distance_unit = "tokens"
-spans_key = null
 """
 
 PairKey = Tuple[int, int, str, str]  # (start, end, label, kb_id) of a span
 PairResult = Tuple[PairKey, PairKey, Dict[str, float]]
+
+
+class RelationScores(NamedTuple):
+    """What `RelationExtractor.predict` returns and `set_annotations` /
+    `get_loss` take: the candidate pairs of each doc of the batch and the
+    model's logits, one row per pair in that order."""
+
+    candidates: List[Candidates]
+    logits: Floats2d
 
 
 @Language.factory(
@@ -107,14 +136,20 @@ PairResult = Tuple[PairKey, PairKey, Dict[str, float]]
 def make_relation_extractor(
     nlp: Language,
     name: str,
-    model: Model[List[Doc], Floats2d],
+    model: Model,
+    candidates: GetCandidates,
     threshold: float,
     concept_pooling: str,
     gold_entities: bool,
 ) -> "RelationExtractor":
     """Relation extraction over candidate entity pairs (see the module docstring).
 
-    model: spacy-biobert.RelationModel.v1, whose get_candidates decides the pairs.
+    model: spacy-biobert.RelationModel.v2 (input: docs and their candidates).
+        A RelationModel.v1 (deprecated) brings its own generator, used instead
+        of `candidates` (which must then be left at its default).
+    candidates: the candidate generator, `Doc -> [(head, tail), ...]`
+        (spacy-biobert.EntityPairs.v1 or any registered function returning
+        one), called once per doc of each batch.
     threshold: probability from which a relation counts (scoring, helpers).
     concept_pooling: how mention-pair logits combine into a concept (kb id) pair:
         "logsumexp" or "max".
@@ -128,6 +163,7 @@ def make_relation_extractor(
         nlp.vocab,
         model,
         name,
+        candidates=candidates,
         threshold=threshold,
         concept_pooling=concept_pooling,
         gold_entities=gold_entities,
@@ -138,13 +174,16 @@ class RelationExtractor(TrainablePipe):
     def __init__(
         self,
         vocab: Vocab,
-        model: Model[List[Doc], Floats2d],
+        model: Model,
         name: str = "biobert_relations",
         *,
+        candidates: Optional[GetCandidates] = None,
         threshold: float = 0.5,
         concept_pooling: str = "logsumexp",
         gold_entities: bool = False,
     ):
+        """candidates: the candidate generator; None: every ordered pair of
+        doc.ents (EntityPairs()), or the generator of a RelationModel.v1."""
         install_extensions()
         _check_threshold(threshold)
         if concept_pooling not in POOLINGS:
@@ -159,6 +198,10 @@ class RelationExtractor(TrainablePipe):
         self.vocab = vocab
         self.model = model
         self.name = name
+        self.candidates: GetCandidates = _resolve_candidates(name, model, candidates)
+        # Where the candidate spans live (None: doc.ents): what `gold_entities`
+        # copies from the reference.
+        self.spans_key: Optional[str] = candidate_spans_key(self.candidates)
         self.cfg: Dict[str, Any] = {
             "labels": [],
             "concept_labels": [],
@@ -188,8 +231,14 @@ class RelationExtractor(TrainablePipe):
         return self.cfg["threshold"]
 
     @property
-    def get_candidates(self) -> Callable[[Doc], List[Tuple[Span, Span]]]:
-        return self.model.attrs["get_candidates"]
+    def get_candidates(self) -> GetCandidates:
+        """The candidate generator (older name of `candidates`)."""
+        return self.candidates
+
+    def make_candidates(self, docs: Iterable[Doc]) -> List[Candidates]:
+        """The candidate pairs of each doc: the one call of the generator per
+        doc and batch, shared by the model, `set_annotations` and the loss."""
+        return [self.candidates(doc) for doc in docs]
 
     def add_label(self, label: str, level: str = "mention") -> int:
         if level not in LEVELS:
@@ -239,18 +288,24 @@ class RelationExtractor(TrainablePipe):
             raise ValueError(Errors.E205.format(name=self.name))
         self.model.set_dim("nO", len(self.labels))
         sample = [eg.predicted for eg in islice(get_examples(), 10)]
-        self.model.initialize(X=sample)
+        self.model.initialize(X=(sample, self.make_candidates(sample)))
 
     # --- prediction ------------------------------------------------------------
 
-    def predict(self, docs: Iterable[Doc]) -> Floats2d:
+    def predict(self, docs: Iterable[Doc]) -> RelationScores:
+        """The candidates of each doc and their logits (see RelationScores)."""
         docs = list(docs)
-        return self.model.predict(docs)
+        candidates = self.make_candidates(docs)
+        return RelationScores(candidates, self.model.predict((docs, candidates)))
 
-    def set_annotations(self, docs: Iterable[Doc], logits: Floats2d) -> None:
+    def set_annotations(
+        self, docs: Iterable[Doc], scores: Union[RelationScores, Floats2d]
+    ) -> None:
+        """Write the predictions of `predict(docs)`. A bare logits array (the
+        older form) is taken as the logits of the docs' candidates, made again."""
         docs = list(docs)
+        candidates, logits = self._with_candidates(docs, scores)
         logits = self.model.ops.to_numpy(logits)
-        candidates = [self.get_candidates(doc) for doc in docs]
         n_pairs = sum(len(c) for c in candidates)
         if logits.shape[0] != n_pairs:
             raise ValueError(Errors.E208.format(rows=logits.shape[0], pairs=n_pairs))
@@ -277,9 +332,17 @@ class RelationExtractor(TrainablePipe):
             doc._.relations = relations
             doc._.relation_pairs = results
             doc._.kb_relations = pool_by_kb_id(
-                [(kb_ids(h), kb_ids(t)) for h, t in pairs], z, labels, poolings
+                [(mention_ids(h), mention_ids(t)) for h, t in pairs], z, labels, poolings
             )
             doc._.relation_levels = levels
+
+    def _with_candidates(
+        self, docs: List[Doc], scores: Union[RelationScores, Floats2d]
+    ) -> Tuple[List[Candidates], Floats2d]:
+        if isinstance(scores, tuple):
+            candidates, logits = scores
+            return list(candidates), logits
+        return self.make_candidates(docs), scores
 
     def _poolings(self) -> List[str]:
         concept = set(self.concept_labels)
@@ -309,8 +372,10 @@ class RelationExtractor(TrainablePipe):
             for eg in examples:
                 self.copy_gold_entities(eg)
         set_dropout_rate(self.model, drop)
-        logits, backprop = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_logits = self.get_loss(examples, logits)
+        docs = [eg.predicted for eg in examples]
+        candidates = self.make_candidates(docs)
+        logits, backprop = self.model.begin_update((docs, candidates))
+        loss, d_logits = self.get_loss(examples, RelationScores(candidates, logits))
         # Always backprop, even with no pairs: the last listener of the
         # transformer triggers its update (and passes on the other listeners').
         backprop(d_logits)
@@ -320,13 +385,24 @@ class RelationExtractor(TrainablePipe):
         return losses
 
     def get_loss(
-        self, examples: Iterable[Example], logits: Floats2d
+        self, examples: Iterable[Example], scores: Union[RelationScores, Floats2d]
     ) -> Tuple[float, Floats2d]:
         """Binary cross-entropy per label: per candidate pair for mention-level
         labels (mean over pairs), per pooled concept pair for concept-level
         labels (mean over concept pairs). Examples whose reference has
-        `gold_relations is None` (not annotated) contribute no loss."""
+        `gold_relations is None` (not annotated) contribute no loss.
+
+        scores: the candidates of the predicted docs and their logits, as
+        `update` makes them; a bare logits array is taken as the logits of the
+        predicted docs' candidates, made again."""
         examples = list(examples)
+        candidates, logits = self._with_candidates(
+            [eg.predicted for eg in examples], scores
+        )
+        if len(candidates) != len(examples):
+            raise ValueError(
+                Errors.E209.format(docs=len(examples), candidates=len(candidates))
+            )
         ops = self.model.ops
         z = ops.to_numpy(logits).astype("float32")
         d = numpy.zeros_like(z)
@@ -339,8 +415,7 @@ class RelationExtractor(TrainablePipe):
         m_rows = 0
         c_terms: List[Tuple[numpy.ndarray, int, float, float]] = []  # rows, col, grad, loss
         offset = 0
-        for eg in examples:
-            pairs = self.get_candidates(eg.predicted)
+        for eg, pairs in zip(examples, candidates):
             rows = numpy.arange(offset, offset + len(pairs))
             offset += len(pairs)
             gold = eg.reference._.gold_relations
@@ -385,7 +460,7 @@ class RelationExtractor(TrainablePipe):
         generator's span group) on `eg.predicted`, matched by characters, and
         its sentence boundaries when the predicted doc has none. Returns the
         predicted doc."""
-        return copy_gold_entities(eg, getattr(self.get_candidates, "spans_key", None))
+        return copy_gold_entities(eg, self.spans_key)
 
     # --- scoring -------------------------------------------------------------------
 
@@ -419,6 +494,22 @@ class RelationExtractor(TrainablePipe):
         else:
             scores.update({"rel_doc_p": None, "rel_doc_r": None, "rel_doc_f": None})
         return scores
+
+
+def _resolve_candidates(
+    name: str, model: Model, candidates: Optional[GetCandidates]
+) -> GetCandidates:
+    """The component's generator. A RelationModel.v1 carries its own (older
+    configs: [components.NAME.model.get_candidates]); it is used when
+    `candidates` is left at its default, and an error when both are set."""
+    in_model = model.attrs.get("get_candidates")
+    if in_model is None:
+        return candidates if candidates is not None else EntityPairs()
+    if candidates is None or candidates == EntityPairs() or candidates == in_model:
+        return in_model
+    raise ValueError(
+        Errors.E211.format(name=name, model_candidates=in_model, candidates=candidates)
+    )
 
 
 # --- gold matching ---------------------------------------------------------------
@@ -478,7 +569,7 @@ def _gold_sets(reference: Doc, gold: List[Dict[str, Any]]):
     for span in spans:
         if span.id_:
             by_id.setdefault(span.id_, span)
-        ids = kb_ids(span)
+        ids = mention_ids(span)
         if ids:
             ref_kb.setdefault((span.start_char, span.end_char), ids)
     mentions: Dict[Tuple[int, int, int, int], set] = {}
@@ -521,8 +612,8 @@ def _concept_groups(pairs, ref_kb) -> Dict[Tuple[str, str], List[int]]:
     mention with the same characters."""
     groups: Dict[Tuple[str, str], List[int]] = {}
     for i, (head, tail) in enumerate(pairs):
-        h_ids = kb_ids(head) or ref_kb.get((head.start_char, head.end_char), [])
-        t_ids = kb_ids(tail) or ref_kb.get((tail.start_char, tail.end_char), [])
+        h_ids = mention_ids(head) or ref_kb.get((head.start_char, head.end_char), [])
+        t_ids = mention_ids(tail) or ref_kb.get((tail.start_char, tail.end_char), [])
         for a in h_ids:
             for b in t_ids:
                 groups.setdefault((a, b), []).append(i)
@@ -638,7 +729,7 @@ def aggregate_by_kb_id(
         [[_logit(scores.get(label, 0.0)) for label in labels] for _, _, scores in pairs],
         dtype="float64",
     )
-    kb_pairs = [(kb_ids(h[3]), kb_ids(t[3])) for h, t, _ in pairs]
+    kb_pairs = [(mention_ids(h[3]), mention_ids(t[3])) for h, t, _ in pairs]
     return pool_by_kb_id(kb_pairs, logits, labels, [pooling] * len(labels))
 
 
