@@ -35,7 +35,9 @@ def test_config_data_locations_are_paths(path):
     """Every corpus and base-model location is under [paths] (one override switches it)."""
     config = load_config(path, interpolate=False)
     for name, reader in config["corpora"].items():
-        assert str(reader["path"]).startswith("${paths."), name
+        # spacy-biobert.MultiCorpus.v1 holds one reader per corpus
+        for sub, part in (reader.get("corpora") or {name: reader}).items():
+            assert str(part["path"]).startswith("${paths."), f"{name}.{sub}"
     assert config["components"]["biobert"]["model"]["name"] == "${paths.base_model}"
 
 
@@ -44,7 +46,93 @@ def test_config_corpora_resolve_on_real_files(path, corpora_dir):
     config = load_config(path, overrides={"paths.corpora": str(corpora_dir)})
     corpora = registry.resolve(config.interpolate()["corpora"])
     for name, corpus in corpora.items():
-        assert Path(corpus.path).exists(), f"{path.name} [corpora.{name}] -> {corpus.path}"
+        for sub, part in getattr(corpus, "corpora", {name: corpus}).items():
+            assert Path(part.path).exists(), f"{path.name} [corpora.{name}.{sub}] -> {part.path}"
+
+
+# project.yml commands that train a corpus with another corpus's config and
+# overrides (no copied config): NCBI-disease NER is configs/ner.cfg with the
+# NCBI files and the "ncbi" label map.
+NCBI_COMMANDS = ["train-ncbi", "train-ncbi-adapted"]
+# What configs/ner_ncbi.cfg spelled out before it was folded into ner.cfg.
+NCBI_LABEL_MAP = {
+    "SpecificDisease": "Disease",
+    "DiseaseClass": "Disease",
+    "Modifier": "Disease",
+    "CompositeMention": "Disease",
+}
+
+
+def project_train_command(name: str, **project_vars: str):
+    """The config path and the --section.key overrides of a project.yml
+    `train` command, with ${vars.*} filled in (project defaults, then
+    `project_vars`)."""
+    import shlex
+
+    import srsly
+    from spacy.cli._util import parse_config_overrides
+
+    project = srsly.read_yaml(ROOT / "project.yml")
+    values = {**project["vars"], **project_vars}
+    (command,) = [c for c in project["commands"] if c["name"] == name]
+    line = command["script"][0]
+    for key, value in values.items():
+        line = line.replace("${vars.%s}" % key, str(value))
+    args = shlex.split(line)
+    rest = args[args.index("train") + 1 :]
+    config_path, options = ROOT / rest[0], rest[1:]
+    kept = []
+    for i, arg in enumerate(options):
+        if arg in ("--output", "--gpu-id") or (i and options[i - 1] in ("--output", "--gpu-id")):
+            continue
+        kept.append(arg)
+    return config_path, parse_config_overrides(kept)
+
+
+def _without(config, keys):
+    """A copy of an interpolated config without the dotted `keys`."""
+    import copy
+
+    out = copy.deepcopy(dict(config))
+    for key in keys:
+        *parents, last = key.split(".")
+        node = out
+        for part in parents:
+            node = node[part]
+        node.pop(last)
+    return out
+
+
+@pytest.mark.parametrize("command", NCBI_COMMANDS)
+def test_ncbi_commands_train_ner_cfg_on_the_ncbi_files(command):
+    """The ncbi workflow trains configs/ner.cfg's recipe unchanged: only the
+    corpus files and the label map differ from the BC5CDR run, and the readers
+    get the map configs/ner_ncbi.cfg spelled out."""
+    config_path, overrides = project_train_command(command, corpora="CORPORA")
+    assert config_path == ROOT / "configs" / "ner.cfg"
+    ncbi = load_config(config_path, overrides=overrides)
+    bc5cdr = load_config(
+        config_path,
+        overrides={k: v for k, v in overrides.items() if k in ("paths.corpora", "paths.base_model")},
+    )
+    data = ["paths.train", "paths.dev", "paths.label_map"] + [
+        f"corpora.{split}.{key}" for split in ("train", "dev") for key in ("path", "label_map")
+    ]
+    assert _without(ncbi, data) == _without(bc5cdr, data)
+    corpora = registry.resolve(ncbi.interpolate()["corpora"])
+    assert corpora["train"].path == "CORPORA/ncbi-disease/NCBItrainset_corpus.txt"
+    assert corpora["dev"].path == "CORPORA/ncbi-disease/NCBIdevelopset_corpus.txt"
+    assert corpora["train"].label_map == corpora["dev"].label_map == NCBI_LABEL_MAP
+    for name, corpus in registry.resolve(bc5cdr.interpolate()["corpora"]).items():
+        assert corpus.label_map is None and "/bc5cdr/" in corpus.path, name
+
+
+@pytest.mark.parametrize("command", NCBI_COMMANDS)
+def test_ncbi_commands_read_real_files(command, corpora_dir):
+    config_path, overrides = project_train_command(command, corpora=str(corpora_dir))
+    config = load_config(config_path, overrides=overrides)
+    for name, corpus in registry.resolve(config.interpolate()["corpora"]).items():
+        assert Path(corpus.path).exists(), f"{command} [corpora.{name}] -> {corpus.path}"
 
 
 PUBTATOR = """\
