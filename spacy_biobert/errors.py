@@ -326,6 +326,27 @@ class Errors:
         "heldout_fraction = {fraction}). Fix: give more documents, or change "
         "--pretraining.heldout_fraction."
     )
+    # --- multi-corpus NER (E7xx) ------------------------------------------------
+    E701 = (
+        "[E701] biobert_ner '{name}' needs entity_types, a list of the types it "
+        "predicts (e.g. [\"Gene\"]), not {value!r}. Fix: set "
+        "[components.{name}] entity_types."
+    )
+    E702 = (
+        "[E702] biobert_ner '{name}' predicts {types}, but no training document of a "
+        "corpus that annotates them has such a mention. Fix: check the corpora's "
+        "label_map (the types must be spelled as the head's entity_types) and the "
+        "corpora's annotates settings."
+    )
+    E703 = (
+        "[E703] spacy-biobert.MultiCorpus.v1 got no corpora. Fix: name at least one "
+        "reader under [corpora.train.corpora] (and [corpora.dev.corpora])."
+    )
+    E704 = (
+        "[E704] spacy-biobert.MultiCorpus.v1: annotates names '{name}', which is not "
+        "one of the corpora ({known}). Fix: use the names of [corpora.*.corpora]."
+    )
+
     # --- training (E01x) ---------------------------------------------------------
     E010 = (
         "[E010] Cannot resume: '{output}' has no model-last/ and training_state.json "

@@ -44,6 +44,12 @@ from spacy.tokens import Doc, Span
 
 MENTIONS_KEY = "mentions"
 ABBREVIATIONS_KEY = "spacy_biobert.abbreviations"
+# Multi-corpus NER (corpora/multi.py sets them on reference Docs): the corpus
+# name, the entity types its corpus annotates, and every gold mention under
+# its mapped type, overlaps included.
+CORPUS_KEY = "spacy_biobert.corpus"
+ANNOTATED_TYPES_KEY = "spacy_biobert.annotated_types"
+TYPED_GOLD_KEY = "biobert_typed_gold"
 
 _DOC_EXTENSIONS = {
     "doc_id": None,

@@ -11,6 +11,7 @@ from .relations import (
     relations_to_displacy,
 )
 from .transformer import make_biobert
+from .typed_ner import EntityMerger, TypedEntityRecognizer, make_entity_merger, make_typed_ner
 
 __all__ = [
     "make_biobert",
@@ -25,4 +26,8 @@ __all__ = [
     "AbbreviationDetector",
     "make_linker",
     "NameLinker",
+    "make_typed_ner",
+    "TypedEntityRecognizer",
+    "make_entity_merger",
+    "EntityMerger",
 ]

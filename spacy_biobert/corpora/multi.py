@@ -1,0 +1,93 @@
+"""One training corpus out of several that annotate different entity types.
+
+```
+[corpora.train]
+@readers = "spacy-biobert.MultiCorpus.v1"
+annotates = null        # {corpus: [types]}; default: the types its gold has
+
+[corpora.train.corpora.bc5cdr]
+@readers = "spacy-biobert.PubTatorCorpus.v1"
+path = ${paths.bc5cdr_train}
+
+[corpora.train.corpora.chemprot]
+@readers = "spacy-biobert.ChemProtCorpus.v1"
+path = ${paths.chemprot_train}
+label_map = {"CHEMICAL": "Chemical", "GENE-Y": "Gene", "GENE-N": "Gene"}
+```
+Each reference Doc is marked with its corpus's name and the types that
+corpus annotates, so `biobert_ner` heads learn only from the corpora that
+annotate their types and the scorer does not count, say, a Gene prediction
+on BC5CDR as wrong. The reference also gets every gold mention under its
+mapped type in `doc.spans["biobert_typed_gold"]`, overlaps included
+(ChemProt nests chemicals in gene names; `doc.ents` keeps only the longest).
+"""
+
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
+
+from spacy.language import Language
+from spacy.tokens import Span
+from spacy.training import Example
+from spacy.util import registry
+
+from ..errors import Errors
+from ..extensions import ANNOTATED_TYPES_KEY, CORPUS_KEY, MENTIONS_KEY, TYPED_GOLD_KEY
+
+Reader = Callable[[Language], Iterable[Example]]
+
+
+class MultiCorpus:
+    def __init__(
+        self, corpora: Dict[str, Reader], annotates: Optional[Dict[str, List[str]]] = None
+    ):
+        if not corpora:
+            raise ValueError(Errors.E703)
+        for name in annotates or {}:
+            if name not in corpora:
+                raise ValueError(Errors.E704.format(name=name, known=", ".join(corpora)))
+        self.corpora = dict(corpora)
+        self.annotates: Dict[str, List[str]] = {
+            k: sorted(str(t) for t in v) for k, v in (annotates or {}).items()
+        }
+
+    def types_of(self, name: str, nlp: Language) -> List[str]:
+        """The types a corpus annotates: as configured, or those its gold has
+        (found by one pass over it, then remembered)."""
+        if name not in self.annotates:
+            found = set()
+            for eg in self.corpora[name](nlp):
+                found.update(s.label_ for s in _typed_gold(eg, self.corpora[name]))
+            self.annotates[name] = sorted(found)
+        return self.annotates[name]
+
+    def __call__(self, nlp: Language) -> Iterator[Example]:
+        for name, reader in self.corpora.items():
+            types = self.types_of(name, nlp)
+            for eg in reader(nlp):
+                reference = eg.reference
+                reference.spans[TYPED_GOLD_KEY] = _typed_gold(eg, reader)
+                reference.user_data[ANNOTATED_TYPES_KEY] = list(types)
+                reference.user_data[CORPUS_KEY] = name
+                yield eg
+
+
+def _typed_gold(eg: Example, reader: Reader) -> List[Span]:
+    """All gold mentions (overlapping ones too) under the reader's label map;
+    the entities alone for readers that keep no mention group."""
+    reference = eg.reference
+    if MENTIONS_KEY not in reference.spans:
+        return list(reference.ents)
+    label_map = getattr(reader, "label_map", None) or {}
+    return [
+        Span(reference, s.start, s.end, label=label_map.get(s.label_, s.label_), kb_id=s.kb_id_)
+        for s in reference.spans[MENTIONS_KEY]
+    ]
+
+
+@registry.readers("spacy-biobert.MultiCorpus.v1")
+def create_multi_corpus(
+    # Any, not Reader: thinc validates a dict of promises before resolving it
+    corpora: Dict[str, Any], annotates: Optional[Dict[str, List[str]]] = None
+) -> MultiCorpus:
+    """Examples of several corpora in turn (spaCy shuffles the training
+    examples each epoch), each marked with its name and annotated types."""
+    return MultiCorpus(corpora, annotates)

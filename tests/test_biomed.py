@@ -1,0 +1,242 @@
+"""Multi-corpus NER (configs/biomed.cfg): one transformer, one head per type,
+each head learning only from the corpora that annotate its type, and a
+merger writing doc.ents by a counted rule."""
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import spacy
+from spacy.tokens import Span
+from spacy.training import Example
+from spacy.util import load_config, load_model_from_config
+from spacy_transformers import Transformer
+from thinc.api import Adam
+
+from spacy_biobert.corpora.multi import MultiCorpus
+from spacy_biobert.corpora.readers import create_chemprot_corpus, create_pubtator_corpus
+from spacy_biobert.evaluation.partial import partial_ner_score
+from spacy_biobert.extensions import ANNOTATED_TYPES_KEY, CORPUS_KEY, TYPED_GOLD_KEY
+from spacy_biobert.pipeline.typed_ner import DROPPED_KEY, PREDICTIONS_KEY
+
+ROOT = Path(__file__).resolve().parents[1]
+CHEMPROT = ROOT / "tests" / "data" / "chemprot_tiny"
+CHEMPROT_MAP = {"CHEMICAL": "Chemical", "GENE-Y": "Gene", "GENE-N": "Gene"}
+
+BC5CDR = """\
+1|t|Cocaine induced acute heart failure.
+1|a|Lithium causes nephrotoxicity in rats.
+1\t0\t7\tCocaine\tChemical\tD003042
+1\t16\t35\tacute heart failure\tDisease\tD006333
+1\t37\t44\tLithium\tChemical\tD008094
+1\t52\t66\tnephrotoxicity\tDisease\tD007674
+
+2|t|Aspirin was associated with hypotension.
+2|a|Patients with epilepsy were given morphine.
+2\t0\t7\tAspirin\tChemical\tD001241
+2\t28\t39\thypotension\tDisease\tD007022
+2\t55\t63\tepilepsy\tDisease\tD004827
+2\t75\t83\tmorphine\tChemical\tD009020
+"""
+NCBI = """\
+5|t|Hereditary breast cancer.
+5|a|Families with epilepsy.
+5\t11\t24\tbreast cancer\tSpecificDisease\tD001943
+5\t40\t48\tepilepsy\tDiseaseClass\tD004827
+"""
+
+
+@pytest.fixture(scope="module")
+def corpus_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("biomed")
+    (folder / "bc5cdr.txt").write_text(BC5CDR)
+    (folder / "ncbi.txt").write_text(NCBI)
+    return folder
+
+
+def multi_corpus(folder: Path, annotates=None) -> MultiCorpus:
+    return MultiCorpus(
+        {
+            "bc5cdr": create_pubtator_corpus(folder / "bc5cdr.txt"),
+            "ncbi": create_pubtator_corpus(folder / "ncbi.txt", label_map="ncbi"),
+            "chemprot": create_chemprot_corpus(CHEMPROT, label_map=CHEMPROT_MAP),
+        },
+        annotates,
+    )
+
+
+@pytest.fixture(scope="module")
+def nlp(tiny_bert):
+    config = load_config(
+        ROOT / "configs" / "biomed.cfg", overrides={"paths.base_model": tiny_bert}, interpolate=True
+    )
+    return load_model_from_config(config, auto_fill=True, validate=True)
+
+
+@pytest.fixture(scope="module")
+def examples(nlp, corpus_files):
+    return list(multi_corpus(corpus_files)(nlp))
+
+
+def by_corpus(examples, name):
+    return [eg for eg in examples if eg.reference.user_data[CORPUS_KEY] == name]
+
+
+def test_multi_corpus_marks_corpus_and_annotated_types(examples):
+    types = {eg.reference.user_data[CORPUS_KEY]: eg.reference.user_data[ANNOTATED_TYPES_KEY]
+             for eg in examples}
+    assert types == {
+        "bc5cdr": ["Chemical", "Disease"],
+        "ncbi": ["Disease"],
+        "chemprot": ["Chemical", "Gene"],
+    }
+    (doc100,) = [eg.reference for eg in by_corpus(examples, "chemprot") if eg.reference._.doc_id == "100"]
+    typed = {(s.text, s.label_) for s in doc100.spans[TYPED_GOLD_KEY]}
+    # the overlapping chemical inside a gene name is kept in the typed group
+    assert {("Acyl-CoA", "Chemical"), ("Acyl-CoA synthetase", "Gene")} <= typed
+    assert "Acyl-CoA" not in {e.text for e in doc100.ents}
+
+
+def test_multi_corpus_errors(corpus_files):
+    with pytest.raises(ValueError, match="E703"):
+        MultiCorpus({})
+    with pytest.raises(ValueError, match="E704"):
+        multi_corpus(corpus_files, annotates={"bc5": ["Chemical"]})
+
+
+def test_each_head_sees_only_corpora_that_annotate_its_type(nlp, examples):
+    gene = nlp.get_pipe("ner_gene")
+    chemical = nlp.get_pipe("ner_chemical")
+    bc5 = by_corpus(examples, "bc5cdr")[0]
+    # BC5CDR has no gene annotation: every token missing, nothing learned
+    view = gene._view(bc5)
+    assert all(t.ent_iob == 0 for t in view.reference)
+    assert not gene.moves.has_gold(view)
+    # ChemProt annotates genes: gene spans, every other token outside
+    cp = [eg for eg in by_corpus(examples, "chemprot") if eg.reference._.doc_id == "100"][0]
+    gene_view = gene._view(cp)
+    assert {e.label_ for e in gene_view.reference.ents} == {"Gene"}
+    assert all(t.ent_iob != 0 for t in gene_view.reference)
+    chem_view = chemical._view(cp)
+    assert "Acyl-CoA" in {e.text for e in chem_view.reference.ents}
+    # NCBI annotates diseases only: the chemical head does not learn from it
+    ncbi = by_corpus(examples, "ncbi")[0]
+    assert not chemical.moves.has_gold(chemical._view(ncbi))
+
+
+def test_initialize_gives_each_head_its_own_labels(nlp, examples):
+    nlp.initialize(lambda: examples)
+    assert nlp.get_pipe("ner_chemical").labels == ("Chemical",)
+    assert nlp.get_pipe("ner_disease").labels == ("Disease",)
+    assert nlp.get_pipe("ner_gene").labels == ("Gene",)
+    assert nlp.get_pipe("biobert").listening_components == ["ner_chemical", "ner_disease", "ner_gene"]
+
+
+def test_transformer_backprops_when_the_last_listener_has_no_gold(nlp, examples):
+    """ner_gene is the last listener, and the transformer backpropagates only
+    when the last listener calls back: a BC5CDR-only batch (no gene gold)
+    must still train it with the other heads' gradients."""
+    nlp.initialize(lambda: examples)
+    transformer = nlp.get_pipe("biobert").model
+    backprops = []
+    begin_update = type(transformer).begin_update
+
+    def spy(model, docs):
+        output, backprop = begin_update(model, docs)
+        if model is not transformer:
+            return output, backprop
+
+        def counted(d_output):
+            backprops.append(len(docs))
+            return backprop(d_output)
+
+        return output, counted
+
+    with mock.patch.object(type(transformer), "begin_update", spy):
+        losses = nlp.update(by_corpus(examples, "bc5cdr"), sgd=Adam(0.001))
+    assert losses["ner_gene"] == 0.0 and losses["ner_chemical"] > 0
+    assert backprops == [2]
+
+
+def test_merger_rule_and_counts(nlp):
+    merger = nlp.get_pipe("biobert_entity_merger")
+    doc = nlp.make_doc("Acyl-CoA synthetase binds KATP channels today")
+    doc.spans[PREDICTIONS_KEY] = [
+        Span(doc, 0, 3, label="Chemical"),  # Acyl-CoA
+        Span(doc, 0, 4, label="Gene"),  # Acyl-CoA synthetase: longer wins
+        Span(doc, 5, 7, label="Gene"),  # KATP channels: equal length,
+        Span(doc, 5, 7, label="Disease"),  # priority Chemical > Disease > Gene
+    ]
+    merger(doc)
+    assert [(e.text, e.label_) for e in doc.ents] == [
+        ("Acyl-CoA synthetase", "Gene"),
+        ("KATP channels", "Disease"),
+    ]
+    assert sorted((s.text, s.label_) for s in doc.spans[DROPPED_KEY]) == [
+        ("Acyl-CoA", "Chemical"),
+        ("KATP channels", "Gene"),
+    ]
+    reference = nlp.make_doc(doc.text)
+    reference.ents = [Span(reference, 0, 4, label="Gene")]
+    scores = merger.score([Example(doc, reference)])
+    assert scores["ents_overlaps_dropped"] == 2
+    assert scores["ents_overlaps_dropped_rate"] == 0.5
+
+
+def test_scorer_leaves_out_types_the_corpus_does_not_annotate(nlp):
+    predicted = nlp.make_doc("Cocaine binds COX-2 in rats")
+    predicted.ents = [Span(predicted, 0, 1, label="Chemical"), Span(predicted, 2, 5, label="Gene")]
+    reference = nlp.make_doc(predicted.text)
+    reference.ents = [Span(reference, 0, 1, label="Chemical")]
+    reference.user_data[ANNOTATED_TYPES_KEY] = ["Chemical", "Disease"]
+    reference.user_data[CORPUS_KEY] = "bc5cdr"
+    scores = partial_ner_score([Example(predicted, reference)])
+    assert scores["ents_p"] == 1.0 and scores["ents_f"] == 1.0
+    assert scores["ents_unscored"] == {"Gene": 1}
+    # without the corpus's types (one-corpus readers) the Gene is a false positive
+    del reference.user_data[ANNOTATED_TYPES_KEY]
+    assert partial_ner_score([Example(predicted, reference)])["ents_p"] == 0.5
+
+
+def test_head_needs_entity_types(tiny_bert):
+    blank = spacy.blank("en")
+    blank.add_pipe("biobert", config={"model": {"name": tiny_bert}})
+    with pytest.raises(ValueError, match="E701"):
+        blank.add_pipe("biobert_ner", name="ner_x", config={"entity_types": []})
+
+
+@pytest.mark.slow
+def test_biomed_config_trains_and_gives_three_types(tiny_bert, corpus_files, tmp_path):
+    """A few documents of each corpus through `spacy-biobert train`: one nlp,
+    one transformer, three types out (the untrained heads' predictions)."""
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "spacy_biobert", "train", str(ROOT / "configs" / "biomed.cfg"),
+         "--output", str(out),
+         "--paths.base_model", tiny_bert,
+         "--paths.bc5cdr_train", str(corpus_files / "bc5cdr.txt"),
+         "--paths.bc5cdr_dev", str(corpus_files / "bc5cdr.txt"),
+         "--paths.ncbi_train", str(corpus_files / "ncbi.txt"),
+         "--paths.ncbi_dev", str(corpus_files / "ncbi.txt"),
+         "--paths.chemprot_train", str(CHEMPROT),
+         "--paths.chemprot_dev", str(CHEMPROT),
+         "--training.max_steps", "4", "--training.eval_frequency", "2",
+         "--training.optimizer.learn_rate.warmup_steps", "1"],
+        capture_output=True, text=True,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    nlp = spacy.load(out / "model-best")
+    assert [name for name, _ in nlp.pipeline if name.startswith("ner_")] == [
+        "ner_chemical", "ner_disease", "ner_gene"
+    ]
+    transformers = [name for name, pipe in nlp.pipeline if isinstance(pipe, Transformer)]
+    assert transformers == ["biobert"]
+    docs = list(nlp.pipe([
+        "Aspirin inhibits COX-2 kinase. Acyl-CoA synthetase is activated by estradiol.",
+        "Cocaine induced acute heart failure. Lithium causes nephrotoxicity in rats.",
+    ]))
+    predicted = {s.label_ for doc in docs for s in doc.spans[PREDICTIONS_KEY]}
+    assert predicted == {"Chemical", "Disease", "Gene"}
+    for doc in docs:  # doc.ents: flat, every head span kept or counted as dropped
+        assert len(doc.ents) + len(doc.spans[DROPPED_KEY]) == len(doc.spans[PREDICTIONS_KEY])
