@@ -18,9 +18,14 @@ NCBI_DISEASE: Dict[str, str] = {
 # ChemProt: one gene/protein type (GENE-Y normalisable, GENE-N not).
 CHEMPROT_GENE: Dict[str, str] = {"GENE-Y": "GENE", "GENE-N": "GENE"}
 
+# ChemProt in the types of BC5CDR and the multi-corpus model
+# (configs/biomed.cfg): Chemical, and one Gene type.
+CHEMPROT_BIOMED: Dict[str, str] = {"CHEMICAL": "Chemical", "GENE-Y": "Gene", "GENE-N": "Gene"}
+
 LABEL_MAPS: Dict[str, Dict[str, str]] = {
     "ncbi": NCBI_DISEASE,
     "chemprot-gene": CHEMPROT_GENE,
+    "chemprot": CHEMPROT_BIOMED,
 }
 
 
