@@ -159,6 +159,35 @@ def test_transformer_backprops_when_the_last_listener_has_no_gold(nlp, examples)
     assert backprops == [2]
 
 
+def test_lexical_features_beside_the_listener(tiny_bert, examples, tmp_path):
+    """[paths] ner_features switches hashed NORM/PREFIX/SUFFIX/SHAPE embeddings
+    on in every head (the ablation of configs/biomed.cfg)."""
+    config = load_config(
+        ROOT / "configs" / "biomed.cfg",
+        overrides={
+            "paths.base_model": tiny_bert,
+            "paths.ner_features": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
+        },
+        interpolate=True,
+    )
+    featured = load_model_from_config(config, auto_fill=True, validate=True)
+    featured.initialize(lambda: examples)
+    names = {node.name for node in featured.get_pipe("ner_gene").model.walk()}
+    assert any("hashembed" in n for n in names)
+    assert featured.get_pipe("biobert").listening_components == [
+        "ner_chemical", "ner_disease", "ner_gene"
+    ]
+    losses = featured.update(examples, sgd=Adam(0.001))
+    assert losses["ner_gene"] > 0
+    doc = featured("Aspirin inhibits COX-2 kinase.")
+    assert {s.label_ for s in doc.spans[PREDICTIONS_KEY]} <= {"Chemical", "Disease", "Gene"}
+    featured.to_disk(tmp_path / "featured")
+    again = spacy.load(tmp_path / "featured")("Aspirin inhibits COX-2 kinase.")
+    assert [(s.start, s.end, s.label_) for s in again.spans[PREDICTIONS_KEY]] == [
+        (s.start, s.end, s.label_) for s in doc.spans[PREDICTIONS_KEY]
+    ]
+
+
 def test_merger_rule_and_counts(nlp):
     merger = nlp.get_pipe("biobert_entity_merger")
     doc = nlp.make_doc("Acyl-CoA synthetase binds KATP channels today")

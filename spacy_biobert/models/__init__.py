@@ -1,5 +1,6 @@
 """Thinc architectures (shape only; weights load at `initialize`)."""
 from .base_models import DEFAULT_MODEL_NAME, KNOWN_MODELS, OFFLINE_ALIAS, resolve_model_name
+from .ner_features import create_listener_with_features
 from .pairs import EntityPairs, create_entity_pairs
 from .relation_model import create_relation_model, create_relation_model_v2
 from .transformer import create_tok2vec_transformer, create_transformer_model
@@ -15,4 +16,5 @@ __all__ = [
     "create_relation_model_v2",
     "create_entity_pairs",
     "EntityPairs",
+    "create_listener_with_features",
 ]
