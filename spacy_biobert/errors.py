@@ -95,6 +95,12 @@ class Errors:
         "{first_line}) for another entity; ids must be unique within a document"
     )
     E117 = "[E117] max_chars must be None (no bound) or an integer >= 1, not {value!r}."
+    E118 = "[E118] {format} is read from a path, not a stream ({why}). Fix: {fix}."
+    E119 = (
+        "[E119] text_docs must be one of {options} (plain text: a document per line, or "
+        "documents separated by blank lines), not {value!r}. Fix: pass one of them "
+        "(CLI: --text-docs)."
+    )
 
     # --- relations (E2xx) ---------------------------------------------------
     E201 = (

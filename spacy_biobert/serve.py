@@ -45,10 +45,10 @@ once (503 above).
 
 import asyncio
 import hmac
+import io
 import json
 import os
 import re
-import tempfile
 import threading
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -65,6 +65,9 @@ DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_KEEP_ALIVE = 5
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 DEFAULT_MAX_CONNECTIONS = 64
+# The name a request body has in the corpus readers' messages (then said as
+# "line N" or "the body", `_strip_path`).
+_BODY = "<request body>"
 
 
 def _check_limit(name: str, value: Optional[int]) -> None:
@@ -169,20 +172,19 @@ class Annotator:
         return records
 
     def _pubtator_records(self, body: bytes) -> List[Any]:
+        """The documents of a PubTator body, parsed in memory by the PubTator
+        reader of the format table (through annotate's input reading)."""
         from .annotate.inputs import Record, iter_input
 
-        fd, path = tempfile.mkstemp(suffix=".pubtator")
+        stream = io.BytesIO(body)
+        stream.name = _BODY  # what the reader's messages call it
         try:
-            with os.fdopen(fd, "wb") as fp:
-                fp.write(body)
-            items = list(iter_input(path, "pubtator", max_chars=None))
+            items = list(iter_input(stream, "pubtator", max_chars=None))
         except ValueError as err:  # CorpusFormatError included: the whole body is bad
-            raise RequestError(422, f"cannot read the body as PubTator: {_strip_path(err, path)}") from None
-        finally:
-            os.unlink(path)
+            raise RequestError(422, f"cannot read the body as PubTator: {_strip_path(err, _BODY)}") from None
         bad = [it for it in items if not isinstance(it, Record)]
         if bad:
-            reasons = "; ".join(f"{it.id}: {_strip_path(it.reason, path)}" for it in bad)
+            reasons = "; ".join(f"{it.id}: {_strip_path(it.reason, _BODY)}" for it in bad)
             raise RequestError(422, f"cannot read the body as PubTator: {reasons}")
         if not items:
             raise RequestError(422, "the PubTator body holds no document.")
@@ -503,7 +505,7 @@ def _media_type(content_type: Optional[str]) -> str:
 
 
 def _strip_path(err: Any, path: str) -> str:
-    """Messages name the request's temporary file: say 'line N' (or
+    """Messages name the request body as a file (`_BODY`): say 'line N' (or
     nothing) instead."""
     text = re.sub(re.escape(path) + r":(\d+):", r"line \1:", str(err))
     return text.replace(f"{path}: ", "").replace(path, "the body")

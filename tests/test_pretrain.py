@@ -87,10 +87,14 @@ def test_plain_text_documents_split_on_blank_lines(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("First doc. Second sentence.\nA line of its own\n\n\n"
                     "Second doc here.\n", encoding="utf8")
-    docs = list(iter_documents([path]))
+    docs = list(iter_documents([path], text_docs="blank-line"))
     assert [d.sentences for d in docs] == [
         ["First doc.", "Second sentence.", "A line of its own"],
         ["Second doc here."],
+    ]
+    # plain text's one default, as in every command: a document per line
+    assert [d.sentences for d in iter_documents([path])] == [
+        ["First doc.", "Second sentence."], ["A line of its own"], ["Second doc here."],
     ]
 
 

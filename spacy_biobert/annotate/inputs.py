@@ -2,15 +2,21 @@
 `Record` (to annotate) or a `Reject` (with the reason), never the whole input
 in memory.
 
-Formats (`INPUT_FORMATS`), each optionally gzip-compressed (`.gz`):
+Formats (`INPUT_FORMATS`): the formats of the table
+(`spacy_biobert.corpora.formats`) read from a stream or a gzip-compressed
+(`.gz`) file, detected as the table says (`detect_input_format`; what is none
+of the others is plain text):
 
-- "text": one document per line (id = line number); a folder: one document
-  per `.txt`/`.txt.gz` file, in sorted name order (id = file name stem);
+- "text": plain text as every command reads it (`spacy_biobert.corpora.text`):
+  one document per line (id = line number; the default), or with
+  `text_docs="blank-line"` documents separated by blank lines (id = the number
+  of their first line); a folder: one document per `.txt`/`.txt.gz` file, in
+  sorted name order (id = file name stem);
 - "jsonl": one JSON object per line, "text" required, "id" optional (default:
-  line number);
-- "pubtator", "bioc" (XML or JSON): through the corpus readers
-  (`spacy_biobert.corpora`); a compressed file is first decompressed, streamed,
-  to a temporary file. Annotations in the input are ignored.
+  line number); nothing else is read;
+- "pubtator", "bioc" (XML or JSON): through the corpus readers, from a path
+  (a compressed one read decompressed, streamed) or an open stream.
+  Annotations in the input are ignored.
 
 Rejected: empty or whitespace-only text, a line or file that is not valid
 UTF-8, text or an id holding a lone surrogate (a JSON escape such as
@@ -23,19 +29,26 @@ memory (text: 4 bytes a character; JSONL: 12 bytes a character, the size of a
 JSON-escaped surrogate pair, plus 1 MiB for the other fields).
 """
 
-import gzip
 import json
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
-from ..corpora._base import CorpusFormatError, CorpusStats
+from ..corpora._base import CorpusFormatError, CorpusStats, Source, is_gzip_name, is_stream, open_binary
+from ..corpora.formats import STREAM_FORMATS, detect_format, iter_records
+from ..corpora.text import (
+    DEFAULT_TEXT_DOCS,
+    TEXT_BYTES_PER_CHAR,  # re-exported: plain text's bound lives in corpora.text
+    TextItem,
+    capped_lines,
+    check_text_docs,
+    iter_text,
+    over_cap,
+)
 from ..errors import Errors
 
-INPUT_FORMATS = ("text", "jsonl", "pubtator", "bioc")
+INPUT_FORMATS = STREAM_FORMATS
 # The default bound on a document's length (characters): with it, one
 # `annotate` worker stays under the memory bound the README states
 # ("Reliability"); the transformer output of a document grows with its length.
@@ -43,9 +56,8 @@ DEFAULT_MAX_CHARS = 100_000
 # Lone surrogates: a JSON "\\udXXX" escape decodes to one, and no UTF-8 writer
 # can encode it.
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# Bytes a character may take: UTF-8 text, and a JSON string (a surrogate pair
-# written as two "\\uXXXX" escapes); a JSONL line may hold other fields too.
-TEXT_BYTES_PER_CHAR = 4
+# Bytes a character may take in a JSON string (a surrogate pair written as two
+# "\\uXXXX" escapes); a JSONL line may hold other fields too.
 JSON_BYTES_PER_CHAR = 12
 JSON_EXTRA_BYTES = 1 << 20
 
@@ -109,75 +121,48 @@ def surrogate_problem(rec: "Record") -> Optional[str]:
 Item = Union[Record, Reject]
 
 
-def _strip_gz(path: Path) -> Path:
-    return path.with_suffix("") if path.suffix.lower() == ".gz" else path
+def _stem(path: Path) -> str:
+    """A file's name without ".gz" and its extension ("a.txt.gz" -> "a")."""
+    return (path.with_suffix("") if is_gzip_name(path) else path).stem
 
 
-def _is_gz(path: Path) -> bool:
-    return path.suffix.lower() == ".gz"
-
-
-def _open_binary(path: Path):
-    return gzip.open(path, "rb") if _is_gz(path) else open(path, "rb")
-
-
-def detect_input_format(path: Union[str, Path]) -> str:
-    """"text" for a folder; else by extension (ignoring `.gz`): .jsonl,
-    .xml/.json (bioc), .pubtator; else by the first non-empty line (a
-    "PMID|t|" line: pubtator, "<": bioc, "{": jsonl), else "text"."""
-    path = Path(path)
-    if path.is_dir():
-        return "text"
-    if not path.exists():
-        raise FileNotFoundError(Errors.E106.format(what=f"input '{path}'", fix="check the path"))
-    suffix = _strip_gz(path).suffix.lower()
-    if suffix == ".jsonl":
-        return "jsonl"
-    if suffix in (".xml", ".json"):
-        return "bioc"
-    if suffix == ".pubtator":
-        return "pubtator"
-    from ..corpora.formats import _PUBTATOR_HEAD
-
-    with _open_binary(path) as fp:
-        for raw in fp:
-            if raw.strip():
-                raw = raw.lstrip(b"\xef\xbb\xbf")
-                if _PUBTATOR_HEAD.match(raw):
-                    return "pubtator"
-                if raw.lstrip().startswith(b"<"):
-                    return "bioc"
-                if raw.lstrip().startswith(b"{"):
-                    return "jsonl"
-                break
-    return "text"
+def detect_input_format(path: Source) -> str:
+    """The format of an input among INPUT_FORMATS, by the format table's
+    rules (`spacy_biobert.corpora.formats.detect_format`): a folder is "text";
+    else by extension (".gz" set aside: .jsonl, .xml/.json (bioc), .pubtator);
+    else by the first non-empty line (a "PMID|t|" line: pubtator, "<": bioc,
+    "{": jsonl); else "text"."""
+    return detect_format(path, INPUT_FORMATS)
 
 
 def iter_input(
-    path: Union[str, Path],
+    path: Source,
     format: Optional[str] = None,
     *,
     max_chars: Optional[int] = DEFAULT_MAX_CHARS,
+    text_docs: str = DEFAULT_TEXT_DOCS,
 ) -> Iterator[Item]:
     """Every input document, in order, as a Record or a Reject (see the
-    module docs). Deterministic: the same input gives the same items, which
-    is what `--resume` relies on."""
-    path = Path(path)
-    fmt = format or detect_input_format(path)
+    module docs), from a path or an open stream (a stream needs `format`
+    unless it can be read back). Deterministic: the same input gives the same
+    items, which is what `--resume` relies on."""
+    source = path if is_stream(path) else Path(path)
+    fmt = format or detect_input_format(source)
     if fmt not in INPUT_FORMATS:
         raise ValueError(
             Errors.E304.format(what="input format", value=fmt, options=", ".join(INPUT_FORMATS))
         )
     if max_chars is not None and (not isinstance(max_chars, int) or max_chars < 1):
         raise ValueError(Errors.E306.format(name="max_chars", value=max_chars))
-    if fmt == "text" and path.is_dir():
-        items = _iter_folder(path, max_chars)
+    check_text_docs(text_docs)
+    if fmt == "text" and isinstance(source, Path) and source.is_dir():
+        items = _iter_folder(source, max_chars)
     elif fmt == "text":
-        items = _iter_text_lines(path, max_chars)
+        items = map(_text_item, iter_text(source, text_docs=text_docs, max_chars=max_chars))
     elif fmt == "jsonl":
-        items = _iter_jsonl(path, max_chars)
+        items = _iter_jsonl(source, max_chars)
     else:
-        items = _iter_corpus(path, fmt)
+        items = _iter_corpus(source, fmt)
     for item in items:
         if isinstance(item, Record):
             problem = surrogate_problem(item)
@@ -195,54 +180,10 @@ def iter_input(
         yield item
 
 
-def _decode(raw: bytes) -> str:
-    return raw.decode("utf8").rstrip("\r\n")
-
-
-def _capped_lines(fp: Any, cap: Optional[int]) -> Iterator[Tuple[Optional[bytes], int]]:
-    """(line, size) for each line of a binary file; a line over `cap` bytes
-    (newline excluded) is skipped in 1 MiB reads and given as (None, size), so
-    that no line over the cap is ever held in memory."""
-    while True:
-        raw = fp.readline() if cap is None else fp.readline(cap + 2)
-        if not raw:
-            return
-        if cap is None or len(raw.rstrip(b"\r\n")) <= cap:
-            yield raw, len(raw)
-            continue
-        size = len(raw)
-        while not raw.endswith(b"\n"):
-            raw = fp.readline(1 << 20)
-            if not raw:
-                break
-            size += len(raw)
-        yield None, size
-
-
-def _over_cap(lineno: int, size: int, max_chars: Optional[int], per_char: str) -> str:
-    return (
-        f"line {lineno} is {size} bytes, too long to hold a text of --max-chars {max_chars} "
-        f"characters ({per_char}); not read"
-    )
-
-
-def _iter_text_lines(path: Path, max_chars: Optional[int] = None) -> Iterator[Item]:
-    cap = None if max_chars is None else TEXT_BYTES_PER_CHAR * max_chars + 3  # + a BOM
-    with _open_binary(path) as fp:
-        for i, (raw, size) in enumerate(_capped_lines(fp, cap)):
-            doc_id = str(i + 1)
-            if raw is None:
-                reason = _over_cap(i + 1, size, max_chars, f"{TEXT_BYTES_PER_CHAR} bytes a character")
-                yield Reject(i, doc_id, reason, "too-long")
-                continue
-            if i == 0:
-                raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
-            try:
-                text = _decode(raw)
-            except UnicodeDecodeError as err:
-                yield Reject(i, doc_id, f"line {i + 1} is not valid UTF-8 ({err})", "encoding")
-                continue
-            yield Record(i, doc_id, text, [("text", 0, text)])
+def _text_item(item: TextItem) -> Item:
+    if item.text is None:
+        return Reject(item.index, item.doc_id, item.reason, item.kind)
+    return Record(item.index, item.doc_id, item.text, item.passages)
 
 
 def _iter_folder(path: Path, max_chars: Optional[int]) -> Iterator[Item]:
@@ -252,13 +193,13 @@ def _iter_folder(path: Path, max_chars: Optional[int]) -> Iterator[Item]:
     if not files:
         raise ValueError(Errors.E307.format(path=path))
     for i, file in enumerate(files):
-        doc_id = _strip_gz(file).stem
+        doc_id = _stem(file)
         size = file.stat().st_size
-        if max_chars is not None and not _is_gz(file) and size > 4 * max_chars:
+        if max_chars is not None and not is_gzip_name(file) and size > 4 * max_chars:
             # Surely over the limit (UTF-8: at most 4 bytes a character): not read at all.
             yield Reject(i, doc_id, f"file of {size} bytes is over --max-chars {max_chars}", "too-long")
             continue
-        with _open_binary(file) as fp:
+        with open_binary(file) as fp:
             # A compressed file is read up to the bound only (a gzip bomb costs nothing).
             raw = fp.read() if max_chars is None else fp.read(TEXT_BYTES_PER_CHAR * max_chars + 4)
         if max_chars is not None and len(raw) > TEXT_BYTES_PER_CHAR * max_chars + 3:
@@ -274,15 +215,16 @@ def _iter_folder(path: Path, max_chars: Optional[int]) -> Iterator[Item]:
         yield Record(i, doc_id, text, [("text", 0, text)])
 
 
-def _iter_jsonl(path: Path, max_chars: Optional[int] = None) -> Iterator[Item]:
+def _iter_jsonl(source: Source, max_chars: Optional[int] = None) -> Iterator[Item]:
+    """The texts (and ids) of a JSONL input: nothing else of a line is read."""
     cap = None if max_chars is None else JSON_BYTES_PER_CHAR * max_chars + JSON_EXTRA_BYTES
-    with _open_binary(path) as fp:
+    with open_binary(source) as fp:
         index = 0
-        for lineno, (raw, size) in enumerate(_capped_lines(fp, cap), start=1):
+        for lineno, (raw, size) in enumerate(capped_lines(fp, cap), start=1):
             doc_id = str(lineno)
             if raw is None:
                 per_char = f"{JSON_BYTES_PER_CHAR} bytes a character and 1 MiB for other fields"
-                yield Reject(index, doc_id, _over_cap(lineno, size, max_chars, per_char), "too-long")
+                yield Reject(index, doc_id, over_cap(lineno, size, max_chars, per_char), "too-long")
                 index += 1
                 continue
             if lineno == 1:
@@ -290,7 +232,7 @@ def _iter_jsonl(path: Path, max_chars: Optional[int] = None) -> Iterator[Item]:
             if not raw.strip():
                 continue  # blank lines separate nothing in JSONL
             try:
-                obj = json.loads(_decode(raw))
+                obj = json.loads(raw.decode("utf8").rstrip("\r\n"))
             except UnicodeDecodeError as err:
                 yield Reject(index, doc_id, f"line {lineno} is not valid UTF-8 ({err})", "encoding")
             except json.JSONDecodeError as err:
@@ -324,27 +266,19 @@ class _CapturingStats(CorpusStats):
             self.pending.append(err)
 
 
-def _iter_corpus(path: Path, fmt: str) -> Iterator[Item]:
-    from ..corpora.formats import iter_records
-
-    with tempfile.TemporaryDirectory(prefix="spacy-biobert-annotate-") as tmp:
-        if _is_gz(path):
-            plain = Path(tmp) / _strip_gz(path).name
-            with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-            source = plain
-        else:
-            source = path
-        stats = _CapturingStats()
-        index = 0
-        for rec in iter_records(source, fmt, on_error="skip", stats=stats):
-            for err in stats.pending:
-                yield Reject(index, f"line {err.line}", err.problem)
-                index += 1
-            stats.pending.clear()
-            passages = [(t or "", o, x) for t, o, x in rec.passages]
-            yield Record(index, rec.doc_id, rec.text, passages)
-            index += 1
+def _iter_corpus(source: Source, fmt: str) -> Iterator[Item]:
+    """The documents of a PubTator or BioC input (a compressed file is read
+    decompressed, streamed; a stream as it is)."""
+    stats = _CapturingStats()
+    index = 0
+    for rec in iter_records(source, fmt, on_error="skip", stats=stats):
         for err in stats.pending:
             yield Reject(index, f"line {err.line}", err.problem)
             index += 1
+        stats.pending.clear()
+        passages = [(t or "", o, x) for t, o, x in rec.passages]
+        yield Record(index, rec.doc_id, rec.text, passages)
+        index += 1
+    for err in stats.pending:
+        yield Reject(index, f"line {err.line}", err.problem)
+        index += 1

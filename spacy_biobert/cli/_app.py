@@ -23,6 +23,13 @@ INPUT_HELP = (
     "(id, text), PubTator or BioC XML/JSON; each may be .gz"
 )
 
+# The --text-docs option of the commands that read plain text (annotate, render, pretrain):
+# one rule, one default (spacy_biobert.corpora.text).
+TEXT_DOCS_HELP = (
+    "How plain text holds its documents: line (one document per line, the default) or "
+    "blank-line (documents separated by blank lines)"
+)
+
 
 def positive_int_or_none(name: str, value: str) -> Optional[int]:
     """A size limit given on the command line: an integer >= 1, or 'none' /

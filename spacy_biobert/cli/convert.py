@@ -6,12 +6,13 @@ from typing import List, Optional
 import typer
 from wasabi import msg
 
-from ._app import app, label_map_option
+from ..corpora.formats import INPUT_FORMATS, OUTPUT_FORMATS, RECORD_FORMATS
+from ..corpora.text import DEFAULT_TEXT_DOCS
+from ._app import TEXT_DOCS_HELP, app, label_map_option
 
-_FORMATS_HELP = "auto, pubtator, bioc, chemprot, jsonl, spacy"
-_OUT_HELP = (
-    "auto (from OUTPUT's extension), spacy, pubtator, bioc-xml, bioc-json, jsonl, chemprot"
-)
+# From the format table (corpora.formats): plain text is read when asked for.
+_FORMATS_HELP = ", ".join(("auto",) + INPUT_FORMATS + ("text",))
+_OUT_HELP = "auto (from OUTPUT's extension), " + ", ".join(OUTPUT_FORMATS)
 
 
 def _print_stats(stats) -> None:
@@ -75,9 +76,13 @@ def convert_cli(
         help="Tokenizer of the Docs: biomedical or default (spaCy English)",
     ),
     lang: str = typer.Option("en", "--lang", help="Language of the blank pipeline"),
+    text_docs: str = typer.Option(
+        DEFAULT_TEXT_DOCS, "--text-docs", help=TEXT_DOCS_HELP + " (with --format text)"
+    ),
 ) -> None:
     """Convert a biomedical corpus between PubTator, BioC XML/JSON, ChemProt
-    TSV, JSONL and spaCy's .spacy (DocBin, with user data)."""
+    TSV, JSONL and spaCy's .spacy (DocBin, with user data); plain text
+    (--format text) in too."""
     from tqdm import tqdm
 
     from ..corpora import CorpusFormatError, CorpusStats
@@ -109,6 +114,7 @@ def convert_cli(
         label_map=mapping,
         dedupe=dedupe,
         stats=stats,
+        text_docs=text_docs,
     )
     if out_fmt == "chemprot":
         output_path.mkdir(parents=True, exist_ok=True)  # FOLDER/FOLDERNAME_*.tsv
@@ -131,7 +137,7 @@ def alignment_cli(
         "biomedical", "--tokenizer", help="default (spaCy English) or biomedical"
     ),
     fmt: str = typer.Option(
-        "auto", "--format", "-f", help="Input format: auto, pubtator, bioc, chemprot, jsonl"
+        "auto", "--format", "-f", help="Input format: " + ", ".join(("auto",) + RECORD_FORMATS)
     ),
     show: int = typer.Option(0, "--show", help="List the first N misaligned mentions"),
     by_type: bool = typer.Option(

@@ -8,7 +8,9 @@ from typing import Any, Dict, List, Optional
 import typer
 from wasabi import msg
 
-from ._app import app
+from ..corpora.formats import INPUT_FORMATS
+from ..corpora.text import DEFAULT_TEXT_DOCS
+from ._app import TEXT_DOCS_HELP, app
 
 
 @app.command("pretrain")
@@ -16,7 +18,7 @@ def pretrain_cli(
     inputs: List[Path] = typer.Argument(
         ..., metavar="INPUT...",
         help="Corpus files (PubTator, BioC, ChemProt split, JSONL, .spacy) or plain text "
-        "(documents separated by blank lines); folders are walked",
+        "(see --text-docs); folders are walked",
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the adapted model + tokenizer"),
     base_model: str = typer.Option(
@@ -44,7 +46,10 @@ def pretrain_cli(
     ),
     seed: Optional[int] = typer.Option(None, "--seed"),
     input_format: str = typer.Option(
-        "auto", "--format", "-f", help="auto, text, pubtator, bioc, chemprot, jsonl, spacy"
+        "auto", "--format", "-f", help=", ".join(("auto", "text") + INPUT_FORMATS)
+    ),
+    text_docs: str = typer.Option(
+        DEFAULT_TEXT_DOCS, "--text-docs", help=TEXT_DOCS_HELP + " (BERT's pretraining text: blank-line)"
     ),
     metrics: Optional[Path] = typer.Option(
         None, "--metrics", help="Also copy the held-out before/after JSON here"
@@ -87,7 +92,7 @@ def pretrain_cli(
     started = time.time()
     try:
         result = pretrain(
-            inputs, output, base_model, settings, format=input_format, resume=resume,
+            inputs, output, base_model, settings, format=input_format, text_docs=text_docs, resume=resume,
             overwrite=overwrite, device=device, progress=view,
         )
     except (ValueError, OSError) as err:

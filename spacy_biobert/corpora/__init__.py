@@ -1,8 +1,12 @@
-"""Biomedical corpora in and out: PubTator, BioC (XML/JSON), ChemProt TSV, JSONL.
+"""Biomedical corpora in and out: PubTator, BioC (XML/JSON), ChemProt TSV, JSONL,
+.spacy and plain text.
 
 Readers stream Docs (one per document, sentence boundaries set) following the
 data contract in `spacy_biobert.extensions`; writers turn gold or predicted
-Docs back into each format. See docs/corpora.md.
+Docs back into each format. Every format is a row of one table
+(`formats.FORMATS`: detection, reading from a path or a stream, writing, gzip);
+plain text follows one rule (`text`), sentences one splitter (`sentences`).
+See docs/corpora.md.
 """
 
 from ._base import (
@@ -19,6 +23,7 @@ from ._base import (
 )
 from .bioc_format import iter_bioc_records, read_bioc, write_bioc_json, write_bioc_xml
 from .chemprot import iter_chemprot_records, read_chemprot, write_chemprot
+from .formats import FORMATS, Format, detect_format, iter_records, read_corpus, write_corpus
 from .pubtator import iter_pubtator_records, read_pubtator, write_pubtator
 from .readers import (
     BiomedicalCorpus,
@@ -26,6 +31,8 @@ from .readers import (
     create_chemprot_corpus,
     create_pubtator_corpus,
 )
+from .sentences import sentence_starts, split_sentences
+from .text import DEFAULT_TEXT_DOCS, TEXT_DOCS, iter_text, iter_text_records
 
 __all__ = [
     "DEFAULT_MAX_CHARS",
@@ -52,4 +59,16 @@ __all__ = [
     "create_pubtator_corpus",
     "create_bioc_corpus",
     "create_chemprot_corpus",
+    "FORMATS",
+    "Format",
+    "detect_format",
+    "iter_records",
+    "read_corpus",
+    "write_corpus",
+    "sentence_starts",
+    "split_sentences",
+    "DEFAULT_TEXT_DOCS",
+    "TEXT_DOCS",
+    "iter_text",
+    "iter_text_records",
 ]

@@ -25,6 +25,9 @@ Where things live on a Doc (see docs/corpora.md):
 """
 
 import contextlib
+import gzip
+import io
+import json
 import logging
 import os
 import re
@@ -32,6 +35,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import (
+    IO,
     Any,
     Callable,
     Dict,
@@ -40,6 +44,7 @@ from typing import (
     List,
     Optional,
     Sequence,
+    TextIO,
     Tuple,
     Union,
 )
@@ -58,6 +63,7 @@ from ..extensions import (
     install_extensions,
     predicted_relations,  # noqa: F401
 )
+from .sentences import sentence_starts
 
 logger = logging.getLogger("spacy_biobert.corpora")
 
@@ -160,43 +166,20 @@ class CorpusStats:
     def log_warnings(self) -> None:
         """Log (not print) what a user must know: expanded mentions,
         dropped duplicates and skipped records."""
-        if self.misaligned:
-            logger.warning(
-                Warnings.W101.format(
-                    path=self.path,
-                    count=self.misaligned,
-                    total=self.mentions,
-                    examples=", ".join(self.misaligned_examples[:5]),
-                )
-            )
-        if self.duplicates:
-            logger.warning(
-                Warnings.W102.format(
-                    path=self.path,
-                    count=self.duplicates,
-                    ids=", ".join(self.duplicate_ids[:10]),
-                )
-            )
-        if self.skipped:
-            logger.warning(
-                Warnings.W103.format(
-                    path=self.path,
-                    count=self.skipped,
-                    first=self.errors[0] if self.errors else "",
-                )
-            )
-        if self.missing_files:
-            logger.warning(
-                Warnings.W106.format(path=self.path, files=", ".join(self.missing_files))
-            )
-        if self.duplicate_lines:
-            logger.warning(
-                Warnings.W105.format(
-                    path=self.path,
-                    count=self.duplicate_lines,
-                    examples=", ".join(self.duplicate_line_examples[:5]),
-                )
-            )
+        first_error = self.errors[0] if self.errors else ""
+        found = (
+            (self.misaligned, Warnings.W101, {"count": self.misaligned, "total": self.mentions,
+                                              "examples": ", ".join(self.misaligned_examples[:5])}),
+            (self.duplicates, Warnings.W102, {"count": self.duplicates,
+                                              "ids": ", ".join(self.duplicate_ids[:10])}),
+            (self.skipped, Warnings.W103, {"count": self.skipped, "first": first_error}),
+            (self.missing_files, Warnings.W106, {"files": ", ".join(self.missing_files)}),
+            (self.duplicate_lines, Warnings.W105, {"count": self.duplicate_lines,
+                                                   "examples": ", ".join(self.duplicate_line_examples[:5])}),
+        )
+        for count, template, values in found:
+            if count:
+                logger.warning(template.format(path=self.path, **values))
 
 
 class ErrorPolicy:
@@ -261,6 +244,23 @@ def title_abstract_passages(
     return [("title", 0, title), ("abstract", len(title) + len(sep), abstract)]
 
 
+def title_and_abstract(src: "SourceDocument") -> Tuple[str, str]:
+    """(title, abstract) of a record, for the formats whose text is title +
+    one separator + abstract (PubTator, ChemProt)."""
+    p = src.passages
+    if len(p) == 2 and p[1][1] == len(p[0][2]) + 1:
+        return p[0][2], p[1][2]
+    text = src.text
+    if len(p) >= 2 and p[1][1] >= 1 and text[p[1][1] - 1] in " \t":
+        cut = p[1][1] - 1
+        return text[:cut], text[cut + 1 :]
+    # One passage (predicted text): the title is the first line, if any.
+    cut = text.find("\n")
+    if cut == -1:
+        return text, ""
+    return text[:cut], text[cut + 1 :]
+
+
 def check_mention(
     path: Union[str, Path], line: int, text: str, m: SourceMention
 ) -> Optional[CorpusFormatError]:
@@ -301,32 +301,132 @@ class UndecodedLine(CorpusFormatError):
         self.text = text
 
 
+# --- sources: a path (maybe gzip-compressed) or an open stream --------------------
+
+Source = Union[str, Path, IO[bytes], IO[str]]
+"""What a reader reads: a path, or an open binary or text stream (read from
+its current position, never closed by the reader)."""
+
+_CHUNK = 1 << 16
+
+
+def is_stream(source: Any) -> bool:
+    """Whether `source` is an open file-like object rather than a path."""
+    return hasattr(source, "read")
+
+
+def source_name(source: Any) -> str:
+    """What messages call a source: a path as given; a stream's `name` (a
+    string) or "<stream>"."""
+    if not is_stream(source):
+        return str(source)
+    name = getattr(source, "name", None)
+    return name if isinstance(name, str) else "<stream>"
+
+
+def is_gzip_name(path: Union[str, Path]) -> bool:
+    """A name ending in ".gz": read decompressed where the format allows it."""
+    return str(path).lower().endswith(".gz")
+
+
+def plain_suffix(path: Union[str, Path]) -> str:
+    """The lower-case extension of a path or stream name, ".gz" set aside
+    ("a.PubTator.gz" -> ".pubtator")."""
+    p = Path(str(path))
+    if p.suffix.lower() == ".gz":
+        p = p.with_suffix("")
+    return p.suffix.lower()
+
+
+class _Replay(io.RawIOBase):
+    """A binary stream that gives `head` first, then the rest of `rest`; for
+    a text stream, the text is encoded as UTF-8 (a lone surrogate as its
+    bytes, which then do not decode: a bad line like any other)."""
+
+    def __init__(self, head: bytes, rest: Any, text: bool):
+        self.buf = head
+        self.rest = rest
+        self.text = text
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self.buf and self.rest is not None:
+            chunk = self.rest.read(_CHUNK)
+            if not chunk:
+                self.rest = None
+                break
+            self.buf = chunk.encode("utf8", "surrogatepass") if self.text else chunk
+        n = min(len(b), len(self.buf))
+        b[:n] = self.buf[:n]
+        self.buf = self.buf[n:]
+        return n
+
+
+@contextlib.contextmanager
+def open_binary(source: Source, *, head: bytes = b"") -> Iterator[IO[bytes]]:
+    """A binary stream over `source`: a path (decompressed when its name ends
+    in ".gz"), a binary stream (as it is, left open) or a text stream (its
+    text as UTF-8 bytes, left open). `head`: bytes already read from a binary
+    source (`peek`), given again first."""
+    if not is_stream(source):
+        opener: Any = gzip.open if is_gzip_name(source) else open
+        with opener(source, "rb") as fp:
+            yield fp
+    elif head or isinstance(source.read(0), str):
+        text = isinstance(source.read(0), str)
+        yield io.BufferedReader(_Replay(head, source, text), _CHUNK)  # type: ignore[arg-type]
+    else:
+        yield source  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def peek(source: Source, size: int) -> Iterator[Tuple[bytes, IO[bytes]]]:
+    """(the first `size` bytes, a binary stream over the whole source): look
+    at the start of a stream without losing it."""
+    with open_binary(source) as fp:
+        head = fp.read(size)
+        with open_binary(fp, head=head) as whole:
+            yield head, whole
+
+
 def iter_lines(
-    path: Union[str, Path], encoding: str = "utf8", *, universal_newlines: bool = True
+    source: Source,
+    encoding: str = "utf8",
+    *,
+    universal_newlines: bool = True,
+    name: Optional[str] = None,
 ) -> Iterator[Tuple[int, Union[str, CorpusFormatError]]]:
-    """(line number, line without its line break) for each line, streamed.
-    Lines end at "\\n", "\\r\\n" or, with universal_newlines (the default), a
-    lone "\\r" too (old Mac files); JSONL passes False, since JSON allows a raw
-    "\\r" between tokens. A leading UTF-8 byte order mark is dropped. A line
-    that does not decode yields a CorpusFormatError instead of text, so the
-    caller decides whether to raise or skip it."""
-    with open(
-        path,
-        encoding=encoding,
-        errors="surrogateescape",
-        newline=None if universal_newlines else "\n",
-    ) as fp:
-        for i, line in enumerate(fp, start=1):
-            if i == 1 and line.startswith("\ufeff"):
-                line = line[1:]
-            bad = _UNDECODED.search(line)
-            if bad is not None:
-                byte = ord(bad.group()) - 0xDC00
-                reason = f"byte 0x{byte:02x} at character {bad.start() + 1} of the line"
-                problem = Errors.E104.format(encoding=encoding.upper(), reason=reason)
-                yield i, UndecodedLine(path, i, problem, line.rstrip("\r\n"))
-                continue
-            yield i, line.rstrip("\r\n")
+    """(line number, line without its line break) for each line of a path or
+    stream, streamed. Lines end at "\\n", "\\r\\n" or, with universal_newlines
+    (the default), a lone "\\r" too (old Mac files); JSONL passes False, since
+    JSON allows a raw "\\r" between tokens. A leading UTF-8 byte order mark is
+    dropped. A line that does not decode yields a CorpusFormatError (naming
+    `name`, by default `source_name(source)`) instead of text, so the caller
+    decides whether to raise or skip it."""
+    where = name if name is not None else source_name(source)
+    with open_binary(source) as raw:
+        fp = io.TextIOWrapper(
+            raw,  # type: ignore[arg-type]
+            encoding=encoding,
+            errors="surrogateescape",
+            newline=None if universal_newlines else "\n",
+        )
+        try:
+            for i, line in enumerate(fp, start=1):
+                if i == 1 and line.startswith("\ufeff"):
+                    line = line[1:]
+                bad = _UNDECODED.search(line)
+                if bad is not None:
+                    byte = ord(bad.group()) - 0xDC00
+                    reason = f"byte 0x{byte:02x} at character {bad.start() + 1} of the line"
+                    problem = Errors.E104.format(encoding=encoding.upper(), reason=reason)
+                    yield i, UndecodedLine(where, i, problem, line.rstrip("\r\n"))
+                    continue
+                yield i, line.rstrip("\r\n")
+        finally:
+            fp.detach()  # the binary stream is closed (or left open) by its owner
 
 
 def check_exists(path: Union[str, Path], what: str = "corpus file") -> Path:
@@ -345,6 +445,97 @@ def empty_file_error(path: Union[str, Path]) -> CorpusFormatError:
     return CorpusFormatError(
         path, 0, Errors.E105, fix="check the path: an empty file holds no document"
     )
+
+
+def malformed(
+    path: Union[str, Path], line: int, detail: str, *, record: Optional[str] = None
+) -> CorpusFormatError:
+    """E101 (a malformed line or document) at `path`:`line`."""
+    return CorpusFormatError(path, line, Errors.E101.format(detail=detail), record=record)
+
+
+@dataclass
+class Reading:
+    """What every records reader sets up before it reads: the source (a
+    checked Path, or the stream), the name messages give it, the counts and
+    the error policy."""
+
+    source: Any
+    name: Any
+    stats: CorpusStats
+    policy: ErrorPolicy
+
+
+def start_reading(
+    source: Source,
+    on_error: str,
+    stats: Optional[CorpusStats],
+    max_chars: Optional[int],
+    *,
+    check_path: bool = True,
+) -> Reading:
+    """Check a reader's arguments in the order every reader does (the path
+    exists (E106) unless `check_path` is False, max_chars (E117), on_error
+    (E109)) and set up its counts (`stats.path`, when not set) and policy."""
+    if is_stream(source):
+        name: Any = source_name(source)
+    elif check_path:
+        source = name = check_exists(source)  # type: ignore[arg-type]
+    else:
+        name = source
+    check_max_chars(max_chars)
+    stats = stats if stats is not None else CorpusStats()
+    if not stats.path:
+        stats.path = str(name)
+    return Reading(source, name, stats, ErrorPolicy(on_error, stats))
+
+
+def document_lines(
+    reading: Reading,
+    source: Any = None,
+    *,
+    blank: Callable[[str], bool] = lambda line: not line.strip(),
+    universal_newlines: bool = True,
+) -> Iterator[Tuple[int, str]]:
+    """(line number, line) of every line that holds content, for a format
+    with a document per line (JSONL, ChemProt abstracts): a line that does not
+    decode is a bad document (raised or counted by the policy); lines that are
+    `blank` are passed over; a source without content is E105. `source`: the
+    file to read, by default the reading's."""
+    source = reading.source if source is None else source
+    name = reading.name if source is reading.source else source
+    any_content = False
+    for lineno, line in iter_lines(source, universal_newlines=universal_newlines, name=str(name)):
+        if isinstance(line, CorpusFormatError):
+            any_content = True
+            reading.policy(line, document=True)
+            continue
+        if blank(line):
+            continue
+        any_content = True
+        yield lineno, line
+    if not any_content:
+        raise empty_file_error(name)
+
+
+def load_json(text: str) -> Tuple[Any, Optional[str], int]:
+    """(the value, None, 0) of a JSON text, or (None, what is wrong, the line
+    it is on (0: not tied to one)) for a text that is not usable JSON."""
+    try:
+        return json.loads(text), None, 0
+    except json.JSONDecodeError as err:
+        return None, f"not valid JSON ({err.msg})", err.lineno
+    except RecursionError:
+        return None, "JSON nested too deeply", 0
+
+
+def write_text(target: Union[str, Path, TextIO], write: Callable[[TextIO], int]) -> int:
+    """`write(fp)` into an open text file `target`, or into a path, atomically
+    (see `atomic_write`; UTF-8, "\\n" line breaks); returns what `write` does."""
+    if hasattr(target, "write"):
+        return write(target)  # type: ignore[arg-type]
+    with atomic_write(target) as tmp, open(tmp, "w", encoding="utf8", newline="\n") as fp:
+        return write(fp)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -491,34 +682,20 @@ def get_make_doc(nlp_or_vocab: Any = None) -> MakeDoc:
     return _DEFAULT_NLP[key].make_doc
 
 
-_SENT_END = re.compile(r"[.!?][\"')\]]*(?=\s+[\"'(\[]*[A-Z0-9])")
-_NO_SPLIT_BEFORE = re.compile(
-    r"(?:\b(?:e\.g|i\.e|vs|cf|al|approx|ca|Fig|Figs|Dr|Drs|Mr|Mrs|Ms|Prof|St|No|Nos|Ref|Eq|"
-    r"resp|viz|sp|spp|var|[A-Z]))$"
-)
-
-
 def set_sentences(
     doc: Doc, passage_starts: Iterable[int], protected: Sequence[Span]
 ) -> None:
     """Rule-based sentence boundaries: every passage starts a sentence, and so
-    does the first token after [.!?] (plus closing quotes/brackets) followed
-    by whitespace and an upper-case letter, digit or opening bracket, unless
-    the word before is a common abbreviation or an initial. Never inside a
-    mention. Every token gets is_sent_start set, so DocBin keeps them."""
+    does every start the one sentence splitter finds (`sentences.sentence_starts`).
+    Never inside a mention. Every token gets is_sent_start set, so DocBin
+    keeps them."""
     if len(doc) == 0:
         return
     text = doc.text
     starts = set()
     for offset in passage_starts:
         starts.add(offset)
-    for m in _SENT_END.finditer(text):
-        if _NO_SPLIT_BEFORE.search(text[max(0, m.start() - 8) : m.start()]):
-            continue
-        j = m.end()
-        while j < len(text) and text[j].isspace():
-            j += 1
-        starts.add(j)
+    starts.update(sentence_starts(text))
     inside = set()
     for span in protected:
         inside.update(range(span.start + 1, span.end))
@@ -744,6 +921,29 @@ def records_to_docs(
     for rec in apply_limit(records, limit):
         yield source_to_doc(rec, make_doc, label_map=label_map, stats=stats, source_format=source_format)
     stats.log_warnings()
+
+
+def read_docs(
+    records: Callable[..., Iterable[SourceDocument]],
+    source: Any,
+    nlp_or_vocab: Any,
+    *,
+    source_format: str,
+    stats: Optional[CorpusStats],
+    limit: Optional[int],
+    label_map: Optional[Dict[str, str]],
+    **options: Any,
+) -> Iterator[Doc]:
+    """What every `read_*` function does: the Docs of
+    `records(source, stats=..., max_chars=..., **options)`, bounded by the
+    length `nlp_or_vocab` takes (`max_chars_of`), counted in `stats` (its
+    `path` set to the source)."""
+    stats = stats if stats is not None else CorpusStats()
+    stats.path = source_name(source)
+    found = records(source, stats=stats, max_chars=max_chars_of(nlp_or_vocab), **options)
+    yield from records_to_docs(
+        found, nlp_or_vocab, stats=stats, limit=limit, label_map=label_map, source_format=source_format
+    )
 
 
 def apply_limit(items: Iterable[Any], limit: Optional[int]) -> Iterator[Any]:

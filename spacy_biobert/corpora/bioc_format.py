@@ -29,7 +29,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, TextIO, Tuple, Union
 
 from spacy.tokens import Doc
 
@@ -39,22 +39,26 @@ from ._base import (
     CorpusFormatError,
     CorpusStats,
     ErrorPolicy,
+    Source,
     SourceDocument,
     SourceMention,
     atomic_write,
-    check_exists,
     check_length,
-    check_max_chars,
     check_mention,
     doc_to_source,
     empty_file_error,
     find_lone_surrogate,
     is_int,
-    max_chars_of,
+    load_json,
+    malformed,
+    peek,
+    plain_suffix,
     predicted_relations,
-    records_to_docs,
+    read_docs,
     secure_iterparse,
     show_value,
+    start_reading,
+    write_text,
 )
 
 ID_INFONS = ("identifier", "MESH", "MeSH", "Identifier", "NCBI Gene", "NCBI_Gene")
@@ -62,24 +66,24 @@ _BOOL_FIELDS = ("gold", "gold_only")
 _SKIP_REL_INFONS = ("type", "level", "head", "tail")
 
 
-def _is_json(path: Path) -> bool:
-    if path.suffix.lower() == ".json":
-        return True
-    if path.suffix.lower() == ".xml":
-        return False
-    with open(path, "rb") as fp:
-        head = fp.read(256).lstrip()
-    return head.startswith(b"{")
+def _is_json(name: Union[str, Path], head: bytes) -> bool:
+    """BioC JSON by the name's extension (".gz" set aside), else by the first
+    256 bytes `head` of the file."""
+    suffix = plain_suffix(name)
+    if suffix in (".json", ".xml"):
+        return suffix == ".json"
+    return head[:256].lstrip().startswith(b"{")
 
 
 def iter_bioc_records(
-    path: Union[str, Path],
+    path: Source,
     *,
     on_error: str = "raise",
     stats: Optional[CorpusStats] = None,
     max_chars: Optional[int] = DEFAULT_MAX_CHARS,
 ) -> Iterator[SourceDocument]:
-    """Stream the documents of a BioC XML (.xml) or BioC JSON (.json) file.
+    """Stream the documents of a BioC XML (.xml) or BioC JSON (.json) file
+    (a path, maybe ending in ".gz", or an open binary or text stream).
 
     A value of the wrong type (a string or float offset, a number as text,
     a lone surrogate) is a bad document (E114), and so is a document whose
@@ -90,35 +94,30 @@ def iter_bioc_records(
     outside the text, a repeated id, a "score" infon that is not a number)
     skips that item. With on_error="skip" each is counted instead of raised.
     """
-    path = check_exists(path)
-    check_max_chars(max_chars)
-    stats = stats if stats is not None else CorpusStats()
-    if not stats.path:
-        stats.path = str(path)
-    policy = ErrorPolicy(on_error, stats)
-    with open(path, "rb") as fp:
-        empty = not fp.read(4096).strip()
-    if empty:
-        raise empty_file_error(path)
-    docs = _iter_json(path) if _is_json(path) else _iter_xml(path)
-    n = 0
-    for line, bdoc in docs:
-        n += 1
-        if isinstance(bdoc, CorpusFormatError):
-            policy(bdoc, document=True)
-            continue
-        rec = _to_record(path, line, bdoc, policy, max_chars)
-        if rec is not None:
-            yield rec
+    reading = start_reading(path, on_error, stats, max_chars)
+    path = reading.name
+    with peek(reading.source, 4096) as (head, fp):
+        if not head.strip():
+            raise empty_file_error(path)
+        docs = _iter_json(path, fp) if _is_json(path, head) else _iter_xml(path, fp)
+        n = 0
+        for line, bdoc in docs:
+            n += 1
+            if isinstance(bdoc, CorpusFormatError):
+                reading.policy(bdoc, document=True)
+                continue
+            rec = _to_record(path, line, bdoc, reading.policy, max_chars)
+            if rec is not None:
+                yield rec
     if n == 0:
         raise empty_file_error(path)
 
 
-def _iter_xml(path: Path) -> Iterator[Tuple[int, Any]]:
+def _iter_xml(path: Union[str, Path], fp: Any) -> Iterator[Tuple[int, Any]]:
     from bioc import biocxml
     from lxml import etree
 
-    context = secure_iterparse(str(path), "document", attribute_defaults=False)
+    context = secure_iterparse(fp, "document", attribute_defaults=False)
     try:
         for _, elem in context:
             line = elem.sourceline or 0
@@ -137,14 +136,8 @@ def _iter_xml(path: Path) -> Iterator[Tuple[int, Any]]:
                 try:
                     bdoc = biocxml.loads(xml.decode("utf8")).documents[0]
                 except (KeyError, ValueError, TypeError, etree.XMLSyntaxError) as err:
-                    bdoc = CorpusFormatError(
-                        path,
-                        line,
-                        Errors.E101.format(
-                            detail=f"not a valid BioC document (missing or bad {err})"
-                        ),
-                        record=elem.findtext("id"),
-                    )
+                    detail = f"not a valid BioC document (missing or bad {err})"
+                    bdoc = malformed(path, line, detail, record=elem.findtext("id"))
             elem.clear()
             while elem.getprevious() is not None:
                 del elem.getparent()[0]
@@ -156,15 +149,13 @@ def _iter_xml(path: Path) -> Iterator[Tuple[int, Any]]:
             raise CorpusFormatError(
                 path, line, Errors.E104.format(encoding="UTF8", reason=msg)
             ) from None
-        raise CorpusFormatError(
-            path, line, Errors.E101.format(detail=f"not well-formed XML ({msg})")
-        ) from None
+        raise malformed(path, line, f"not well-formed XML ({msg})") from None
 
 
-def _iter_json(path: Path) -> Iterator[Tuple[int, Any]]:
+def _iter_json(path: Union[str, Path], fp: Any) -> Iterator[Tuple[int, Any]]:
     from bioc import biocjson
 
-    raw = path.read_bytes()
+    raw = fp.read()
     try:
         text = raw.decode("utf8")
     except UnicodeDecodeError as err:
@@ -172,22 +163,11 @@ def _iter_json(path: Path) -> Iterator[Tuple[int, Any]]:
         raise CorpusFormatError(
             path, line, Errors.E104.format(encoding="UTF8", reason=err)
         ) from None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise CorpusFormatError(
-            path, err.lineno, Errors.E101.format(detail=f"not valid JSON ({err.msg})")
-        ) from None
-    except RecursionError:
-        raise CorpusFormatError(
-            path, 0, Errors.E101.format(detail="JSON nested too deeply")
-        ) from None
+    obj, problem, line = load_json(text)
+    if problem is not None:
+        raise malformed(path, line, problem)
     if not isinstance(obj, dict) or not isinstance(obj.get("documents"), list):
-        raise CorpusFormatError(
-            path,
-            1,
-            Errors.E101.format(detail="a BioC JSON collection needs a 'documents' list"),
-        )
+        raise malformed(path, 1, "a BioC JSON collection needs a 'documents' list")
     for i, dobj in enumerate(obj["documents"]):
         doc_id = dobj.get("id") if isinstance(dobj, dict) else None
         line = _json_line(text, doc_id if isinstance(doc_id, str) else None)
@@ -225,25 +205,33 @@ def _json_document_problem(d: Any) -> Problem:
     for key in ("passages", "relations"):
         problem = problem or _json_list(d, key, "document", required=True)
     problem = problem or _json_list(d, "annotations", "document", required=False)
-    if problem:
-        return problem
-    for k, ann in enumerate(d.get("annotations", []), start=1):
-        problem = _json_annotation(ann, f"document annotation #{k}")
+    return problem or _json_items(d, "document ") or _each(d["passages"], _json_passage, "passage")
+
+
+def _each(items: List[Any], check: Callable[[Any, str], Problem], where: str) -> Problem:
+    """The first problem `check(item, "WHERE #n")` finds in `items`, or None."""
+    for n, item in enumerate(items, start=1):
+        problem = check(item, f"{where} #{n}")
         if problem:
             return problem
-    for k, rel in enumerate(d["relations"], start=1):
-        problem = _json_relation(rel, f"document relation #{k}")
-        if problem:
-            return problem
-    for i, p in enumerate(d["passages"], start=1):
-        problem = _json_container(p, f"passage #{i}", sentences=True)
-        if problem:
-            return problem
-        for j, sent in enumerate(p["sentences"], start=1):
-            problem = _json_container(sent, f"passage #{i} sentence #{j}", sentences=False)
-            if problem:
-                return problem
     return None
+
+
+def _json_items(obj: Dict[str, Any], where: str) -> Problem:
+    """The annotations and relations of a document, passage or sentence."""
+    return _each(obj.get("annotations", []), _json_annotation, f"{where}annotation") or _each(
+        obj["relations"], _json_relation, f"{where}relation"
+    )
+
+
+def _json_passage(obj: Any, where: str) -> Problem:
+    return _json_container(obj, where, sentences=True) or _each(
+        obj["sentences"], _json_sentence, f"{where} sentence"
+    )
+
+
+def _json_sentence(obj: Any, where: str) -> Problem:
+    return _json_container(obj, where, sentences=False)
 
 
 def _json_container(obj: Any, where: str, *, sentences: bool) -> Problem:
@@ -258,56 +246,47 @@ def _json_container(obj: Any, where: str, *, sentences: bool) -> Problem:
     keys = ("sentences", "annotations", "relations") if sentences else ("annotations", "relations")
     for key in keys:
         problem = problem or _json_list(obj, key, where, required=True)
-    if problem:
-        return problem
-    for k, ann in enumerate(obj["annotations"], start=1):
-        problem = _json_annotation(ann, f"{where} annotation #{k}")
-        if problem:
-            return problem
-    for k, rel in enumerate(obj["relations"], start=1):
-        problem = _json_relation(rel, f"{where} relation #{k}")
-        if problem:
-            return problem
-    return None
+    return problem or _json_items(obj, f"{where} ")
 
 
 def _json_annotation(ann: Any, where: str) -> Problem:
-    if not isinstance(ann, dict):
-        return (where, "a JSON object", show_value(ann))
-    if not isinstance(ann.get("id"), str):
-        return (f"{where} 'id'", "a string", show_value(ann.get("id")))
-    if "text" not in ann or not (ann["text"] is None or isinstance(ann["text"], str)):
-        return (f"{where} 'text'", "a string", show_value(ann.get("text")))
-    problem = _json_infons(ann, where) or _json_list(ann, "locations", where, required=True)
-    if problem:
-        return problem
-    for n, loc in enumerate(ann["locations"], start=1):
-        if not isinstance(loc, dict):
-            return (f"{where} location #{n}", "a JSON object", show_value(loc))
-        for key in ("offset", "length"):
-            if not is_int(loc.get(key)) or loc[key] < 0:
-                return (
-                    f"{where} location #{n} '{key}'",
-                    "an integer >= 0",
-                    show_value(loc.get(key)),
-                )
-    return None
+    return _json_parts(ann, where, "locations", _json_location, text=True)
 
 
 def _json_relation(rel: Any, where: str) -> Problem:
-    if not isinstance(rel, dict):
-        return (where, "a JSON object", show_value(rel))
-    if not isinstance(rel.get("id"), str):
-        return (f"{where} 'id'", "a string", show_value(rel.get("id")))
-    problem = _json_infons(rel, where) or _json_list(rel, "nodes", where, required=True)
-    if problem:
-        return problem
-    for n, node in enumerate(rel["nodes"], start=1):
-        if not isinstance(node, dict):
-            return (f"{where} node #{n}", "a JSON object", show_value(node))
-        for key in ("refid", "role"):
-            if not isinstance(node.get(key), str):
-                return (f"{where} node #{n} '{key}'", "a string", show_value(node.get(key)))
+    return _json_parts(rel, where, "nodes", _json_node)
+
+
+def _json_parts(
+    obj: Any, where: str, key: str, check: Callable[[Any, str], Problem], *, text: bool = False
+) -> Problem:
+    """An annotation (`text`, "locations") or a relation ("nodes"): an object
+    with a string id, infons and a list of parts, each checked by `check`."""
+    if not isinstance(obj, dict):
+        return (where, "a JSON object", show_value(obj))
+    if not isinstance(obj.get("id"), str):
+        return (f"{where} 'id'", "a string", show_value(obj.get("id")))
+    if text and ("text" not in obj or not (obj["text"] is None or isinstance(obj["text"], str))):
+        return (f"{where} 'text'", "a string", show_value(obj.get("text")))
+    problem = _json_infons(obj, where) or _json_list(obj, key, where, required=True)
+    return problem or _each(obj[key], check, f"{where} {key[:-1]}")
+
+
+def _json_location(loc: Any, where: str) -> Problem:
+    if not isinstance(loc, dict):
+        return (where, "a JSON object", show_value(loc))
+    for key in ("offset", "length"):
+        if not is_int(loc.get(key)) or loc[key] < 0:
+            return (f"{where} '{key}'", "an integer >= 0", show_value(loc.get(key)))
+    return None
+
+
+def _json_node(node: Any, where: str) -> Problem:
+    if not isinstance(node, dict):
+        return (where, "a JSON object", show_value(node))
+    for key in ("refid", "role"):
+        if not isinstance(node.get(key), str):
+            return (f"{where} '{key}'", "a string", show_value(node.get(key)))
     return None
 
 
@@ -340,7 +319,7 @@ def _json_line(text: str, doc_id: Optional[str]) -> int:
 
 
 def _to_record(
-    path: Path,
+    path: Union[str, Path],
     line: int,
     bdoc: Any,
     policy: ErrorPolicy,
@@ -562,7 +541,7 @@ def _score(value: Any) -> Optional[float]:
 
 
 def read_bioc(
-    path: Union[str, Path],
+    path: Source,
     nlp_or_vocab: Any = None,
     *,
     on_error: str = "raise",
@@ -571,13 +550,9 @@ def read_bioc(
     stats: Optional[CorpusStats] = None,
 ) -> Iterator[Doc]:
     """Stream the Docs of a BioC XML or BioC JSON file (see module docs)."""
-    stats = stats if stats is not None else CorpusStats()
-    stats.path = str(path)
-    records = iter_bioc_records(
-        path, on_error=on_error, stats=stats, max_chars=max_chars_of(nlp_or_vocab)
-    )
-    yield from records_to_docs(
-        records, nlp_or_vocab, stats=stats, limit=limit, label_map=label_map, source_format="bioc"
+    return read_docs(
+        iter_bioc_records, path, nlp_or_vocab, source_format="bioc", stats=stats,
+        limit=limit, label_map=label_map, on_error=on_error,
     )
 
 
@@ -738,23 +713,24 @@ def check_xml_writable(bdoc: Any) -> None:
 
 
 def write_bioc_json(
-    docs: Iterable[Doc], path: Union[str, Path], *, threshold: float = 0.5
+    docs: Iterable[Doc], path: Union[str, Path, TextIO], *, threshold: float = 0.5
 ) -> int:
-    """Write Docs as a BioC JSON collection (streamed, atomically); returns
-    the count."""
+    """Write Docs as a BioC JSON collection (a path, streamed and written
+    atomically, or an open text file); returns the count."""
     from bioc import biocjson
 
     info = _collection_info()
-    n = 0
-    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf8", newline="\n") as fp:
+
+    def write(fp: TextIO) -> int:
+        n = 0
         head = {"source": info.source, "date": info.date, "key": info.key, "infons": {}}
         fp.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "documents": [\n')
         for doc in docs:
             if n:
                 fp.write(",\n")
-            fp.write(
-                biocjson.dumps(doc_to_bioc(doc, threshold=threshold), ensure_ascii=False)
-            )
+            fp.write(biocjson.dumps(doc_to_bioc(doc, threshold=threshold), ensure_ascii=False))
             n += 1
         fp.write("\n]}\n")
-    return n
+        return n
+
+    return write_text(path, write)

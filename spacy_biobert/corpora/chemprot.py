@@ -37,15 +37,17 @@ from ._base import (
     SourceMention,
     atomic_write_many,
     check_length,
-    check_max_chars,
     check_mention,
     doc_to_source,
-    empty_file_error,
+    document_lines,
+    is_stream,
     iter_lines,
-    max_chars_of,
+    malformed,
     predicted_relations,
-    records_to_docs,
+    read_docs,
+    start_reading,
     title_abstract_passages,
+    title_and_abstract,
 )
 
 SUFFIXES = ("abstracts", "entities", "relations", "gold_standard")
@@ -111,18 +113,8 @@ def _index(
         seen.add(line)
         cols = line.split("\t")
         if len(cols) != ncols:
-            policy(
-                CorpusFormatError(
-                    path,
-                    lineno,
-                    Errors.E101.format(
-                        detail=(
-                            f"{len(cols)} tab-separated columns, expected {ncols}: "
-                            f"{line[:100]!r}"
-                        )
-                    ),
-                )
-            )
+            detail = f"{len(cols)} tab-separated columns, expected {ncols}: {line[:100]!r}"
+            policy(malformed(path, lineno, detail))
             continue
         index.setdefault(cols[0], []).append((lineno, cols))
     return index
@@ -145,12 +137,16 @@ def iter_chemprot_records(
     content (E111), an entity id used twice in a document (E116), a document
     longer than `max_chars` (E113) and malformed lines are bad records.
     """
+    if is_stream(path):
+        raise ValueError(
+            Errors.E118.format(
+                format="ChemProt", why="a split is up to four files found by name",
+                fix="pass the split folder or the common file prefix",
+            )
+        )
     files = find_chemprot_files(path)
-    check_max_chars(max_chars)
-    stats = stats if stats is not None else CorpusStats()
-    if not stats.path:
-        stats.path = str(path)
-    policy = ErrorPolicy(on_error, stats)
+    reading = start_reading(path, on_error, stats, max_chars, check_path=False)
+    stats, policy = reading.stats, reading.policy
     prefix = str(files["abstracts"])[: -len("_abstracts.tsv")]
     stats.missing_files.extend(
         f"{prefix}_{suffix}.tsv" for suffix in SUFFIXES[1:] if files[suffix] is None
@@ -160,28 +156,15 @@ def iter_chemprot_records(
     gold = _index(files["gold_standard"], 4, policy)
     abstracts: Path = files["abstracts"]  # type: ignore[assignment]  # checked by find_chemprot_files
     seen: Dict[str, Tuple[int, str]] = {}
-    any_content = False
-    for lineno, line in iter_lines(abstracts):
-        if isinstance(line, CorpusFormatError):
-            any_content = True
-            policy(line, document=True)
-            continue
-        if not line:  # only an empty line is blank: '\u2028' may be an id
-            continue
-        any_content = True
+    # only an empty line is blank: '\u2028' may be an id
+    for lineno, line in document_lines(reading, abstracts, blank=lambda line: not line):
         cols = line.split("\t")
         if len(cols) != 3:
-            policy(
-                CorpusFormatError(
-                    abstracts,
-                    lineno,
-                    Errors.E101.format(
-                        detail=f"{len(cols)} tab-separated columns, expected 3 "
-                        f"(PMID, title, abstract): {line[:100]!r}"
-                    ),
-                ),
-                document=True,
+            detail = (
+                f"{len(cols)} tab-separated columns, expected 3 (PMID, title, abstract): "
+                f"{line[:100]!r}"
             )
+            policy(malformed(abstracts, lineno, detail), document=True)
             continue
         doc_id, title, abstract = cols
         if doc_id in seen:
@@ -211,8 +194,6 @@ def iter_chemprot_records(
         yield _record(
             doc_id, title, abstract, lineno, files, entities, relations, gold, policy
         )
-    if not any_content:
-        raise empty_file_error(abstracts)
     # Annotations of documents that are not in the abstracts file would be lost.
     for name, index in (
         ("entities", entities),
@@ -222,15 +203,8 @@ def iter_chemprot_records(
         for doc_id, rows in index.items():
             if doc_id not in seen:
                 for lineno, _ in rows:
-                    policy(
-                        CorpusFormatError(
-                            files[name],  # type: ignore[arg-type]
-                            lineno,
-                            Errors.E101.format(
-                                detail=f"document {doc_id} is not in {abstracts.name}"
-                            ),
-                        )
-                    )
+                    detail = f"document {doc_id} is not in {abstracts.name}"
+                    policy(malformed(files[name], lineno, detail))  # type: ignore[arg-type]
 
 
 def _record(
@@ -263,15 +237,8 @@ def _record(
         try:
             start, end = int(cols[3]), int(cols[4])
         except ValueError:
-            policy(
-                CorpusFormatError(
-                    files["entities"],  # type: ignore[arg-type]
-                    ln,
-                    Errors.E101.format(
-                        detail=f"offsets {cols[3]!r}, {cols[4]!r} are not integers"
-                    ),
-                )
-            )
+            detail = f"offsets {cols[3]!r}, {cols[4]!r} are not integers"
+            policy(malformed(files["entities"], ln, detail))  # type: ignore[arg-type]
             continue
         m = SourceMention(
             id=cols[1], start=start, end=end, text=cols[5], type=cols[2], kb_id=""
@@ -339,15 +306,7 @@ def _args(
 ) -> Optional[Tuple[str, str]]:
     m1, m2 = _ARG.match(a1), _ARG.match(a2)
     if m1 is None or m2 is None or m1.group(1) != "1" or m2.group(1) != "2":
-        policy(
-            CorpusFormatError(
-                path,
-                ln,
-                Errors.E101.format(
-                    detail=f"expected 'Arg1:T<i>' 'Arg2:T<j>', got {a1!r} {a2!r}"
-                ),
-            )
-        )
+        policy(malformed(path, ln, f"expected 'Arg1:T<i>' 'Arg2:T<j>', got {a1!r} {a2!r}"))
         return None
     for arg in (m1.group(2), m2.group(2)):
         if arg not in ids:
@@ -377,13 +336,9 @@ def read_chemprot(
     `doc.ents` keep the longest of overlapping mentions (earlier first; of two
     identical spans the first in the entities file); every mention stays in
     `doc.spans["mentions"]`."""
-    stats = stats if stats is not None else CorpusStats()
-    stats.path = str(path)
-    records = iter_chemprot_records(
-        path, on_error=on_error, stats=stats, max_chars=max_chars_of(nlp_or_vocab)
-    )
-    yield from records_to_docs(
-        records, nlp_or_vocab, stats=stats, limit=limit, label_map=label_map, source_format="chemprot"
+    return read_docs(
+        iter_chemprot_records, path, nlp_or_vocab, source_format="chemprot", stats=stats,
+        limit=limit, label_map=label_map, on_error=on_error,
     )
 
 
@@ -426,9 +381,7 @@ def write_chemprot(
 def _write_doc(doc: Doc, handles: Dict[str, Any], threshold: float) -> None:
     src = doc_to_source(doc)
     doc_id = src.doc_id or "0"
-    from .pubtator import _title_abstract
-
-    title, abstract = _title_abstract(src)
+    title, abstract = title_and_abstract(src)
     fields = [("document id", doc_id), ("title", title), ("abstract", abstract)]
     for m in src.mentions:
         fields.append((f"type of mention {m.id}", m.type))

@@ -1,10 +1,28 @@
-"""One entry point over every format: detection, reading, writing and the
-token-alignment count that the `convert`/`alignment` commands use."""
+"""The format table: every corpus and input format in one place, with how it
+is named, detected, read (a path, maybe gzip-compressed, or a stream) and
+written. `convert`, `alignment`, `evaluate`, `annotate` (its input),
+`pretrain` and the service all go through it.
+
+| name | input: detected by | read from | written to (`--to`) |
+| --- | --- | --- | --- |
+| pubtator | `.pubtator`; a first line `PMID|t|` | path, `.gz`, stream | `.pubtator`, `.txt` |
+| bioc | `.xml`, `.json`; a first line `<` | path, `.gz`, stream | `bioc-xml`: `.xml`; `bioc-json`: `.json` |
+| chemprot | a folder or prefix of `*_abstracts.tsv` | path | a folder or prefix |
+| jsonl | `.jsonl`; a first line `{` | path, `.gz`, stream | `.jsonl` |
+| spacy | `.spacy` | path, stream | `.spacy` |
+| text | anything else, where a command takes plain text | path, `.gz`, stream | - |
+
+Detection (`detect_format`) looks at the kind of path (a folder), its name
+(".gz" set aside), then the first non-blank line; each command says which
+formats it takes (`formats=`): a corpus command never takes a file it cannot
+tell for plain text (E107), a command that reads plain text falls back to it.
+Plain text: see `spacy_biobert.corpora.text` (one option, `text_docs`).
+"""
 
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 from spacy.tokens import Doc
 
@@ -12,74 +30,296 @@ from ..errors import Errors
 from ._base import (
     DEFAULT_MAX_CHARS,
     CorpusStats,
+    Source,
     SourceDocument,
     apply_limit,
     atomic_write,
     empty_file_error,
-    get_make_doc,
-    max_chars_of,
-    source_to_doc,
+    is_gzip_name,
+    is_stream,
+    open_binary,
+    read_docs,
+    source_name,
 )
+from .bioc_format import iter_bioc_records, write_bioc_json, write_bioc_xml
+from .chemprot import SUFFIXES as CHEMPROT_SUFFIXES
+from .chemprot import iter_chemprot_records, write_chemprot
+from .jsonl import iter_jsonl_records, write_jsonl
+from .pubtator import iter_pubtator_records, write_pubtator
+from .text import DEFAULT_TEXT_DOCS, iter_text_records
 
-INPUT_FORMATS = ("pubtator", "bioc", "chemprot", "jsonl", "spacy")
-OUTPUT_FORMATS = ("spacy", "pubtator", "bioc-xml", "bioc-json", "jsonl", "chemprot")
-OUTPUT_EXTENSIONS = {
-    ".spacy": "spacy",
-    ".pubtator": "pubtator",
-    ".txt": "pubtator",
-    ".xml": "bioc-xml",
-    ".json": "bioc-json",
-    ".jsonl": "jsonl",
-}
 _PUBTATOR_HEAD = re.compile(rb"^[^|\t\s]+\|[ta]\|")
+_CHEMPROT_FILES = tuple(f"_{suffix}.tsv" for suffix in CHEMPROT_SUFFIXES)
+# How much of a file detection reads at most to find its first non-blank line.
+_SNIFF_BYTES = 1 << 20
 
 
-def detect_format(path: Union[str, Path]) -> str:
-    """The input format of a path, from its kind, extension or first line."""
+@dataclass
+class ReadOptions:
+    """The options of a records reader (each format uses those it knows)."""
+
+    on_error: str = "raise"
+    stats: Optional[CorpusStats] = None
+    max_chars: Optional[int] = DEFAULT_MAX_CHARS
+    dedupe: bool = False
+    text_docs: str = DEFAULT_TEXT_DOCS
+
+
+@dataclass(frozen=True)
+class Format:
+    """One row of the format table.
+
+    extensions: the name endings (lower case, ".gz" set aside) that tell the
+        format of an input (plain text's ".txt"/".text" do not: a ".txt" file
+        is read as whatever its first line says);
+    sniff: whether the first non-blank line (bytes, leading whitespace and
+        byte order mark dropped, up to a line break) is of this format;
+    read: the records (`SourceDocument`) of a source, given `ReadOptions`;
+    read_docs: for a format that holds Docs, not records (.spacy);
+    write: `(docs, target) -> count`;
+    output_extensions: output names written in this format;
+    gzip: an input whose name ends in ".gz" is read decompressed;
+    streams: `read` takes an open stream as well as a path;
+    annotated: the format holds annotations (everything but plain text);
+    hint: how its files are named, for messages (default: the extensions).
+    """
+
+    name: str
+    description: str
+    extensions: Tuple[str, ...] = ()
+    sniff: Optional[Callable[[bytes], bool]] = None
+    read: Optional[Callable[[Source, ReadOptions], Iterator[SourceDocument]]] = None
+    read_docs: Optional[Callable[..., Iterator[Doc]]] = None
+    write: Optional[Callable[[Iterable[Doc], Any], int]] = None
+    output_extensions: Tuple[str, ...] = ()
+    gzip: bool = False
+    streams: bool = False
+    annotated: bool = True
+    hint: str = ""
+
+    @property
+    def readable(self) -> bool:
+        return self.read is not None or self.read_docs is not None
+
+
+def _read_docbin(
+    path: Source, nlp_or_vocab: Any, limit: Optional[int], stats: CorpusStats
+) -> Iterator[Doc]:
+    from spacy.tokens import DocBin
+    from spacy.vocab import Vocab
+
+    from ..extensions import install_extensions
+
+    install_extensions()
+    vocab = getattr(nlp_or_vocab, "vocab", nlp_or_vocab) or Vocab()
+    if is_stream(path):
+        with open_binary(path) as fp:
+            docbin = DocBin().from_bytes(fp.read())
+    else:
+        docbin = DocBin().from_disk(path)
+    for doc in apply_limit(docbin.get_docs(vocab), limit):
+        stats.documents += 1
+        yield doc
+
+
+def _write_docbin(docs: Iterable[Doc], path: Union[str, Path]) -> int:
+    from spacy.tokens import DocBin
+
+    db = DocBin(store_user_data=True)
+    n = 0
+    for doc in docs:
+        db.add(doc)
+        n += 1
+    with atomic_write(path) as tmp:
+        db.to_disk(tmp)
+    return n
+
+
+FORMATS: Dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format(
+            "pubtator", "PubTator (BC5CDR, NCBI-disease)", (".pubtator",),
+            sniff=lambda line: _PUBTATOR_HEAD.match(line) is not None,
+            read=lambda src, o: iter_pubtator_records(
+                src, on_error=o.on_error, stats=o.stats, dedupe=o.dedupe, max_chars=o.max_chars
+            ),
+            write=write_pubtator, output_extensions=(".pubtator", ".txt"), gzip=True, streams=True,
+            hint=".txt/.pubtator",
+        ),
+        Format(
+            "bioc", "BioC XML or BioC JSON", (".xml", ".json"),
+            sniff=lambda line: line.startswith(b"<"),
+            read=lambda src, o: iter_bioc_records(
+                src, on_error=o.on_error, stats=o.stats, max_chars=o.max_chars
+            ),
+            gzip=True, streams=True,
+        ),
+        Format(
+            "chemprot", "ChemProt TSV split (a folder or a file prefix)", _CHEMPROT_FILES,
+            read=lambda src, o: iter_chemprot_records(
+                src, on_error=o.on_error, stats=o.stats, max_chars=o.max_chars
+            ),
+            write=write_chemprot,
+        ),
+        Format(
+            "jsonl", "JSONL, a JSON object per document", (".jsonl",),
+            sniff=lambda line: line.startswith(b"{"),
+            read=lambda src, o: iter_jsonl_records(
+                src, on_error=o.on_error, stats=o.stats, max_chars=o.max_chars
+            ),
+            write=write_jsonl, output_extensions=(".jsonl",), gzip=True, streams=True,
+        ),
+        Format(
+            "spacy", "spaCy DocBin", (".spacy",), read_docs=_read_docbin, write=_write_docbin,
+            output_extensions=(".spacy",), streams=True,
+        ),
+        Format(
+            "text", "plain text (see text_docs)", (".txt", ".text"),
+            read=lambda src, o: iter_text_records(
+                src, on_error=o.on_error, stats=o.stats, max_chars=o.max_chars, text_docs=o.text_docs
+            ),
+            gzip=True, streams=True, annotated=False,
+        ),
+        Format("bioc-xml", "BioC XML", write=write_bioc_xml, output_extensions=(".xml",)),
+        Format("bioc-json", "BioC JSON", write=write_bioc_json, output_extensions=(".json",)),
+    )
+}
+"""The format table, by name."""
+
+INPUT_FORMATS = tuple(n for n, f in FORMATS.items() if f.readable and f.annotated)
+"""Corpus inputs: the readable formats that hold annotations."""
+RECORD_FORMATS = tuple(n for n, f in FORMATS.items() if f.read is not None)
+"""Formats read as records (`iter_records`)."""
+STREAM_FORMATS = tuple(n for n in RECORD_FORMATS if FORMATS[n].streams and FORMATS[n].gzip)
+"""Formats read as records from a stream or a ".gz" file (annotate's inputs)."""
+READABLE_FORMATS = tuple(n for n, f in FORMATS.items() if f.readable)
+"""Every format that can be read (pretrain's inputs)."""
+OUTPUT_FORMATS = tuple(n for n, f in FORMATS.items() if f.write is not None)
+OUTPUT_EXTENSIONS = {ext: n for n, f in FORMATS.items() for ext in f.output_extensions}
+
+
+def file_extensions(formats: Sequence[str] = READABLE_FORMATS) -> Tuple[str, ...]:
+    """The name endings of input files of `formats` (plain text's included),
+    with their ".gz" forms where the format reads gzip: what a folder walk
+    takes as files of a known format."""
+    found: List[str] = []
+    for name in formats:
+        f = FORMATS[name]
+        found.extend(f.extensions)
+        if f.gzip:
+            found.extend(f"{ext}.gz" for ext in f.extensions)
+    return tuple(found)
+
+
+def detect_format(path: Source, formats: Sequence[str] = INPUT_FORMATS) -> str:
+    """The format of an input among `formats` (default: the corpus inputs):
+
+    1. a folder: "chemprot" (when taken, and when plain text is not or the
+       folder holds a *_abstracts.tsv), else "text";
+    2. a ChemProt file name (*_abstracts.tsv, ...) or prefix: "chemprot";
+    3. a name ending (".gz" set aside) of the table (`Format.extensions`);
+    4. the first non-blank line (`Format.sniff`); a file with none is plain
+       text, or empty (E105) where plain text is not taken;
+    5. plain text, where taken; else E107.
+
+    A missing path is E106. A stream is told by its name (a file opened by
+    the caller), else by its first line (a seekable stream only: it is read
+    back to where it was)."""
+    names = set(formats)
+    if is_stream(path):
+        by_name = _detect_by_name(Path(source_name(path)).name, False, formats)
+        return by_name or _detect_by_content(path, False, names, formats, source_name(path))
     path = Path(path)
-    if path.is_dir() or path.name.endswith(
-        ("_abstracts.tsv", "_entities.tsv", "_relations.tsv", "_gold_standard.tsv")
-    ):
+    if path.is_dir():
+        if "chemprot" in names and ("text" not in names or any(path.glob("*_abstracts.tsv"))):
+            return "chemprot"
+        if "text" in names:
+            return "text"
+        raise _undetected(path, formats)
+    if "chemprot" in names and path.name.endswith(_CHEMPROT_FILES):
         return "chemprot"
     if not path.exists():
-        if Path(f"{path}_abstracts.tsv").exists():
+        if "chemprot" in names and Path(f"{path}_abstracts.tsv").exists():
             return "chemprot"
-        raise FileNotFoundError(
-            Errors.E106.format(what=f"input '{path}'", fix="check the path")
-        )
-    suffix = path.suffix.lower()
-    if suffix in (".xml", ".json"):
-        return "bioc"
-    if suffix == ".jsonl":
-        return "jsonl"
-    if suffix == ".spacy":
-        return "spacy"
-    if suffix == ".pubtator":
-        return "pubtator"
-    empty = True
-    with open(path, "rb") as fp:
-        for raw in fp:
+        raise FileNotFoundError(Errors.E106.format(what=f"input '{path}'", fix="check the path"))
+    gz = is_gzip_name(path)
+    by_name = _detect_by_name(path.name, gz, formats)
+    return by_name or _detect_by_content(path, gz, names, formats, str(path))
+
+
+def _detect_by_name(name: str, gz: bool, formats: Sequence[str]) -> Optional[str]:
+    """The format a file name ending tells (".gz" set aside when `gz`)."""
+    plain = name.lower()[: -len(".gz")] if gz else name.lower()
+    for fmt in formats:
+        f = FORMATS[fmt]
+        if fmt not in ("text", "chemprot") and f.extensions and plain.endswith(f.extensions):
+            if f.gzip or not gz:
+                return fmt
+    return None
+
+
+def _detect_by_content(
+    source: Any, gz: bool, names: Set[str], formats: Sequence[str], where: str
+) -> str:
+    """The format the first non-blank line of a file or stream tells."""
+    line = _first_line_of_stream(source, formats) if is_stream(source) else _first_line(source)
+    if line is None:
+        if "text" in names:
+            return "text"
+        raise empty_file_error(where)
+    for name in formats:
+        f = FORMATS[name]
+        if line and f.sniff is not None and (f.gzip or not gz) and f.sniff(line):
+            return name
+    if "text" in names:
+        return "text"
+    raise _undetected(where, formats)
+
+
+def _undetected(where: Any, formats: Sequence[str]) -> ValueError:
+    """E107: an input of none of `formats`."""
+    extensions = [
+        FORMATS[n].hint or ", ".join(FORMATS[n].extensions)
+        for n in formats
+        if n not in ("chemprot", "text") and FORMATS[n].extensions
+    ]
+    return ValueError(
+        Errors.E107.format(path=where, formats=", ".join(formats), extensions=", ".join(extensions))
+    )
+
+
+def _first_line(source: Source) -> Optional[bytes]:
+    """The first non-blank line of a file, from its first non-space byte up to
+    a line break (a byte order mark dropped); None when it holds none."""
+    read = 0
+    with open_binary(source) as fp:
+        while read < _SNIFF_BYTES:
+            raw = fp.readline(_SNIFF_BYTES)
+            if not raw:
+                return None
+            read += len(raw)
             raw = raw.lstrip(b"\xef\xbb\xbf")
             if raw.strip():
-                empty = False
                 # a CR-only file is one "line" here: look at its first line
-                raw = raw.lstrip().split(b"\r", 1)[0]
-                if _PUBTATOR_HEAD.match(raw):
-                    return "pubtator"
-                if raw.startswith(b"<"):
-                    return "bioc"
-                if raw.startswith(b"{"):
-                    return "jsonl"
-                break
-    if empty:
-        raise empty_file_error(path)
-    raise ValueError(
-        Errors.E107.format(
-            path=path,
-            formats=", ".join(INPUT_FORMATS),
-            extensions=".txt/.pubtator, .xml, .json, .jsonl, .spacy",
+                return raw.lstrip().split(b"\r", 1)[0]
+    return None
+
+
+def _first_line_of_stream(stream: Any, formats: Sequence[str]) -> Optional[bytes]:
+    seekable = getattr(stream, "seekable", None)
+    if seekable is None or not seekable():
+        raise ValueError(
+            Errors.E107.format(
+                path=source_name(stream), formats=", ".join(formats),
+                extensions="(a stream that cannot be read back: pass its format)",
+            )
         )
-    )
+    start = stream.tell()
+    try:
+        return _first_line(stream)
+    finally:
+        stream.seek(start)
 
 
 def output_format(path: Union[str, Path]) -> str:
@@ -91,57 +331,61 @@ def output_format(path: Union[str, Path]) -> str:
         return OUTPUT_EXTENSIONS[suffix]
     if Path(path_s).is_dir() or path_s.endswith(("/", "\\")) or not suffix:
         return "chemprot"
-    raise ValueError(
+    raise _unknown_output(path)
+
+
+def _unknown_output(path: Any) -> ValueError:
+    return ValueError(
         Errors.E107.format(
-            path=path,
-            formats=", ".join(OUTPUT_FORMATS),
-            extensions=", ".join(OUTPUT_EXTENSIONS),
+            path=path, formats=", ".join(OUTPUT_FORMATS), extensions=", ".join(OUTPUT_EXTENSIONS)
         )
     )
 
 
+def get_format(name: str, source: Any = None, *, records: bool = False) -> Format:
+    """The table's row `name`, checked to read `source` (records, when
+    `records`): an unknown or unreadable format is E107; a stream given to a
+    format read from paths only (ChemProt) is E118."""
+    f = FORMATS.get(name)
+    if f is None or not (f.read is not None if records else f.readable):
+        taken = RECORD_FORMATS if records else READABLE_FORMATS
+        raise ValueError(
+            Errors.E107.format(
+                path=source_name(source), formats=", ".join(taken), extensions="(records)"
+            )
+        )
+    if is_stream(source) and not f.streams:
+        raise ValueError(
+            Errors.E118.format(
+                format=f.description, why="it is found by its file names",
+                fix="pass the path (a folder or file prefix for ChemProt)",
+            )
+        )
+    return f
+
+
 def iter_records(
-    path: Union[str, Path],
+    path: Source,
     format: Optional[str] = None,
     *,
     on_error: str = "raise",
     stats: Optional[CorpusStats] = None,
     dedupe: bool = False,
     max_chars: Optional[int] = DEFAULT_MAX_CHARS,
+    text_docs: str = DEFAULT_TEXT_DOCS,
 ) -> Iterator[SourceDocument]:
-    """Records (no tokenization) of any supported input format but .spacy.
-    A document longer than `max_chars` characters is a bad record (E113;
-    None: no bound)."""
+    """Records (no tokenization) of any format with a records reader (every
+    one but .spacy), from a path (".gz" where the format allows it) or a
+    stream. A document longer than `max_chars` characters is a bad record
+    (E113; None: no bound). `dedupe`: PubTator only; `text_docs`: plain text
+    only."""
     fmt = format or detect_format(path)
-    if fmt == "pubtator":
-        from .pubtator import iter_pubtator_records
-
-        return iter_pubtator_records(
-            path, on_error=on_error, stats=stats, dedupe=dedupe, max_chars=max_chars
-        )
-    if fmt == "bioc":
-        from .bioc_format import iter_bioc_records
-
-        return iter_bioc_records(path, on_error=on_error, stats=stats, max_chars=max_chars)
-    if fmt == "chemprot":
-        from .chemprot import iter_chemprot_records
-
-        return iter_chemprot_records(
-            path, on_error=on_error, stats=stats, max_chars=max_chars
-        )
-    if fmt == "jsonl":
-        from .jsonl import iter_jsonl_records
-
-        return iter_jsonl_records(path, on_error=on_error, stats=stats, max_chars=max_chars)
-    raise ValueError(
-        Errors.E107.format(
-            path=path, formats=", ".join(INPUT_FORMATS[:-1]), extensions="(records)"
-        )
-    )
+    options = ReadOptions(on_error, stats, max_chars, dedupe, text_docs)
+    return get_format(fmt, path, records=True).read(path, options)  # type: ignore[misc]
 
 
 def read_corpus(
-    path: Union[str, Path],
+    path: Source,
     nlp_or_vocab: Any = None,
     *,
     format: Optional[str] = None,
@@ -150,43 +394,20 @@ def read_corpus(
     label_map: Optional[Dict[str, str]] = None,
     dedupe: bool = False,
     stats: Optional[CorpusStats] = None,
+    text_docs: str = DEFAULT_TEXT_DOCS,
 ) -> Iterator[Doc]:
     """Stream Docs from any supported format (detected when format is None)."""
     fmt = format or detect_format(path)
+    f = get_format(fmt, path)
     stats = stats if stats is not None else CorpusStats()
-    stats.path = str(path)
-    if fmt == "spacy":
-        yield from _read_docbin(path, nlp_or_vocab, limit, stats)
+    stats.path = source_name(path)
+    if f.read_docs is not None:
+        yield from f.read_docs(path, nlp_or_vocab, limit, stats)
         return
-    make_doc = get_make_doc(nlp_or_vocab)
-    records = iter_records(
-        path,
-        fmt,
-        on_error=on_error,
-        stats=stats,
-        dedupe=dedupe,
-        max_chars=max_chars_of(nlp_or_vocab),
+    yield from read_docs(
+        iter_records, path, nlp_or_vocab, source_format=fmt, stats=stats, limit=limit,
+        label_map=label_map, format=fmt, on_error=on_error, dedupe=dedupe, text_docs=text_docs,
     )
-    for rec in apply_limit(records, limit):
-        yield source_to_doc(
-            rec, make_doc, label_map=label_map, stats=stats, source_format=fmt
-        )
-    stats.log_warnings()
-
-
-def _read_docbin(
-    path: Union[str, Path], nlp_or_vocab: Any, limit: Optional[int], stats: CorpusStats
-) -> Iterator[Doc]:
-    from spacy.tokens import DocBin
-    from spacy.vocab import Vocab
-
-    from ..extensions import install_extensions
-
-    install_extensions()
-    vocab = getattr(nlp_or_vocab, "vocab", nlp_or_vocab) or Vocab()
-    for doc in apply_limit(DocBin().from_disk(path).get_docs(vocab), limit):
-        stats.documents += 1
-        yield doc
 
 
 def write_corpus(
@@ -196,44 +417,10 @@ def write_corpus(
     Every format is written atomically (a temporary file in the same folder,
     renamed when complete): on an error the output is left as it was."""
     fmt = format or output_format(path)
-    if fmt == "spacy":
-        from spacy.tokens import DocBin
-
-        db = DocBin(store_user_data=True)
-        n = 0
-        for doc in docs:
-            db.add(doc)
-            n += 1
-        with atomic_write(path) as tmp:
-            db.to_disk(tmp)
-        return n
-    if fmt == "pubtator":
-        from .pubtator import write_pubtator
-
-        return write_pubtator(docs, path)
-    if fmt == "bioc-xml":
-        from .bioc_format import write_bioc_xml
-
-        return write_bioc_xml(docs, path)
-    if fmt == "bioc-json":
-        from .bioc_format import write_bioc_json
-
-        return write_bioc_json(docs, path)
-    if fmt == "jsonl":
-        from .jsonl import write_jsonl
-
-        return write_jsonl(docs, path)
-    if fmt == "chemprot":
-        from .chemprot import write_chemprot
-
-        return write_chemprot(docs, path)
-    raise ValueError(
-        Errors.E107.format(
-            path=path,
-            formats=", ".join(OUTPUT_FORMATS),
-            extensions=", ".join(OUTPUT_EXTENSIONS),
-        )
-    )
+    f = FORMATS.get(fmt)
+    if f is None or f.write is None:
+        raise _unknown_output(path)
+    return f.write(docs, path)
 
 
 @dataclass

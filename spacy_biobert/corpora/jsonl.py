@@ -37,22 +37,22 @@ from ._base import (
     CorpusFormatError,
     CorpusStats,
     ErrorPolicy,
+    Source,
     SourceDocument,
     SourceMention,
-    atomic_write,
-    check_exists,
     check_length,
-    check_max_chars,
     check_mention,
     doc_to_source,
-    empty_file_error,
+    document_lines,
     find_lone_surrogate,
     is_int,
-    iter_lines,
-    max_chars_of,
+    load_json,
+    malformed,
     predicted_relations,
-    records_to_docs,
+    read_docs,
     show_value,
+    start_reading,
+    write_text,
 )
 
 _MENTION_FIELDS = (
@@ -69,54 +69,26 @@ _MENTION_FIELDS = (
 
 
 def iter_jsonl_records(
-    path: Union[str, Path],
+    path: Source,
     *,
     on_error: str = "raise",
     stats: Optional[CorpusStats] = None,
     max_chars: Optional[int] = DEFAULT_MAX_CHARS,
 ) -> Iterator[SourceDocument]:
-    """Stream the documents of a JSONL file (format in the module docs).
+    """Stream the documents of a JSONL file (a path, maybe ending in ".gz",
+    or an open binary or text stream; format in the module docs).
     A value of the wrong type is a bad record (E114: a bad document-level
     value or a lone surrogate skips the document, a bad mention or relation
     that item), and so is a text longer than `max_chars` (E113)."""
-    path = check_exists(path)
-    check_max_chars(max_chars)
-    stats = stats if stats is not None else CorpusStats()
-    if not stats.path:
-        stats.path = str(path)
-    policy = ErrorPolicy(on_error, stats)
-    any_content = False
-    for lineno, line in iter_lines(path, universal_newlines=False):
-        if isinstance(line, CorpusFormatError):
-            any_content = True
-            policy(line, document=True)
+    reading = start_reading(path, on_error, stats, max_chars)
+    for lineno, line in document_lines(reading, universal_newlines=False):
+        obj, problem, _ = load_json(line)
+        if problem is not None:
+            reading.policy(malformed(reading.name, lineno, problem), document=True)
             continue
-        if not line.strip():
-            continue
-        any_content = True
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            policy(
-                CorpusFormatError(
-                    path, lineno, Errors.E101.format(detail=f"not valid JSON ({err.msg})")
-                ),
-                document=True,
-            )
-            continue
-        except RecursionError:
-            policy(
-                CorpusFormatError(
-                    path, lineno, Errors.E101.format(detail="JSON nested too deeply")
-                ),
-                document=True,
-            )
-            continue
-        rec = _record(path, lineno, obj, policy, max_chars)
+        rec = _record(reading.name, lineno, obj, reading.policy, max_chars)
         if rec is not None:
             yield rec
-    if not any_content:
-        raise empty_file_error(path)
 
 
 _RESERVED_SOURCE = ("format", "passages", "mentions")
@@ -124,23 +96,15 @@ _OPTIONAL_STR_FIELDS = ("components", "raw_text", "raw_kb_id")
 
 
 def _record(
-    path: Path,
+    path: Union[str, Path],
     lineno: int,
     obj: Any,
     policy: ErrorPolicy,
     max_chars: Optional[int] = DEFAULT_MAX_CHARS,
 ) -> Optional[SourceDocument]:
     if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-        policy(
-            CorpusFormatError(
-                path,
-                lineno,
-                Errors.E101.format(
-                    detail="each line must be a JSON object with a 'text' string"
-                ),
-            ),
-            document=True,
-        )
+        detail = "each line must be a JSON object with a 'text' string"
+        policy(malformed(path, lineno, detail), document=True)
         return None
     text = obj["text"]
     raw_id = obj.get("id")
@@ -301,7 +265,7 @@ def _mention_problem(m: Any, text: str) -> Optional[Tuple[str, str, str]]:
 
 
 def read_jsonl(
-    path: Union[str, Path],
+    path: Source,
     nlp_or_vocab: Any = None,
     *,
     on_error: str = "raise",
@@ -310,13 +274,9 @@ def read_jsonl(
     stats: Optional[CorpusStats] = None,
 ) -> Iterator[Doc]:
     """Stream the Docs of a JSONL file."""
-    stats = stats if stats is not None else CorpusStats()
-    stats.path = str(path)
-    records = iter_jsonl_records(
-        path, on_error=on_error, stats=stats, max_chars=max_chars_of(nlp_or_vocab)
-    )
-    yield from records_to_docs(
-        records, nlp_or_vocab, stats=stats, limit=limit, label_map=label_map, source_format="jsonl"
+    return read_docs(
+        iter_jsonl_records, path, nlp_or_vocab, source_format="jsonl", stats=stats,
+        limit=limit, label_map=label_map, on_error=on_error,
     )
 
 
@@ -377,10 +337,7 @@ def write_jsonl(
 ) -> int:
     """Write Docs as JSONL (a path, written atomically, or an open text
     file); returns the count."""
-    if hasattr(path, "write"):
-        return _write(docs, path, threshold)  # type: ignore[arg-type]
-    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf8", newline="\n") as fp:
-        return _write(docs, fp, threshold)
+    return write_text(path, lambda fp: _write(docs, fp, threshold))
 
 
 def _write(docs: Iterable[Doc], fp: TextIO, threshold: float) -> int:

@@ -22,21 +22,21 @@ from ._base import (
     DEFAULT_MAX_CHARS,
     CorpusFormatError,
     CorpusStats,
-    ErrorPolicy,
+    Source,
     SourceDocument,
     SourceMention,
-    atomic_write,
-    check_exists,
     check_length,
-    check_max_chars,
     check_mention,
     doc_to_source,
     empty_file_error,
     iter_lines,
-    max_chars_of,
+    malformed,
     predicted_relations,
-    records_to_docs,
+    read_docs,
+    start_reading,
     title_abstract_passages,
+    title_and_abstract,
+    write_text,
 )
 
 _HEADER = re.compile(r"^([^|\t]+)\|([ta])\|(.*)$", re.DOTALL)
@@ -55,14 +55,15 @@ class _Block:
 
 
 def iter_pubtator_records(
-    path: Union[str, Path],
+    path: Source,
     *,
     on_error: str = "raise",
     stats: Optional[CorpusStats] = None,
     dedupe: bool = False,
     max_chars: Optional[int] = DEFAULT_MAX_CHARS,
 ) -> Iterator[SourceDocument]:
-    """Stream the documents of a PubTator file as SourceDocument records.
+    """Stream the documents of a PubTator file (a path, maybe ending in
+".gz", or an open binary or text stream) as SourceDocument records.
 
     Bad lines raise CorpusFormatError (file, line, problem), or with
     on_error="skip" are skipped and counted in `stats` (a document whose
@@ -72,35 +73,25 @@ def iter_pubtator_records(
     record (E111). A document longer than `max_chars` characters (None: no
     bound) is a bad record (E113). Lines may end in LF, CRLF or CR.
     """
-    path = check_exists(path)
-    check_max_chars(max_chars)
-    stats = stats if stats is not None else CorpusStats(path=str(path))
-    if not stats.path:
-        stats.path = str(path)
-    policy = ErrorPolicy(on_error, stats)
+    reading = start_reading(path, on_error, stats, max_chars)
+    stats, policy, path = reading.stats, reading.policy, reading.name
     seen: Dict[str, tuple] = {}
     block: Optional[_Block] = None
     any_content = False
 
-    def finish(b: Optional[_Block]) -> Optional[SourceDocument]:
+    def spoil(b: _Block, err: CorpusFormatError) -> None:
+        """A bad document: raised, or counted and the rest of it skipped."""
+        b.bad = True
+        policy(err, document=True)
+
+    def finish(b: Optional[_Block]) -> Iterator[SourceDocument]:
+        """The document that ends, if it is good."""
         if b is None or b.bad:
-            return None
+            return
         if b.abstract is None:
-            policy(
-                CorpusFormatError(
-                    path,
-                    b.line,
-                    Errors.E101.format(
-                        detail=(
-                            f"document {b.doc_id} has a title line but no '|a|' "
-                            "abstract line"
-                        )
-                    ),
-                    record=b.doc_id,
-                ),
-                document=True,
-            )
-            return None
+            detail = f"document {b.doc_id} has a title line but no '|a|' abstract line"
+            spoil(b, malformed(path, b.line, detail, record=b.doc_id))
+            return
         doc = SourceDocument(
             doc_id=b.doc_id,
             text=b.text,
@@ -116,21 +107,14 @@ def iter_pubtator_records(
                 if first_key == key:
                     stats.duplicates += 1
                     stats.duplicate_ids.append(b.doc_id)
-                    return None
-                policy(
-                    CorpusFormatError(
-                        path,
-                        b.line,
-                        Errors.E111.format(doc_id=b.doc_id, first_line=first_line),
-                        record=b.doc_id,
-                    ),
-                    document=True,
-                )
-                return None
+                    return
+                problem = Errors.E111.format(doc_id=b.doc_id, first_line=first_line)
+                spoil(b, CorpusFormatError(path, b.line, problem, record=b.doc_id))
+                return
             seen[b.doc_id] = (b.line, key)
-        return doc
+        yield doc
 
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(reading.source, name=str(path)):
         if isinstance(line, CorpusFormatError):
             any_content = True
             # What the undecodable line would have been: a bad title line
@@ -138,71 +122,40 @@ def iter_pubtator_records(
             text = getattr(line, "text", "")
             bad_header = _HEADER.match(text) if "\t" not in text.split("|", 1)[0] else None
             if bad_header is not None and bad_header.group(2) == "t":
-                done = finish(block)
-                if done is not None:
-                    yield done
+                yield from finish(block)
                 block = _Block(bad_header.group(1), lineno, "")
-                block.bad = True
-                policy(line, document=True)
+                spoil(block, line)
             elif block is not None and not block.bad and (
                 block.abstract is None or bad_header is not None
             ):
-                block.bad = True
-                policy(line, document=True)
+                spoil(block, line)
             else:
                 policy(line)
             continue
         if not line.strip():
-            done = finish(block)
+            yield from finish(block)
             block = None
-            if done is not None:
-                yield done
             continue
         any_content = True
         header = _HEADER.match(line) if "\t" not in line.split("|", 1)[0] else None
         if header is not None and header.group(2) == "t":
-            done = finish(block)
-            if done is not None:
-                yield done
+            yield from finish(block)
             block = _Block(header.group(1), lineno, header.group(3))
             continue
         if block is None:
             block = _Block("?", lineno, "")
-            block.bad = True
-            policy(
-                CorpusFormatError(
-                    path,
-                    lineno,
-                    Errors.E101.format(
-                        detail=(
-                            "expected a 'PMID|t|TITLE' line to start a document, got "
-                            f"{line[:80]!r}"
-                        )
-                    ),
-                ),
-                document=True,
-            )
+            detail = f"expected a 'PMID|t|TITLE' line to start a document, got {line[:80]!r}"
+            spoil(block, malformed(path, lineno, detail))
             continue
         if block.bad:
             continue
         if header is not None:  # |a|
             if header.group(1) != block.doc_id or block.abstract is not None:
-                block.bad = True
-                policy(
-                    CorpusFormatError(
-                        path,
-                        lineno,
-                        Errors.E101.format(
-                            detail=(
-                                "unexpected abstract line for document "
-                                f"{header.group(1)} (current document "
-                                f"{block.doc_id}, started at line {block.line})"
-                            )
-                        ),
-                        record=block.doc_id,
-                    ),
-                    document=True,
+                detail = (
+                    f"unexpected abstract line for document {header.group(1)} (current "
+                    f"document {block.doc_id}, started at line {block.line})"
                 )
+                spoil(block, malformed(path, lineno, detail, record=block.doc_id))
                 continue
             block.abstract = header.group(3)
             block.text = block.title + " " + block.abstract
@@ -210,60 +163,39 @@ def iter_pubtator_records(
                 path, block.line, block.doc_id, len(block.text), max_chars
             )
             if too_long is not None:
-                block.bad = True
-                policy(too_long, document=True)
+                spoil(block, too_long)
             continue
         if block.abstract is None:
-            block.bad = True
-            policy(
-                CorpusFormatError(
-                    path,
-                    lineno,
-                    Errors.E101.format(
-                        detail=(
-                            f"document {block.doc_id} (line {block.line}) has no "
-                            f"'|a|' abstract line before its annotations: {line[:80]!r}"
-                        )
-                    ),
-                    record=block.doc_id,
-                ),
-                document=True,
+            detail = (
+                f"document {block.doc_id} (line {block.line}) has no '|a|' abstract line "
+                f"before its annotations: {line[:80]!r}"
             )
+            spoil(block, malformed(path, lineno, detail, record=block.doc_id))
             continue
         err = _parse_annotation(path, lineno, line, block)
         if err is not None:
             policy(err)
-    done = finish(block)
-    if done is not None:
-        yield done
+    yield from finish(block)
     if not any_content:
         raise empty_file_error(path)
 
 
 def _parse_annotation(
-    path: Path, lineno: int, line: str, block: _Block
+    path: Union[str, Path], lineno: int, line: str, block: _Block
 ) -> Optional[CorpusFormatError]:
     cols = line.split("\t")
     if cols[0] != block.doc_id:
-        return CorpusFormatError(
+        return malformed(
             path,
             lineno,
-            Errors.E101.format(
-                detail=f"annotation for PMID {cols[0]!r} inside document {block.doc_id} "
-                f"(started at line {block.line}); is a blank line missing?"
-            ),
+            f"annotation for PMID {cols[0]!r} inside document {block.doc_id} "
+            f"(started at line {block.line}); is a blank line missing?",
         )
     if len(cols) in (6, 7):
         try:
             start, end = int(cols[1]), int(cols[2])
         except ValueError:
-            return CorpusFormatError(
-                path,
-                lineno,
-                Errors.E101.format(
-                    detail=f"offsets {cols[1]!r}, {cols[2]!r} are not integers"
-                ),
-            )
+            return malformed(path, lineno, f"offsets {cols[1]!r}, {cols[2]!r} are not integers")
         raw_kb = cols[5]
         m = SourceMention(
             id=f"M{len(block.mentions) + 1}",
@@ -285,20 +217,16 @@ def _parse_annotation(
     if len(cols) == 4:
         problem = _relation_problem(cols)
         if problem is not None:
-            return CorpusFormatError(
-                path, lineno, Errors.E101.format(detail=f"{problem}: {line[:100]!r}")
-            )
+            return malformed(path, lineno, f"{problem}: {line[:100]!r}")
         block.relations.append(
             {"level": "concept", "head": cols[2], "tail": cols[3], "label": cols[1]}
         )
         return None
-    return CorpusFormatError(
+    return malformed(
         path,
         lineno,
-        Errors.E101.format(
-            detail=f"{len(cols)} tab-separated columns; expected 6 or 7 (mention) or 4 "
-            f"(relation): {line[:100]!r}"
-        ),
+        f"{len(cols)} tab-separated columns; expected 6 or 7 (mention) or 4 "
+        f"(relation): {line[:100]!r}",
     )
 
 
@@ -319,7 +247,7 @@ def _relation_problem(cols: List[str]) -> Optional[str]:
 
 
 def read_pubtator(
-    path: Union[str, Path],
+    path: Source,
     nlp_or_vocab: Any = None,
     *,
     on_error: str = "raise",
@@ -336,17 +264,9 @@ def read_pubtator(
     Pass a CorpusStats to get counts (documents, mentions, relations,
     misaligned, duplicates, skipped). Warnings are logged at the end.
     """
-    stats = stats if stats is not None else CorpusStats()
-    stats.path = str(path)
-    records = iter_pubtator_records(
-        path,
-        on_error=on_error,
-        stats=stats,
-        dedupe=dedupe,
-        max_chars=max_chars_of(nlp_or_vocab),
-    )
-    yield from records_to_docs(
-        records, nlp_or_vocab, stats=stats, limit=limit, label_map=label_map, source_format="pubtator"
+    return read_docs(
+        iter_pubtator_records, path, nlp_or_vocab, source_format="pubtator", stats=stats,
+        limit=limit, label_map=label_map, on_error=on_error, dedupe=dedupe,
     )
 
 
@@ -359,7 +279,7 @@ def format_pubtator(doc: Doc, *, threshold: float = 0.5) -> str:
     BioC or JSONL for those."""
     src = doc_to_source(doc)
     doc_id = src.doc_id or "0"
-    title, abstract = _title_abstract(src)
+    title, abstract = title_and_abstract(src)
     if "\n" in title or "\n" in abstract or "\r" in title or "\r" in abstract:
         raise ValueError(
             Errors.E110.format(
@@ -451,22 +371,6 @@ def check_pubtator_writable(src: SourceDocument, doc_id: str) -> None:
                 )
 
 
-def _title_abstract(src: SourceDocument) -> tuple:
-    """PubTator needs text == title + " " + abstract."""
-    p = src.passages
-    if len(p) == 2 and p[1][1] == len(p[0][2]) + 1:
-        return p[0][2], p[1][2]
-    text = src.text
-    if len(p) >= 2 and p[1][1] >= 1 and text[p[1][1] - 1] in " \t":
-        cut = p[1][1] - 1
-        return text[:cut], text[cut + 1 :]
-    # One passage (predicted text): the title is the first line, if any.
-    cut = text.find("\n")
-    if cut == -1:
-        return text, ""
-    return text[:cut], text[cut + 1 :]
-
-
 def write_pubtator(
     docs: Iterable[Doc], path: Union[str, Path, TextIO], *, threshold: float = 0.5
 ) -> int:
@@ -479,10 +383,7 @@ def write_pubtator(
     and so is a document id with "|", a tab or a line break (E110; see
     `check_pubtator_writable`). A path is written atomically: on an error
     it is left as it was."""
-    if hasattr(path, "write"):
-        return _write_pubtator(docs, path, threshold)  # type: ignore[arg-type]
-    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf8", newline="\n") as fp:
-        return _write_pubtator(docs, fp, threshold)
+    return write_text(path, lambda fp: _write_pubtator(docs, fp, threshold))
 
 
 def _write_pubtator(docs: Iterable[Doc], fp: TextIO, threshold: float) -> int:

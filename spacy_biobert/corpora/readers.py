@@ -19,7 +19,7 @@ sentence boundaries. The file is streamed again on every epoch.
 """
 
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, Optional, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Union
 
 from spacy.language import Language
 from spacy.training import Example
@@ -75,6 +75,31 @@ class BiomedicalCorpus:
             self._warned = True
 
 
+def _corpus(
+    path: Union[str, Path],
+    source_format: str,
+    *,
+    limit: Optional[int],
+    label_map: Optional[Union[str, Dict[str, str]]],
+    skip_bad: bool,
+    **options: Any,
+) -> BiomedicalCorpus:
+    """The corpus of `path` read by the format table's reader of
+    `source_format` (`formats.iter_records`, with `options`)."""
+    from .formats import iter_records
+
+    def records(
+        stats: CorpusStats, on_error: str, max_chars: Optional[int]
+    ) -> Iterable[SourceDocument]:
+        return iter_records(
+            path, source_format, on_error=on_error, stats=stats, max_chars=max_chars, **options
+        )
+
+    return BiomedicalCorpus(
+        records, path, source_format=source_format, limit=limit, label_map=label_map, skip_bad=skip_bad
+    )
+
+
 @registry.readers("spacy-biobert.PubTatorCorpus.v1")
 def create_pubtator_corpus(
     path: Union[str, Path],
@@ -85,23 +110,7 @@ def create_pubtator_corpus(
 ) -> Callable[[Language], Iterable[Example]]:
     """Examples from a PubTator file (BC5CDR, NCBI-disease). dedupe drops a
     repeated document with identical content (NCBI train has one)."""
-    from .pubtator import iter_pubtator_records
-
-    def records(
-        stats: CorpusStats, on_error: str, max_chars: Optional[int]
-    ) -> Iterable[SourceDocument]:
-        return iter_pubtator_records(
-            path, on_error=on_error, stats=stats, dedupe=dedupe, max_chars=max_chars
-        )
-
-    return BiomedicalCorpus(
-        records,
-        path,
-        source_format="pubtator",
-        limit=limit,
-        label_map=label_map,
-        skip_bad=skip_bad,
-    )
+    return _corpus(path, "pubtator", limit=limit, label_map=label_map, skip_bad=skip_bad, dedupe=dedupe)
 
 
 @registry.readers("spacy-biobert.BioCCorpus.v1")
@@ -112,21 +121,7 @@ def create_bioc_corpus(
     skip_bad: bool = False,
 ) -> Callable[[Language], Iterable[Example]]:
     """Examples from a BioC XML (.xml) or BioC JSON (.json) file."""
-    from .bioc_format import iter_bioc_records
-
-    def records(
-        stats: CorpusStats, on_error: str, max_chars: Optional[int]
-    ) -> Iterable[SourceDocument]:
-        return iter_bioc_records(path, on_error=on_error, stats=stats, max_chars=max_chars)
-
-    return BiomedicalCorpus(
-        records,
-        path,
-        source_format="bioc",
-        limit=limit,
-        label_map=label_map,
-        skip_bad=skip_bad,
-    )
+    return _corpus(path, "bioc", limit=limit, label_map=label_map, skip_bad=skip_bad)
 
 
 @registry.readers("spacy-biobert.ChemProtCorpus.v1")
@@ -140,23 +135,7 @@ def create_chemprot_corpus(
     file prefix (e.g. .../chemprot_training/chemprot_training); the
     *_abstracts.tsv, *_entities.tsv and *_relations.tsv files are found by
     suffix."""
-    from .chemprot import iter_chemprot_records
-
-    def records(
-        stats: CorpusStats, on_error: str, max_chars: Optional[int]
-    ) -> Iterable[SourceDocument]:
-        return iter_chemprot_records(
-            path, on_error=on_error, stats=stats, max_chars=max_chars
-        )
-
-    return BiomedicalCorpus(
-        records,
-        path,
-        source_format="chemprot",
-        limit=limit,
-        label_map=label_map,
-        skip_bad=skip_bad,
-    )
+    return _corpus(path, "chemprot", limit=limit, label_map=label_map, skip_bad=skip_bad)
 
 
 @registry.readers("spacy-biobert.JSONLCorpus.v1")
@@ -168,21 +147,7 @@ def create_jsonl_corpus(
 ) -> Callable[[Language], Iterable[Example]]:
     """Examples from a JSONL file (one document a line: id, text, mentions,
     relations; the format `convert` writes)."""
-    from .jsonl import iter_jsonl_records
-
-    def records(
-        stats: CorpusStats, on_error: str, max_chars: Optional[int]
-    ) -> Iterable[SourceDocument]:
-        return iter_jsonl_records(path, on_error=on_error, stats=stats, max_chars=max_chars)
-
-    return BiomedicalCorpus(
-        records,
-        path,
-        source_format="jsonl",
-        limit=limit,
-        label_map=label_map,
-        skip_bad=skip_bad,
-    )
+    return _corpus(path, "jsonl", limit=limit, label_map=label_map, skip_bad=skip_bad)
 
 
 # The registered reader of each input format: the one way a gold corpus is

@@ -2,17 +2,23 @@
 files or plain text, split deterministically into a training and a held-out
 slice, and tokenized into compact wordpiece arrays.
 
-Inputs (one or many paths; a folder is walked in sorted order):
+Inputs (one or many paths; a folder is walked in sorted order), every file
+detected and read through the format table (`spacy_biobert.corpora.formats`):
 
-- corpus formats through `spacy_biobert.corpora` (PubTator, BioC XML/JSON,
-  ChemProt split folders or prefixes, JSONL, `.spacy`): each passage (title,
-  abstract) is sentence-split on its own;
-- plain text (`.txt`, `.text` or no extension, not PubTator): documents are
-  separated by blank lines; each line is sentence-split (so one sentence per
-  line, BERT's own pretraining format, also works).
+- corpus formats (PubTator, BioC XML/JSON, ChemProt split folders or
+  prefixes, JSONL, `.spacy`; `.gz` where the table reads it): each passage
+  (title, abstract) is sentence-split on its own;
+- plain text (`.txt`, `.text` or no extension, and none of the others by its
+  first line): the one plain-text rule of every command
+  (`spacy_biobert.corpora.text`, option `text_docs`): a document per line by
+  default, or with `text_docs="blank-line"` documents separated by blank
+  lines (BERT's own pretraining format: one sentence per line, a blank line
+  between documents); each line is sentence-split on its own.
 
-Files are read as streams; only the tokenized wordpieces are kept, as int32
-arrays (4 bytes per wordpiece).
+Sentences come from the one splitter of the corpus readers
+(`spacy_biobert.corpora.sentences.split_sentences`). Files are read as
+streams; only the tokenized wordpieces are kept, as int32 arrays (4 bytes per
+wordpiece).
 """
 
 import hashlib
@@ -22,14 +28,22 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 import numpy
 
-from ..corpora._base import _NO_SPLIT_BEFORE, _SENT_END
+from ..corpora.chemprot import SUFFIXES as CHEMPROT_SUFFIXES
+from ..corpora.formats import (
+    INPUT_FORMATS,
+    READABLE_FORMATS,
+    detect_format,
+    file_extensions,
+    iter_records,
+    read_corpus,
+)
+from ..corpora.sentences import split_sentences  # noqa: F401  (re-exported)
+from ..corpora.text import DEFAULT_TEXT_DOCS, check_text_docs
 from ..errors import Errors
 
-TEXT_FORMATS = ("auto", "text", "pubtator", "bioc", "chemprot", "jsonl", "spacy")
-_TEXT_SUFFIXES = ("", ".txt", ".text")
-_CORPUS_SUFFIXES = {".xml": "bioc", ".json": "bioc", ".jsonl": "jsonl", ".spacy": "spacy",
-                    ".pubtator": "pubtator"}
-_CHEMPROT_OTHER = ("_entities.tsv", "_relations.tsv", "_gold_standard.tsv")
+TEXT_FORMATS = ("auto", "text") + INPUT_FORMATS
+_KNOWN_FILES = file_extensions(READABLE_FORMATS)
+_CHEMPROT_FILES = tuple(f"_{suffix}.tsv" for suffix in CHEMPROT_SUFFIXES)
 
 
 @dataclass
@@ -65,31 +79,20 @@ class TextStats:
         }
 
 
-def split_sentences(text: str) -> List[str]:
-    """Split text into sentences with the corpus readers' rule: a sentence ends
-    at [.!?] (plus closing quotes/brackets) followed by whitespace and an
-    upper-case letter, digit or opening bracket, unless the word before is a
-    common abbreviation (e.g., i.e., vs., Fig., al.) or an initial."""
-    starts = [0]
-    for m in _SENT_END.finditer(text):
-        if _NO_SPLIT_BEFORE.search(text[max(0, m.start() - 8) : m.start()]):
-            continue
-        starts.append(m.end())
-    starts.append(len(text))
-    pieces = (text[a:b].strip() for a, b in zip(starts, starts[1:]))
-    return [" ".join(p.split()) for p in pieces if p]
-
-
 def iter_documents(
     paths: Sequence[Union[str, Path]],
     format: str = "auto",
     stats: Optional[TextStats] = None,
+    *,
+    text_docs: str = DEFAULT_TEXT_DOCS,
 ) -> Iterator[TextDocument]:
-    """Stream the documents of every input path (files, folders), in order."""
+    """Stream the documents of every input path (files, folders), in order.
+    `text_docs`: how plain text holds its documents (see the module docs)."""
     if format not in TEXT_FORMATS:
         raise ValueError(
             Errors.E606.format(name="format", value=format, reason=f"use one of {TEXT_FORMATS}")
         )
+    check_text_docs(text_docs)
     stats = stats if stats is not None else TextStats()
     for path in paths:
         path = Path(path)
@@ -99,7 +102,7 @@ def iter_documents(
             raise FileNotFoundError(Errors.E602.format(path=path))
         for file, fmt in _expand(path, format, stats):
             stats.files += 1
-            for doc in _read_file(file, fmt):
+            for doc in _read_file(file, fmt, text_docs):
                 if doc.sentences:
                     stats.documents += 1
                     stats.sentences += len(doc.sentences)
@@ -122,7 +125,7 @@ def _expand(path: Path, format: str, stats: TextStats) -> Iterator[Tuple[Path, s
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         if any(part.startswith(".") for part in file.relative_to(path).parts):
             continue
-        if file.name.endswith(("_abstracts.tsv",) + _CHEMPROT_OTHER):
+        if file.name.endswith(_CHEMPROT_FILES):
             if file.parent != path:  # a ChemProt split inside the folder
                 if file.name.endswith("_abstracts.tsv"):
                     yield Path(str(file)[: -len("_abstracts.tsv")]), "chemprot"
@@ -139,85 +142,41 @@ def _is_chemprot_folder(path: Path) -> bool:
 
 
 def _file_format(path: Path, strict: bool) -> Optional[str]:
-    """The format of one file; None (folders: skip it) or an error (a file
-    named on the command line) when it is none of ours."""
-    from ..corpora.formats import _PUBTATOR_HEAD
-
-    if path.name.endswith("_abstracts.tsv"):
-        return "chemprot"
-    suffix = path.suffix.lower()
-    if suffix in _CORPUS_SUFFIXES:
-        return _CORPUS_SUFFIXES[suffix]
-    if suffix in _TEXT_SUFFIXES and (strict or suffix):
-        try:
-            with open(path, "rb") as fp:
-                for raw in fp:
-                    if raw.strip():
-                        return "pubtator" if _PUBTATOR_HEAD.match(raw.lstrip(b"\xef\xbb\xbf")) else "text"
-        except OSError as err:
+    """The format of one file, as the format table detects it, for a file
+    with a name ending of one of its formats (plain text's ".txt"/".text"
+    included), or, named on the command line (`strict`), no extension. Any
+    other file is skipped in a folder (None) and an error (E603) when named."""
+    name = path.name.lower()
+    if not (name.endswith(_KNOWN_FILES) or (strict and not path.suffix)):
+        if strict:
             raise ValueError(
-                Errors.E603.format(path=path, format="text", reason=err, formats=TEXT_FORMATS)
-            ) from None
-        return "text"
-    if strict:
-        raise ValueError(
-            Errors.E603.format(
-                path=path, format="any known format", reason=f"unknown extension {suffix!r}",
-                formats=", ".join(TEXT_FORMATS),
+                Errors.E603.format(
+                    path=path, format="any known format", reason=f"unknown extension {path.suffix.lower()!r}",
+                    formats=", ".join(TEXT_FORMATS),
+                )
             )
-        )
-    return None
-
-
-def _read_file(path: Path, fmt: str) -> Iterator[TextDocument]:
-    if fmt == "text":
-        yield from _read_plain_text(path)
-        return
-    if fmt == "spacy":
-        from spacy.tokens import DocBin
-        from spacy.vocab import Vocab
-
-        for i, doc in enumerate(DocBin().from_disk(path).get_docs(Vocab())):
-            yield TextDocument(f"{path.name}:{i}", split_sentences(doc.text))
-        return
-    from ..corpora.formats import iter_records
-
+        return None
     try:
-        for rec in iter_records(path, fmt):
-            sentences: List[str] = []
-            for _type, _offset, text in rec.passages or [("text", 0, rec.text)]:
-                sentences.extend(split_sentences(text))
-            yield TextDocument(str(rec.doc_id), sentences)
-    except UnicodeDecodeError as err:
+        return detect_format(path, READABLE_FORMATS)
+    except OSError as err:
         raise ValueError(
-            Errors.E603.format(path=path, format=fmt, reason=err, formats=", ".join(TEXT_FORMATS))
+            Errors.E603.format(path=path, format="text", reason=err, formats=", ".join(TEXT_FORMATS))
         ) from None
 
 
-def _read_plain_text(path: Path) -> Iterator[TextDocument]:
-    """Documents separated by blank lines; every line sentence-split."""
-    sentences: List[str] = []
-    start_line = 1
-    with open(path, "rb") as fp:
-        for lineno, raw in enumerate(fp, 1):
-            try:
-                line = raw.decode("utf8").lstrip("\ufeff")
-            except UnicodeDecodeError as err:
-                raise ValueError(
-                    Errors.E603.format(
-                        path=f"{path}:{lineno}", format="UTF-8 text", reason=err,
-                        formats=", ".join(TEXT_FORMATS),
-                    )
-                ) from None
-            if line.strip():
-                if not sentences:
-                    start_line = lineno
-                sentences.extend(split_sentences(line))
-            elif sentences:
-                yield TextDocument(f"{path.name}:{start_line}", sentences)
-                sentences = []
-    if sentences:
-        yield TextDocument(f"{path.name}:{start_line}", sentences)
+def _read_file(path: Path, fmt: str, text_docs: str) -> Iterator[TextDocument]:
+    if fmt == "spacy":
+        for i, doc in enumerate(read_corpus(path, format="spacy")):
+            yield TextDocument(f"{path.name}:{i}", split_sentences(doc.text))
+        return
+    # plain text has no length bound here (it never had): it is tokenized whole anyway
+    bound = {"max_chars": None} if fmt == "text" else {}
+    for rec in iter_records(path, fmt, text_docs=text_docs, **bound):
+        sentences: List[str] = []
+        for _type, _offset, text in rec.passages or [("text", 0, rec.text)]:
+            sentences.extend(split_sentences(text))
+        # a plain-text document is named by its file and first line
+        yield TextDocument(f"{path.name}:{rec.doc_id}" if fmt == "text" else str(rec.doc_id), sentences)
 
 
 def is_heldout(doc: TextDocument, fraction: float) -> bool:

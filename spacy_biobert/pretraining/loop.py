@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
+from ..corpora.text import DEFAULT_TEXT_DOCS, check_text_docs
 from ..errors import Errors
 from .data import TextStats, is_heldout, iter_documents, tokenize_documents
 from .examples import Collator, make_instances
@@ -224,6 +225,7 @@ def pretrain(
     settings: Optional[PretrainSettings] = None,
     *,
     format: str = "auto",
+    text_docs: str = DEFAULT_TEXT_DOCS,
     resume: bool = False,
     overwrite: bool = False,
     device: str = "cpu",
@@ -231,7 +233,9 @@ def pretrain(
 ) -> PretrainResult:
     """Continue pretraining `base_model` on the text of `inputs`; write the
     adapted model + tokenizer to `output` (loadable by the `biobert` factory)
-    and held-out metrics to `output/pretraining_metrics.json`.
+    and held-out metrics to `output/pretraining_metrics.json`. `format`: of
+    every input ("auto": detected per file); `text_docs`: how plain text holds
+    its documents ("line" or "blank-line", `spacy_biobert.corpora.text`).
 
     `progress(event, info)` is called with "data", "model", "eval", "step" and
     "checkpoint" events (the CLI shows them; the library prints nothing)."""
@@ -239,6 +243,7 @@ def pretrain(
 
     settings = settings or PretrainSettings()
     settings.validate()
+    check_text_docs(text_docs)
     notify = progress or (lambda event, info: None)
     output = Path(output)
     checkpoint = output / CHECKPOINT_DIR
@@ -275,7 +280,7 @@ def pretrain(
     text_stats = TextStats()
     train_docs: List = []
     heldout_docs: List = []
-    for doc in iter_documents(inputs, format=format, stats=text_stats):
+    for doc in iter_documents(inputs, format=format, stats=text_stats, text_docs=text_docs):
         (heldout_docs if is_heldout(doc, settings.heldout_fraction) else train_docs).append(doc)
     if text_stats.documents == 0:
         raise ValueError(Errors.E601.format(
