@@ -202,7 +202,8 @@ def test_evaluate_cli_writes_json_in_percent(tmp_path, gold_file):
     assert scores["ents_per_type_strict"]["Chemical"]["fp"] == 1
     assert scores["ents_unscored"] == {"Gene": 1}
     assert "Chemical" in result.stdout
-    assert "1 predictions of labels this corpus does not annotate (Gene 1) not scored" in result.stdout
+    printed = " ".join(result.stdout.split())  # wasabi wraps long lines
+    assert "1 predictions of labels this corpus does not annotate (Gene 1) not scored" in printed
     # --labels overrides the gold's label set; a BioC copy of the gold scores the same
     bioc = tmp_path / "gold.xml"
     write_corpus(read_corpus(gold_file, spacy.blank("en")), bioc)
@@ -220,3 +221,16 @@ def test_evaluate_cli_bad_corpus_is_a_clear_error(tmp_path):
     assert result.returncode == 1
     assert "bad.pubtator:3" in result.stdout, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+def test_old_module_paths_still_import():
+    """spacy_biobert.scoring and spacy_biobert.linking.evaluate re-export the
+    moved functions for one release."""
+    from spacy_biobert import scoring
+    from spacy_biobert.evaluation import linking, relations
+    from spacy_biobert.linking import evaluate
+
+    assert scoring.score_cid is relations.score_cid
+    assert scoring.evaluate_relations is relations.evaluate_relations
+    assert evaluate.evaluate_linking is linking.evaluate_linking
+    assert evaluate.score_concepts is linking.score_concepts

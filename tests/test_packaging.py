@@ -20,9 +20,9 @@ from tiny_pipelines import JOINT_PUBTATOR, save_tiny_joint_pipeline, tiny_relati
 
 from spacy_biobert.corpora import write_bioc_xml, write_pubtator
 from spacy_biobert.corpora.jsonl import write_jsonl
+from spacy_biobert.evaluation.relations import score_document_relations
 from spacy_biobert.extensions import document_relations
 from spacy_biobert.linking.kb import NameKB
-from spacy_biobert.scoring import score_document_relations
 
 ROOT = Path(__file__).resolve().parents[1]
 IDS = {
@@ -191,7 +191,7 @@ def test_gold_entity_evaluation_of_the_joint_pipeline_keeps_gold_entities(joint,
     """evaluate_relations on the trained pipeline (gold_entities = true) runs only
     the transformer and the relations: at threshold 0 exactly the (chemical
     id, disease id) pairs of the gold entities are predicted."""
-    from spacy_biobert.scoring import evaluate_relations
+    from spacy_biobert.evaluation.relations import evaluate_relations
 
     nlp = spacy.load(joint)
     # A linker that would give every entity another id: it must not run.

@@ -19,8 +19,9 @@ is a false negative (also when no candidate pair could reach it).
 Scores are fractions.
 """
 
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
+from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import registry
 
@@ -36,10 +37,25 @@ Tuple_ = Tuple[Any, ...]
 Scores = Dict[str, Any]
 
 
-def _score_sets(
-    gold: Set[Tuple_], pred: Set[Tuple_], prefix: str, labels: Optional[Sequence[str]]
+def _score_relations(
+    examples: Iterable[Example],
+    labels: Optional[Sequence[str]],
+    gold_of: Callable[[Doc], Iterable[Tuple_]],
+    predicted_of: Callable[[Doc], Iterable[Tuple_]],
+    prefix: str,
 ) -> Scores:
-    """Micro scores over tuples whose last item is the label."""
+    """Micro and per-label scores over (document key, *relation) tuples whose
+    last item is the label: `gold_of(reference)` (restricted to `labels`)
+    against `predicted_of(predicted)`, as {prefix}_p/r/f, {prefix}_counts and
+    {prefix}_per_type."""
+    install_extensions()
+    keep = set(labels) if labels is not None else None
+    gold: Set[Tuple_] = set()
+    pred: Set[Tuple_] = set()
+    for i, eg in enumerate(examples):
+        key = doc_key(eg, i)
+        gold.update((key, *rel) for rel in gold_of(eg.reference) if keep is None or rel[-1] in keep)
+        pred.update((key, *rel) for rel in predicted_of(eg.predicted))
     micro, per_type = score_tuples(gold, pred, labels)
     return {
         f"{prefix}_p": micro.precision,
@@ -48,6 +64,29 @@ def _score_sets(
         f"{prefix}_counts": {"tp": micro.tp, "fp": micro.fp, "fn": micro.fn},
         f"{prefix}_per_type": {label: prf.as_dict() for label, prf in per_type.items()},
     }
+
+
+def _gold_relations(doc: Doc, level: str) -> Iterator[Dict[str, Any]]:
+    for rel in doc._.gold_relations or []:
+        if rel.get("level", "mention") == level:
+            yield rel
+
+
+def _gold_mention_relations(ref: Doc) -> Iterator[Tuple_]:
+    """(head char span, tail char span, label) of the mention-level gold
+    relations; an argument that names no span is ("id", its id)."""
+    spans = list(ref.spans[MENTIONS_KEY]) if MENTIONS_KEY in ref.spans else []
+    by_id = {}
+    for span in spans + list(ref.ents):
+        if span.id_:
+            by_id.setdefault(span.id_, span)
+    for rel in _gold_relations(ref, "mention"):
+        head, tail = by_id.get(str(rel["head"])), by_id.get(str(rel["tail"]))
+        if head is None or tail is None:
+            # Unplaceable argument: still a gold relation (a false negative).
+            yield ("id", str(rel["head"])), ("id", str(rel["tail"])), rel["label"]
+        else:
+            yield (head.start_char, head.end_char), (tail.start_char, tail.end_char), rel["label"]
 
 
 def score_relations(
@@ -63,35 +102,16 @@ def score_relations(
     scored (others are ignored on both sides); None = every label seen that
     the doc's relation component does not predict at concept level.
     """
-    install_extensions()
-    keep = set(labels) if labels is not None else None
-    gold: Set[Tuple_] = set()
-    pred: Set[Tuple_] = set()
-    for i, eg in enumerate(examples):
-        key = doc_key(eg, i)
-        ref = eg.reference
-        spans = list(ref.spans[MENTIONS_KEY]) if MENTIONS_KEY in ref.spans else []
-        by_id = {}
-        for span in spans + list(ref.ents):
-            if span.id_:
-                by_id.setdefault(span.id_, span)
-        for rel in ref._.gold_relations or []:
-            if rel.get("level", "mention") != "mention":
-                continue
-            if keep is not None and rel["label"] not in keep:
-                continue
-            head, tail = by_id.get(str(rel["head"])), by_id.get(str(rel["tail"]))
-            if head is None or tail is None:
-                # Unplaceable argument: still a gold relation (a false negative).
-                h = ("id", str(rel["head"]))
-                t = ("id", str(rel["tail"]))
-            else:
-                h = (head.start_char, head.end_char)
-                t = (tail.start_char, tail.end_char)
-            gold.add((key, h, t, rel["label"]))
-        for rel in mention_relations(eg.predicted, threshold, labels):
-            pred.add((key, tuple(rel["head"]), tuple(rel["tail"]), rel["label"]))
-    return _score_sets(gold, pred, "rel_micro", labels)
+    return _score_relations(
+        examples,
+        labels,
+        _gold_mention_relations,
+        lambda doc: (
+            (tuple(rel["head"]), tuple(rel["tail"]), rel["label"])
+            for rel in mention_relations(doc, threshold, labels)
+        ),
+        "rel_micro",
+    )
 
 
 def score_document_relations(
@@ -104,20 +124,19 @@ def score_document_relations(
     id, tail kb id, label). Gold ones are the concept-level `gold_relations` of
     the reference. labels: the labels scored; None = the labels the doc's
     relation component predicts at concept level (`doc._.relation_levels`)."""
-    install_extensions()
-    keep = set(labels) if labels is not None else None
-    gold: Set[Tuple_] = set()
-    pred: Set[Tuple_] = set()
-    for i, eg in enumerate(examples):
-        key = doc_key(eg, i)
-        for rel in eg.reference._.gold_relations or []:
-            if rel.get("level", "mention") != "concept":
-                continue
-            if keep is None or rel["label"] in keep:
-                gold.add((key, str(rel["head"]), str(rel["tail"]), rel["label"]))
-        for rel in document_relations(eg.predicted, threshold, labels):
-            pred.add((key, rel["head"], rel["tail"], rel["label"]))
-    return _score_sets(gold, pred, "rel_doc", labels)
+    return _score_relations(
+        examples,
+        labels,
+        lambda ref: (
+            (str(rel["head"]), str(rel["tail"]), rel["label"])
+            for rel in _gold_relations(ref, "concept")
+        ),
+        lambda doc: (
+            (rel["head"], rel["tail"], rel["label"])
+            for rel in document_relations(doc, threshold, labels)
+        ),
+        "rel_doc",
+    )
 
 
 def score_cid(examples: Iterable[Example], threshold: float = 0.5) -> Scores:
