@@ -31,6 +31,7 @@ from spacy_biobert.corpora.formats import (
     read_corpus,
     write_corpus,
 )
+from spacy_biobert.corpora.readers import READERS
 from spacy_biobert.corpora.sentences import sentence_starts, split_sentences
 from spacy_biobert.corpora.text import DEFAULT_TEXT_DOCS, TEXT_DOCS, iter_text
 from spacy_biobert.pretraining.data import TEXT_FORMATS, iter_documents
@@ -82,6 +83,8 @@ def test_the_table_is_consistent():
     for name, f in FORMATS.items():
         assert f.name == name and f.description
         assert f.readable or f.write is not None
+    # every corpus input has its registered reader (training configs, evaluators)
+    assert list(READERS) == list(INPUT_FORMATS)
 
 
 def test_every_format_is_detected(corpus_files, tmp_path):

@@ -50,7 +50,7 @@ from .text import DEFAULT_TEXT_DOCS, iter_text_records
 
 _PUBTATOR_HEAD = re.compile(rb"^[^|\t\s]+\|[ta]\|")
 _CHEMPROT_FILES = tuple(f"_{suffix}.tsv" for suffix in CHEMPROT_SUFFIXES)
-# How much of a file detection reads at most to find its first non-blank line.
+# The longest piece of a line detection holds at once.
 _SNIFF_BYTES = 1 << 20
 
 
@@ -81,7 +81,9 @@ class Format:
     gzip: an input whose name ends in ".gz" is read decompressed;
     streams: `read` takes an open stream as well as a path;
     annotated: the format holds annotations (everything but plain text);
-    hint: how its files are named, for messages (default: the extensions).
+    hint: how its files are named, for messages (default: the extensions);
+    reader: its registered corpus reader (`@readers` in a training config,
+        and what every evaluator reads gold with: `readers.gold_corpus`).
     """
 
     name: str
@@ -96,6 +98,7 @@ class Format:
     streams: bool = False
     annotated: bool = True
     hint: str = ""
+    reader: str = ""
 
     @property
     def readable(self) -> bool:
@@ -145,7 +148,7 @@ FORMATS: Dict[str, Format] = {
                 src, on_error=o.on_error, stats=o.stats, dedupe=o.dedupe, max_chars=o.max_chars
             ),
             write=write_pubtator, output_extensions=(".pubtator", ".txt"), gzip=True, streams=True,
-            hint=".txt/.pubtator",
+            hint=".txt/.pubtator", reader="spacy-biobert.PubTatorCorpus.v1",
         ),
         Format(
             "bioc", "BioC XML or BioC JSON", (".xml", ".json"),
@@ -153,14 +156,14 @@ FORMATS: Dict[str, Format] = {
             read=lambda src, o: iter_bioc_records(
                 src, on_error=o.on_error, stats=o.stats, max_chars=o.max_chars
             ),
-            gzip=True, streams=True,
+            gzip=True, streams=True, reader="spacy-biobert.BioCCorpus.v1",
         ),
         Format(
             "chemprot", "ChemProt TSV split (a folder or a file prefix)", _CHEMPROT_FILES,
             read=lambda src, o: iter_chemprot_records(
                 src, on_error=o.on_error, stats=o.stats, max_chars=o.max_chars
             ),
-            write=write_chemprot,
+            write=write_chemprot, reader="spacy-biobert.ChemProtCorpus.v1",
         ),
         Format(
             "jsonl", "JSONL, a JSON object per document", (".jsonl",),
@@ -169,10 +172,11 @@ FORMATS: Dict[str, Format] = {
                 src, on_error=o.on_error, stats=o.stats, max_chars=o.max_chars
             ),
             write=write_jsonl, output_extensions=(".jsonl",), gzip=True, streams=True,
+            reader="spacy-biobert.JSONLCorpus.v1",
         ),
         Format(
             "spacy", "spaCy DocBin", (".spacy",), read_docs=_read_docbin, write=_write_docbin,
-            output_extensions=(".spacy",), streams=True,
+            output_extensions=(".spacy",), streams=True, reader="spacy.Corpus.v1",
         ),
         Format(
             "text", "plain text (see text_docs)", (".txt", ".text"),
@@ -292,18 +296,15 @@ def _undetected(where: Any, formats: Sequence[str]) -> ValueError:
 def _first_line(source: Source) -> Optional[bytes]:
     """The first non-blank line of a file, from its first non-space byte up to
     a line break (a byte order mark dropped); None when it holds none."""
-    read = 0
     with open_binary(source) as fp:
-        while read < _SNIFF_BYTES:
-            raw = fp.readline(_SNIFF_BYTES)
+        while True:
+            raw = fp.readline(_SNIFF_BYTES)  # a long line is looked at in pieces
             if not raw:
                 return None
-            read += len(raw)
             raw = raw.lstrip(b"\xef\xbb\xbf")
             if raw.strip():
                 # a CR-only file is one "line" here: look at its first line
                 return raw.lstrip().split(b"\r", 1)[0]
-    return None
 
 
 def _first_line_of_stream(stream: Any, formats: Sequence[str]) -> Optional[bytes]:

@@ -26,6 +26,7 @@ from spacy.training import Example
 from spacy.util import registry
 
 from ._base import CorpusStats, SourceDocument, apply_limit, max_chars_of, source_to_doc
+from .formats import FORMATS, iter_records
 from .label_maps import resolve_label_map
 
 # (stats, on_error, max_chars) -> records
@@ -86,7 +87,6 @@ def _corpus(
 ) -> BiomedicalCorpus:
     """The corpus of `path` read by the format table's reader of
     `source_format` (`formats.iter_records`, with `options`)."""
-    from .formats import iter_records
 
     def records(
         stats: CorpusStats, on_error: str, max_chars: Optional[int]
@@ -150,16 +150,11 @@ def create_jsonl_corpus(
     return _corpus(path, "jsonl", limit=limit, label_map=label_map, skip_bad=skip_bad)
 
 
-# The registered reader of each input format: the one way a gold corpus is
-# read, in training configs and by every evaluator. A DocBin (.spacy) is read
-# by spaCy's own corpus reader (label_map does not apply: its types are set).
-READERS: Dict[str, str] = {
-    "pubtator": "spacy-biobert.PubTatorCorpus.v1",
-    "bioc": "spacy-biobert.BioCCorpus.v1",
-    "chemprot": "spacy-biobert.ChemProtCorpus.v1",
-    "jsonl": "spacy-biobert.JSONLCorpus.v1",
-    "spacy": "spacy.Corpus.v1",
-}
+# The registered reader of each input format (the format table's `reader`
+# column): the one way a gold corpus is read, in training configs and by every
+# evaluator. A DocBin (.spacy) is read by spaCy's own corpus reader (label_map
+# does not apply: its types are set).
+READERS: Dict[str, str] = {name: f.reader for name, f in FORMATS.items() if f.reader}
 
 
 def gold_corpus(
