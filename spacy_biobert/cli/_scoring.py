@@ -7,6 +7,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from wasabi import msg
 
+# The CORPUS argument and --format option of evaluate, evaluate-relations and
+# evaluate-linking: any format a registered reader reads (corpora.readers.READERS).
+GOLD_HELP = "Gold corpus: PubTator, BioC XML/JSON, JSONL or .spacy file, or ChemProt split folder"
+GOLD_FORMAT_HELP = "auto (from the path), pubtator, bioc, chemprot, jsonl, spacy"
+
 
 def read_gold(
     corpus: Path,

@@ -6,19 +6,15 @@ import typer
 from wasabi import msg
 
 from ._app import app
+from ._scoring import GOLD_FORMAT_HELP, GOLD_HELP
 
 
 @app.command("evaluate")
 def evaluate_cli(
     model: str = typer.Argument(..., help="Pipeline name or folder"),
-    corpus: Path = typer.Argument(
-        ..., exists=True,
-        help="Gold corpus: PubTator, BioC XML/JSON, JSONL or .spacy file, or ChemProt split folder",
-    ),
+    corpus: Path = typer.Argument(..., exists=True, help=GOLD_HELP),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scores as JSON"),
-    fmt: str = typer.Option(
-        "auto", "--format", "-f", help="auto (from the path), pubtator, bioc, chemprot, jsonl, spacy"
-    ),
+    fmt: str = typer.Option("auto", "--format", "-f", help=GOLD_FORMAT_HELP),
     label_map: Optional[str] = typer.Option(
         None, "--label-map", help="Gold type mapping: a preset name (ncbi) or a JSON object"
     ),

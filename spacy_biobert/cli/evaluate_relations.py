@@ -6,19 +6,15 @@ import typer
 from wasabi import msg
 
 from ._app import app
+from ._scoring import GOLD_FORMAT_HELP, GOLD_HELP
 
 
 @app.command("evaluate-relations")
 def evaluate_relations_cli(
     model: str = typer.Argument(..., help="Pipeline name or folder with biobert_relations"),
-    corpus: Path = typer.Argument(
-        ..., exists=True,
-        help="Gold corpus: PubTator, BioC, JSONL or .spacy file, or ChemProt split folder",
-    ),
+    corpus: Path = typer.Argument(..., exists=True, help=GOLD_HELP),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scores as JSON"),
-    fmt: str = typer.Option(
-        "auto", "--format", "-f", help="auto (from the path), pubtator, bioc, chemprot, jsonl, spacy"
-    ),
+    fmt: str = typer.Option("auto", "--format", "-f", help=GOLD_FORMAT_HELP),
     thresholds: str = typer.Option(
         "0.3,0.4,0.5,0.6,0.7", "--thresholds", help="Comma-separated probability thresholds"
     ),

@@ -9,6 +9,7 @@ import typer
 from wasabi import msg
 
 from ._app import app, label_map_option
+from ._scoring import GOLD_FORMAT_HELP, GOLD_HELP
 
 
 @app.command("build-kb")
@@ -137,10 +138,7 @@ def evaluate_linking_cli(
     model: str = typer.Argument(
         ..., help="Pipeline with ner (+ linker, or pass --kb); 'blank' for gold mentions only"
     ),
-    corpus: Path = typer.Argument(
-        ..., exists=True,
-        help="Gold corpus: PubTator, BioC, JSONL or .spacy file, or ChemProt split folder",
-    ),
+    corpus: Path = typer.Argument(..., exists=True, help=GOLD_HELP),
     kb: Optional[Path] = typer.Option(
         None, "--kb", exists=True, help="KB folder: add (or re-point) the linker with it"
     ),
@@ -150,9 +148,7 @@ def evaluate_linking_cli(
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Approximate-match threshold"),
     no_abbreviations: bool = typer.Option(False, "--no-abbreviations"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scores as JSON"),
-    fmt: str = typer.Option(
-        "auto", "--format", "-f", help="auto (from the path), pubtator, bioc, chemprot, jsonl, spacy"
-    ),
+    fmt: str = typer.Option("auto", "--format", "-f", help=GOLD_FORMAT_HELP),
     label_map: Optional[str] = typer.Option(None, "--label-map", help="Gold type mapping (ncbi or JSON)"),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N documents"),
     batch_size: int = typer.Option(32, "--batch-size", "-b"),
