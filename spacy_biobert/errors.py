@@ -185,7 +185,7 @@ class Errors:
         "component, or leave --quantize out."
     )
     E309 = (
-        "[E309] --backend ray needs Ray Data, which is not installed ({err}). Fix: "
+        "[E309] --backend ray needs Ray, which is not installed ({err}). Fix: "
         "pip install 'spacy-biobert[ray]'."
     )
     E310 = (
@@ -194,7 +194,8 @@ class Errors:
         "node can read) or an installed package name."
     )
     E311 = (
-        "[E311] a Ray worker failed on shard {shard} ({path}): {err}"
+        "[E311] a Ray worker failed on {what}: {err}. The windows written before it are "
+        "checkpointed: fix the cause, then run the same command with --resume."
     )
     E312 = (
         "[E312] cannot resume '{partial}': {problem}, so which part of it is complete is "

@@ -370,15 +370,27 @@ def test_windows_end_at_a_character_budget():
     assert 1_000 * 1_500 < WINDOW_CHARS  # a window of abstracts is not cut
 
 
-def test_ray_shards_are_the_local_windows(tmp_path, monkeypatch):
-    """Cut by characters too, a local run's checkpoint is a shard boundary of
-    the Ray backend, so a run still resumes on the other backend."""
-    from spacy_biobert.annotate import Record, window
-    from spacy_biobert.annotate.ray_backend import split_input
+def test_ray_windows_are_the_local_windows(tmp_path, monkeypatch):
+    """Cut by characters too, the Ray backend checkpoints at the local
+    backend's window boundaries, from any of them, so a run still resumes on
+    the other backend."""
+    from spacy_biobert.annotate import AnnotateOptions, Record, window
+    from spacy_biobert.annotate.ray_backend import RayBackend, Workers
+
+    class FakeRay(RayBackend):
+        def available_workers(self):
+            return 2
+
+        def start_workers(self, model, count):
+            def submit(worker, batch):
+                return tuple(("doc", i, doc_id, "", 0, 0) for i, doc_id, _, _ in batch)
+
+            return Workers(count, None, submit, lambda handles: (handles[0], list(handles[0])), lambda: None)
 
     monkeypatch.setattr(window, "WINDOW_CHARS", 90)
     items = [Record(i, str(i), "x" * n) for i, n in enumerate([40, 40, 40, 100, 5, 5])]
-    assert split_input(iter(items), tmp_path / "shards", 10, done=3) == (2, [1, 2])
-    assert split_input(iter([]), tmp_path / "shards", 10, done=4) == (3, [2])  # the split is reused
-    with pytest.raises(ValueError, match="E312.*no shard .* starts at item 1"):
-        split_input(iter([]), tmp_path / "shards", 10, done=1)
+    opts = AnnotateOptions(window=10, output_format="jsonl")
+    for done, cut in ((0, [2, 1, 1, 2]), (3, [1, 2]), (4, [2])):
+        written: list = []
+        FakeRay(tmp_path, opts, tmp_path / "work").run(iter(items), done, lambda n, r, w=written: w.append(n))
+        assert written == cut

@@ -10,9 +10,9 @@ import numpy
 import pytest
 import spacy
 
-from spacy_biobert.annotate import OutputPaths, Record, Reject, annotate
+from spacy_biobert.annotate import AnnotateOptions, OutputPaths, Record, Reject, annotate, iter_input
 from spacy_biobert.annotate.quantize import iter_transformers, pick_engine, quantize_pipeline
-from spacy_biobert.annotate.ray_backend import ShardAnnotator, shard_paths, split_input
+from spacy_biobert.annotate.ray_backend import BatchAnnotator, RayBackend, Workers, batch_payload
 from spacy_biobert.annotate.window import Annotated
 
 PATTERNS = [
@@ -127,28 +127,72 @@ def test_annotate_int8_and_resume_checks_it(tmp_path, biobert_ruler_model):
 # --- the Ray backend's pieces, without Ray ---------------------------------------
 
 
-def test_split_and_shard_annotator_without_ray(tmp_path, biobert_ruler_model):
-    items = [Record(i, str(i), t, [("text", 0, t)]) for i, t in enumerate(texts(10))]
-    items[4] = Reject(4, "4", "empty text", "empty")
-    folder = tmp_path / "shards"
-    assert split_input(iter(items), folder, 4, done=4) == (1, [4, 2])
-    assert not shard_paths(folder, 0)[0].exists() and shard_paths(folder, 2)[0].exists()
-    # A completed split is reused (the iterable is not read again).
-    assert split_input(iter([]), folder, 4, done=8) == (2, [2])
-    worker = ShardAnnotator(biobert_ruler_model, None, "bioc-json", 0.5, 2, 1)
-    rows = [str(shard_paths(folder, k)[i]) for k in (1, 2) for i in (0, 1)]
-    batch = {"shard": [1, 2], "input": rows[0::2], "output": rows[1::2]}
-    assert worker(batch)["shard"] == [1, 2]
-    out1 = [json.loads(line) for line in Path(rows[1]).read_text().splitlines()]
-    assert [o.get("index", o.get("reject", {}).get("index")) for o in out1] == [4, 5, 6, 7]
-    assert out1[0]["reject"]["kind"] == "empty"
-    # every document chunk carries the BioC JSON separator; the driver drops the first
-    assert out1[1]["chunk"].startswith(",\n") and out1[1]["entities"] >= 1
-    # An existing output shard (an interrupted run's) is not annotated again.
-    Path(rows[3]).write_text("kept\n")
-    worker({"shard": [2], "input": [rows[2]], "output": [rows[3]]})
-    assert Path(rows[3]).read_text() == "kept\n"
-    assert isinstance(Annotated(0, "0", "", 0, 0), Annotated)
+class InProcessRay(RayBackend):
+    """The Ray backend with its actors replaced by `BatchAnnotator`s in this
+    process, whose batches finish in the reverse order of submission."""
+
+    def available_workers(self):
+        return 3
+
+    def start_workers(self, model, count):
+        actors = [BatchAnnotator(model, self.options.quantize, self.options.output_format,
+                                 self.options.threshold, 1) for _ in range(count)]
+        self.started = count
+        self.max_pending = 0
+
+        def submit(worker, batch):
+            handle = object()
+            outputs[handle] = actors[worker].annotate(batch)
+            return handle
+
+        def wait(handles):
+            self.max_pending = max(self.max_pending, len(handles))
+            handle = handles[-1]
+            return handle, outputs.pop(handle)
+
+        outputs = {}
+        return Workers(count, actors[0].max_length(), submit, wait, lambda: None)
+
+
+def test_ray_backend_logic_without_ray(tmp_path, biobert_ruler_model):
+    """Batches spread over the workers and finishing out of order: every window
+    written whole, in input order, equal to the local backend's."""
+    src = write_input(tmp_path / "in.txt")
+    options = dict(max_chars=400, window=7, batch_size=3)
+    local = tmp_path / "local.json"  # BioC JSON: the separator between windows must be right
+    annotate(biobert_ruler_model, src, local, **options)
+    opts = AnnotateOptions(**options).resolved(src, local)
+    written = []
+    backend = InProcessRay(biobert_ruler_model, opts, tmp_path / "work")
+    items = iter_input(src, opts.input_format, max_chars=400)
+    backend.run(items, 0, lambda n, results: written.append((n, results)))
+    assert backend.started == 3 and backend.max_pending == 6  # two batches a worker
+    assert [n for n, _ in written] == [7] * 5 + [5]
+    indices = [r.index for _, results in written for r in results]
+    assert indices == list(range(40))
+    rejects = [r for _, results in written for r in results if isinstance(r, Reject)]
+    assert [(r.index, r.kind) for r in rejects] == [(3, "empty"), (20, "too-long")]
+    # The same chunks as the local run (the first document's separator is the writer's to drop).
+    chunks = "".join(r.chunk for _, results in written for r in results if isinstance(r, Annotated))
+    docs = json.loads(local.read_text())["documents"]
+    assert json.loads("[" + chunks[2:] + "]") == docs
+
+    # From a checkpoint (input item 14): the remaining windows; a tiny input starts one worker.
+    written.clear()
+    backend.run(iter_input(src, opts.input_format, max_chars=400), 14, lambda n, r: written.append((n, r)))
+    assert [n for n, _ in written] == [7, 7, 7, 5] and written[0][1][0].index == 14
+    (tmp_path / "two.txt").write_text("cocaine\nhypertension\n")
+    backend.run(iter_input(tmp_path / "two.txt", "text"), 0, lambda n, r: written.append((n, r)))
+    assert backend.started == 1
+
+
+def test_batch_annotator_sends_plain_data(biobert_ruler_model):
+    worker = BatchAnnotator(biobert_ruler_model, None, "jsonl", 0.5, 1)
+    assert worker.max_length() == 1_000_000
+    records = [Record(i, str(i), t, [("text", 0, t)]) for i, t in enumerate(texts(3))]
+    out = worker.annotate(batch_payload(records))
+    assert [o[:3] for o in out] == [("doc", 0, "0"), ("doc", 1, "1"), ("doc", 2, "2")]
+    assert all(type(v) in (str, int) for o in out for v in o)
 
 
 # --- the Ray backend on a local Ray instance -------------------------------------
@@ -195,7 +239,7 @@ def test_ray_backend_gives_the_local_bytes_and_resumes(tmp_path, biobert_ruler_m
     with pytest.raises(Stop):
         annotate(biobert_ruler_model, src, out, max_chars=400, window=7, batch_size=3,
                  backend="ray", ray_workers=2, on_window=stop_after_two)
-    assert seen == [7, 14] and paths.partial.exists() and paths.shards.is_dir()
+    assert seen == [7, 14] and paths.partial.exists() and paths.progress.exists()
     assert not out.exists()
     stats = annotate(biobert_ruler_model, src, out, max_chars=400, window=7, batch_size=3,
                      backend="ray", ray_workers=2, resume=True)

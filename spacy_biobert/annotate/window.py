@@ -21,7 +21,7 @@ import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Union
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Union, cast
 
 from spacy.tokens import Doc
 
@@ -115,6 +115,91 @@ def _batches(lengths: List[int], order: List[int], batch_size: int, max_chars: i
         yield batch
 
 
+@dataclass
+class WindowPlan:
+    """A window cut into the `nlp.pipe` batches `annotate_window` runs.
+    `results[pos]` is the result of `items[pos]` (the rejects already; None
+    until its batch ran); `batches` holds the positions of each batch's
+    documents, in the order they run (by length)."""
+
+    items: List[Item]
+    results: List[Optional[Result]]
+    batches: List[List[int]]
+
+
+def plan_window(items: List[Item], *, batch_size: int, max_length: Optional[int]) -> WindowPlan:
+    """The batches of a window: its documents (a document longer than
+    `max_length`, the pipeline's `nlp.max_length`, is rejected) sorted by
+    length and cut into batches of at most `batch_size` documents and
+    `BATCH_CHARS` characters. The batches depend only on the window, so any
+    process running them gives the same output."""
+    results: List[Optional[Result]] = [None] * len(items)
+    todo: List[int] = []  # positions in `items` of the documents to annotate
+    for pos, it in enumerate(items):
+        if isinstance(it, Reject):
+            results[pos] = it
+        elif isinstance(max_length, int) and len(it.text) > max_length:
+            reason = (
+                f"text of {len(it.text)} characters is over the pipeline's nlp.max_length "
+                f"{max_length}"
+            )
+            results[pos] = Reject(it.index, it.id, reason, "too-long")
+        else:
+            todo.append(pos)
+    lengths = [len(items[pos].text) for pos in todo]
+    order = sorted(range(len(todo)), key=lambda i: lengths[i])
+    batches = [[todo[i] for i in batch] for batch in _batches(lengths, order, batch_size, BATCH_CHARS)]
+    return WindowPlan(items, results, batches)
+
+
+def annotate_batch(
+    nlp: Any,
+    records: List[Record],
+    *,
+    output_format: str,
+    threshold: float,
+    on_doc: Optional[Callable[[], None]] = None,
+) -> List[Result]:
+    """One `nlp.pipe` batch (a batch of `plan_window`): each document
+    formatted as it leaves the pipeline, always with the BioC JSON separator
+    (`window_results` drops it from the output's first document); a document
+    the format cannot represent is rejected. Under `torch.inference_mode` and
+    inside `nlp.memory_zone()` (the caller's, when it opened one)."""
+    from ..corpora._base import predicted_relations
+
+    out: List[Result] = []
+    with _inference_mode(), _memory_zone(nlp):
+        docs = nlp.pipe((make_doc(nlp, rec) for rec in records), batch_size=max(1, len(records)))
+        for rec, doc in zip(records, docs):
+            try:
+                chunk = format_doc(doc, output_format, threshold=threshold, first=False)
+            except ValueError as err:
+                reason = f"cannot be written as {output_format}: {err}"
+                out.append(Reject(rec.index, rec.id, reason, "unwritable"))
+            else:
+                n_rel = len(predicted_relations(doc, threshold))
+                out.append(Annotated(rec.index, rec.id, chunk, len(doc.ents), n_rel))
+            if on_doc is not None:
+                on_doc()
+    return out
+
+
+def window_results(plan: WindowPlan, *, output_format: str, first: bool) -> List[Result]:
+    """A planned window's results in input order, once every batch ran;
+    `first`: no document has been written to the output yet (the BioC JSON
+    separator of the first document is dropped)."""
+    out: List[Result] = []
+    for res in plan.results:
+        if res is None:
+            raise RuntimeError("window_results: a batch of the window has not run")
+        if isinstance(res, Annotated):
+            if first and output_format == "bioc-json" and res.chunk.startswith(BIOC_JSON_SEPARATOR):
+                res.chunk = res.chunk[len(BIOC_JSON_SEPARATOR) :]
+            first = False
+        out.append(res)
+    return out
+
+
 def annotate_window(
     nlp: Any,
     items: List[Item],
@@ -132,49 +217,17 @@ def annotate_window(
     longer than `nlp.max_length` and documents the output format cannot
     represent). `first`: no document has been written to the output yet
     (BioC JSON separators)."""
-    from ..corpora._base import predicted_relations
-
     max_length = getattr(nlp, "max_length", None)
-    results: Dict[int, Result] = {}
-    todo: List[int] = []  # positions in `items` of the documents to annotate
-    for pos, it in enumerate(items):
-        if isinstance(it, Reject):
-            results[pos] = it
-        elif isinstance(max_length, int) and len(it.text) > max_length:
-            reason = (
-                f"text of {len(it.text)} characters is over the pipeline's nlp.max_length "
-                f"{max_length}"
-            )
-            results[pos] = Reject(it.index, it.id, reason, "too-long")
-        else:
-            todo.append(pos)
-    lengths = [len(items[pos].text) for pos in todo]
-    order = sorted(range(len(todo)), key=lambda i: lengths[i])
+    plan = plan_window(items, batch_size=batch_size, max_length=max_length)
     with _inference_mode(), _memory_zone(nlp):
-        for batch in _batches(lengths, order, batch_size, BATCH_CHARS):
-            recs = [items[todo[i]] for i in batch]
-            docs = nlp.pipe((make_doc(nlp, rec) for rec in recs), batch_size=len(recs))
-            for i, rec, doc in zip(batch, recs, docs):
-                try:
-                    # Always with the BioC JSON separator; dropped below for the first document.
-                    chunk = format_doc(doc, output_format, threshold=threshold, first=False)
-                except ValueError as err:
-                    reason = f"cannot be written as {output_format}: {err}"
-                    results[todo[i]] = Reject(rec.index, rec.id, reason, "unwritable")
-                else:
-                    n_rel = len(predicted_relations(doc, threshold))
-                    results[todo[i]] = Annotated(rec.index, rec.id, chunk, len(doc.ents), n_rel)
-                if on_doc is not None:
-                    on_doc()
-    out: List[Result] = []
-    for pos in range(len(items)):
-        res = results.pop(pos)
-        if isinstance(res, Annotated):
-            if first and output_format == "bioc-json" and res.chunk.startswith(BIOC_JSON_SEPARATOR):
-                res.chunk = res.chunk[len(BIOC_JSON_SEPARATOR) :]
-            first = False
-        out.append(res)
-    return out
+        for batch in plan.batches:
+            records = [cast(Record, items[pos]) for pos in batch]
+            results = annotate_batch(
+                nlp, records, output_format=output_format, threshold=threshold, on_doc=on_doc
+            )
+            for pos, res in zip(batch, results):
+                plan.results[pos] = res
+    return window_results(plan, output_format=output_format, first=first)
 
 
 def windows(items: Iterable[Item], size: int, max_chars: Optional[int] = None) -> Iterator[List[Item]]:
@@ -202,8 +255,12 @@ __all__ = [
     "WINDOW_CHARS",
     "Annotated",
     "Result",
+    "WindowPlan",
+    "annotate_batch",
     "annotate_window",
     "load_annotation_pipeline",
     "make_doc",
+    "plan_window",
+    "window_results",
     "windows",
 ]
