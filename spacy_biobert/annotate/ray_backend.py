@@ -42,12 +42,13 @@ from .window import Annotated, Result, WindowPlan, plan_window, window_results, 
 WriteWindow = Callable[[int, List[Result]], None]
 # Batches each actor holds at once: one running, one queued behind it.
 TASKS_PER_WORKER = 2
-# Ray's local instance (started when no cluster is given): its own daemons
-# otherwise take CPU time from the workers (the dashboard and its agents,
-# metrics exports) and, unasked, a large shared-memory object store.
+# Ray's local instance (started when no cluster is given): no dashboard (its
+# processes take CPU time from the workers), and workers at the driver's
+# priority. Ray starts workers at nice 15; on a machine shared with other work
+# they then get a fraction of a core each (bench/ray_scale.py, docs/annotate.md).
 LOCAL_RAY_INIT: Dict[str, Any] = {
     "include_dashboard": False,
-    "log_to_driver": False,
+    "_system_config": {"worker_niceness": 0},
 }
 
 BatchIn = List[Tuple[int, str, str, List[Tuple[str, int, str]]]]
@@ -207,13 +208,14 @@ def _model_location(nlp: Any, folder: Path) -> str:
 
 def init_ray(address: Optional[str]) -> Any:
     """`ray`, connected: to `address`, else to $RAY_ADDRESS, else to a new
-    local instance (`LOCAL_RAY_INIT`)."""
+    local instance (started with `LOCAL_RAY_INIT`)."""
     try:
         import ray
     except ImportError as err:
         raise ImportError(Errors.E309.format(err=err)) from None
     if not ray.is_initialized():
-        ray.init(address=address, **LOCAL_RAY_INIT)
+        local = (address is None and not os.environ.get("RAY_ADDRESS")) or address == "local"
+        ray.init(address=address, log_to_driver=False, **(LOCAL_RAY_INIT if local else {}))
     return ray
 
 
