@@ -300,6 +300,29 @@ def test_add_pipe_offline_with_defaults(tiny_bert):
     )
 
 
+def test_relation_component_uses_the_registered_scorer(tiny_bert, cid_trained):
+    from spacy_biobert.evaluation.relations import relations_score
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("biobert", config={"model": {"name": tiny_bert}})
+    rel = nlp.add_pipe("biobert_relations")
+    assert rel.scorer is relations_score
+    assert nlp.config["components"]["biobert_relations"]["scorer"] == {
+        "@scorers": "spacy-biobert.relations_scorer.v1"
+    }
+    # The component's score is the scorer's, given the component's cfg.
+    trained, examples = cid_trained
+    component = trained.get_pipe("biobert_relations")
+    scores = component.score(examples)  # gold_entities: predicts on the gold entities
+    assert scores == relations_score(
+        examples,
+        threshold=component.threshold,
+        labels=component.labels,
+        concept_labels=component.concept_labels,
+    )
+    assert scores["rel_doc_f"] is not None and scores["rel_micro_f"] is None
+
+
 @pytest.mark.parametrize(
     "config,match",
     [

@@ -59,6 +59,7 @@ from thinc.types import Floats2d
 
 from ..corpora._base import mention_ids
 from ..errors import Errors
+from ..evaluation.relations import relations_score
 from ..extensions import MENTIONS_KEY, install_extensions
 from ..models.pairs import (
     Candidates,
@@ -77,6 +78,7 @@ DEFAULT_CONFIG = """
 threshold = 0.5
 concept_pooling = "logsumexp"
 gold_entities = false
+scorer = {"@scorers":"spacy-biobert.relations_scorer.v1"}
 
 [biobert_relations.candidates]
 @misc = "spacy-biobert.EntityPairs.v1"
@@ -141,6 +143,7 @@ def make_relation_extractor(
     threshold: float,
     concept_pooling: str,
     gold_entities: bool,
+    scorer: Optional[Callable] = None,
 ) -> "RelationExtractor":
     """Relation extraction over candidate entity pairs (see the module docstring).
 
@@ -158,6 +161,9 @@ def make_relation_extractor(
         candidate generator) and sentence boundaries of each example's
         reference are put on its predicted doc (matched by characters) before
         pairs are made. Leave false end to end (entities from `ner`).
+    scorer: the scoring function (spacy-biobert.relations_scorer.v1:
+        rel_micro_* over the mention-level labels, rel_doc_* over the
+        concept-level ones, at `threshold`).
     """
     return RelationExtractor(
         nlp.vocab,
@@ -167,6 +173,7 @@ def make_relation_extractor(
         threshold=threshold,
         concept_pooling=concept_pooling,
         gold_entities=gold_entities,
+        scorer=scorer,
     )
 
 
@@ -181,6 +188,7 @@ class RelationExtractor(TrainablePipe):
         threshold: float = 0.5,
         concept_pooling: str = "logsumexp",
         gold_entities: bool = False,
+        scorer: Optional[Callable] = relations_score,
     ):
         """candidates: the candidate generator; None: every ordered pair of
         doc.ents (EntityPairs()), or the generator of a RelationModel.v1."""
@@ -198,6 +206,7 @@ class RelationExtractor(TrainablePipe):
         self.vocab = vocab
         self.model = model
         self.name = name
+        self.scorer = scorer
         self.candidates: GetCandidates = _resolve_candidates(name, model, candidates)
         # Where the candidate spans live (None: doc.ents): what `gold_entities`
         # copies from the reference.
@@ -465,11 +474,11 @@ class RelationExtractor(TrainablePipe):
     # --- scoring -------------------------------------------------------------------
 
     def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
-        """Mention-level micro P/R/F1 (rel_micro_*) over the mention-level labels
-        and document-level P/R/F1 (rel_doc_*) over the concept-level labels, at
-        the component's threshold. A level with no labels scores None."""
-        from ..scoring import score_document_relations, score_relations
-
+        """The scorer's scores (spacy-biobert.relations_scorer.v1 by default:
+        rel_micro_* over the mention-level labels, rel_doc_* over the
+        concept-level labels, at the component's threshold; a level with no
+        labels scores None), after putting the gold entities back on the docs
+        in `gold_entities` mode."""
         examples = list(examples)
         validate_examples(examples, "RelationExtractor.score")
         if self.cfg["gold_entities"]:
@@ -478,22 +487,8 @@ class RelationExtractor(TrainablePipe):
             for batch in minibatch(examples, 32):
                 docs = [self.copy_gold_entities(eg) for eg in batch]
                 self.set_annotations(docs, self.predict(docs))
-        scores: Dict[str, Any] = {}
-        if self.mention_labels:
-            scores.update(
-                score_relations(examples, self.threshold, labels=self.mention_labels)
-            )
-        else:
-            scores.update({"rel_micro_p": None, "rel_micro_r": None, "rel_micro_f": None})
-        if self.concept_labels:
-            scores.update(
-                score_document_relations(
-                    examples, self.threshold, labels=self.concept_labels
-                )
-            )
-        else:
-            scores.update({"rel_doc_p": None, "rel_doc_r": None, "rel_doc_f": None})
-        return scores
+        # spaCy's Pipe.score: the scorer gets cfg (threshold, labels, concept_labels) and kwargs.
+        return super().score(examples, **kwargs)
 
 
 def _resolve_candidates(
