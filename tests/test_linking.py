@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from spacy_biobert.cli import app
 from spacy_biobert.corpora.formats import make_tokenizer_nlp, read_corpus
 from spacy_biobert.corpora.pubtator import iter_pubtator_records
+from spacy_biobert.evaluation.linking import evaluate_linking, gold_concepts, score_concepts
 from spacy_biobert.extensions import install_extensions
 from spacy_biobert.linking import NameKB, find_abbreviations, is_short_form, match_long_form
-from spacy_biobert.evaluation.linking import evaluate_linking, gold_concepts, score_concepts
 from spacy_biobert.linking.kb import clean_kb_id
 from spacy_biobert.linking.normalize import bag_key, normalize_name
 
