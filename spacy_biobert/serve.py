@@ -89,11 +89,11 @@ class Annotator:
         threshold: float = 0.5,
         batch_size: int = 16,
     ):
-        from .pipeline.relations import _check_threshold
+        from .pipeline.relations import check_threshold
 
         for name, value in (("max_bytes", max_bytes), ("max_docs", max_docs), ("max_chars", max_chars)):
             _check_limit(name, value)
-        _check_threshold(threshold)
+        check_threshold(threshold)
         self.nlp = nlp
         self.max_bytes = max_bytes
         self.max_docs = max_docs
@@ -322,7 +322,7 @@ def create_app(
         from starlette.middleware.trustedhost import TrustedHostMiddleware
     except ImportError as err:
         raise ImportError(Errors.E505.format(module=err.name)) from None
-    from .pipeline.relations import _check_threshold
+    from .pipeline.relations import check_threshold
 
     check_token(token)
     _check_positive_seconds("body_timeout", body_timeout)
@@ -365,7 +365,7 @@ def create_app(
     ) -> Dict[str, Any]:
         if threshold is not None:
             try:
-                _check_threshold(threshold)
+                check_threshold(threshold)
             except ValueError as err:
                 raise HTTPException(422, str(err)) from None
         try:

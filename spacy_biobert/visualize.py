@@ -190,10 +190,10 @@ def render(
         links there, percent-encoded (default: the id is shown, unlinked).
     """
     from .extensions import install_extensions
-    from .pipeline.relations import _check_threshold
+    from .pipeline.relations import check_threshold
 
     install_extensions()
-    _check_threshold(threshold)
+    check_threshold(threshold)
     if isinstance(docs, Doc):
         docs = [docs]
     palette = dict(DEFAULT_COLORS, **(colors or {}))

@@ -438,3 +438,31 @@ def test_memory_stays_flat_on_20000_documents(tmp_path, ruler_model):
     large = _peak_rss(ruler_model, 20_000, tmp_path)
     # 10x the documents (about 20 MB of input, 70 MB of output): peak RSS grows by a few MB at most
     assert large - small < 25, (small, large)
+
+
+def test_text_docs_blank_line_through_annotate_cli_and_render(tmp_path, ruler_model):
+    from typer.testing import CliRunner
+
+    from spacy_biobert.cli import app
+
+    runner = CliRunner()
+    src = tmp_path / "in.txt"
+    src.write_text("Cocaine induced\nhypertension.\n\n\nLithium.\n")
+    out = tmp_path / "out.jsonl"
+    res = runner.invoke(app, ["annotate", ruler_model, str(src), str(out), "--text-docs", "blank-line"])
+    assert res.exit_code == 0, res.output
+    docs = read_jsonl(out)
+    assert [d["text"] for d in docs] == ["Cocaine induced\nhypertension.", "Lithium."]
+    # The default reads one document per line; a resume must use the same rule.
+    progress = OutputPaths.for_output(tmp_path / "o2.jsonl").progress
+    with pytest.raises(ValueError, match="E119"):
+        annotate(ruler_model, src, tmp_path / "o2.jsonl", text_docs="paragraph")
+    assert not progress.exists()
+    by_line = annotate(ruler_model, src, tmp_path / "o3.jsonl")
+    assert by_line.documents == 3 and by_line.rejected == 2  # two blank lines
+    page = tmp_path / "page.html"
+    res = runner.invoke(app, ["render", ruler_model, str(src), "-o", str(page), "--text-docs", "blank-line"])
+    assert res.exit_code == 0, res.output
+    assert ": 2 document(s)" in " ".join(res.output.split())
+    res = runner.invoke(app, ["annotate", ruler_model, str(src), str(out), "--overwrite", "--text-docs", "x"])
+    assert res.exit_code == 1 and "E119" in res.output

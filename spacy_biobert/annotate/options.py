@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
+from ..corpora.text import DEFAULT_TEXT_DOCS, check_text_docs
 from ..errors import Errors
 from .inputs import DEFAULT_MAX_CHARS, INPUT_FORMATS, detect_input_format
 from .outputs import check_output_format, detect_output_format
@@ -18,6 +19,8 @@ class AnnotateOptions:
     """How to annotate (see docs/annotate.md for each option).
 
     input_format / output_format: None detects them from the paths.
+    text_docs: how plain text holds its documents, "line" (one per line) or
+        "blank-line" (`spacy_biobert.corpora.text`).
     max_chars: longer documents are rejected (None: no bound).
     batch_size: documents per `nlp.pipe` batch; window: input items read,
         sorted by length and checkpointed together.
@@ -32,6 +35,7 @@ class AnnotateOptions:
 
     input_format: Optional[str] = None
     output_format: Optional[str] = None
+    text_docs: str = DEFAULT_TEXT_DOCS
     max_chars: Optional[int] = DEFAULT_MAX_CHARS
     batch_size: int = 64
     window: int = 1000
@@ -64,6 +68,7 @@ class AnnotateOptions:
             if self.output_format
             else detect_output_format(output_path)
         )
+        check_text_docs(self.text_docs)
         _check_positive("batch_size", self.batch_size)
         _check_positive("window", self.window)
         if self.max_chars is not None:
@@ -82,7 +87,7 @@ class AnnotateOptions:
     def recorded(self, input_path: Union[str, Path]) -> Dict[str, Any]:
         """The settings a resumed run must share with the interrupted one (the
         backend and its resources may differ)."""
-        return {
+        recorded = {
             "input": str(Path(input_path).resolve()),
             "input_format": self.input_format,
             "output_format": self.output_format,
@@ -92,6 +97,11 @@ class AnnotateOptions:
             "batch_size": self.batch_size,
             "quantize": self.quantize,
         }
+        # Only when it is not the default, so that progress files written
+        # before the option existed still resume.
+        if self.text_docs != DEFAULT_TEXT_DOCS:
+            recorded["text_docs"] = self.text_docs
+        return recorded
 
 
 def _check_positive(name: str, value: Any) -> None:

@@ -48,7 +48,9 @@ def annotate(
     opts = opts.resolved(input_path, output_path)
     paths = OutputPaths.for_output(output_path)
     backend = make_backend(nlp, opts, paths.shards)
-    items = iter_input(input_path, opts.input_format, max_chars=opts.max_chars)
+    items = iter_input(
+        input_path, opts.input_format, max_chars=opts.max_chars, text_docs=opts.text_docs
+    )
     checkpoint = Checkpoint.open(
         paths,
         opts.recorded(input_path),

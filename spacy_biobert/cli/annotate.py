@@ -6,7 +6,8 @@ from typing import Optional
 import typer
 from wasabi import msg
 
-from ._app import INPUT_HELP, app, positive_int_or_none
+from ..corpora.text import DEFAULT_TEXT_DOCS
+from ._app import INPUT_HELP, TEXT_DOCS_HELP, app, positive_int_or_none
 
 
 @app.command("annotate")
@@ -26,6 +27,7 @@ def annotate_cli(
     input_format: str = typer.Option(
         "auto", "--input-format", "-f", help="auto, text, jsonl, pubtator, bioc"
     ),
+    text_docs: str = typer.Option(DEFAULT_TEXT_DOCS, "--text-docs", help=TEXT_DOCS_HELP),
     output_format: str = typer.Option(
         "auto", "--output-format", "-t", help="auto (from OUTPUT), jsonl, pubtator, bioc-xml, bioc-json"
     ),
@@ -52,7 +54,7 @@ def annotate_cli(
         "none", "--quantize", "-q", help="none, or int8: the transformer's linear layers in int8 (CPU)"
     ),
     backend: str = typer.Option(
-        "local", "--backend", help="local (nlp.pipe here) or ray (Ray Data actors; needs the ray extra)"
+        "local", "--backend", help="local (nlp.pipe here) or ray (Ray actors; needs the ray extra)"
     ),
     ray_address: Optional[str] = typer.Option(
         None, "--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)"
@@ -98,6 +100,7 @@ def annotate_cli(
         options = AnnotateOptions(
             input_format=None if input_format == "auto" else input_format,
             output_format=None if output_format == "auto" else output_format,
+            text_docs=text_docs,
             max_chars=limit,
             batch_size=batch_size,
             window=window,

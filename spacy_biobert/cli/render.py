@@ -7,7 +7,8 @@ from typing import Optional
 import typer
 from wasabi import msg
 
-from ._app import INPUT_HELP, app, positive_int_or_none
+from ..corpora.text import DEFAULT_TEXT_DOCS
+from ._app import INPUT_HELP, TEXT_DOCS_HELP, app, positive_int_or_none
 
 
 @app.command("render")
@@ -25,6 +26,7 @@ def render_cli(
     input_format: str = typer.Option(
         "auto", "--input-format", "-f", help="auto, text, jsonl, pubtator, bioc"
     ),
+    text_docs: str = typer.Option(DEFAULT_TEXT_DOCS, "--text-docs", help=TEXT_DOCS_HELP),
     limit: int = typer.Option(20, "--limit", "-n", help="Render the first N documents"),
     max_chars: str = typer.Option(
         "100000", "--max-chars", help="Skip longer documents (characters); 'none' for no limit"
@@ -66,7 +68,7 @@ def render_cli(
         spacy.require_gpu(gpu_id)
     try:
         fmt = None if input_format == "auto" else input_format
-        items = list(islice(iter_input(input_path, fmt, max_chars=chars), limit))
+        items = list(islice(iter_input(input_path, fmt, max_chars=chars, text_docs=text_docs), limit))
         records = [it for it in items if isinstance(it, Record)]
         for it in items:
             if not isinstance(it, Record):

@@ -107,7 +107,7 @@ def load_hf_objects(name: str, tokenizer_config: Dict, transformer_config: Dict)
                 source,
                 config=config,
                 trust_remote_code=False,
-                use_safetensors=_has_safetensors(source) or None,
+                use_safetensors=has_safetensors(source) or None,
             )
         except (OSError, HFValidationError) as err:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -147,7 +147,9 @@ def cap_model_max_length(tokenizer, config) -> None:
         tokenizer.init_kwargs["model_max_length"] = limit
 
 
-def _has_safetensors(source: str) -> bool:
+def has_safetensors(source: str) -> bool:
+    """Whether `source` is a local folder with safetensors weights (loaded
+    with use_safetensors, never a pickle)."""
     path = Path(source)
     return path.is_dir() and any(path.glob("*.safetensors"))
 

@@ -193,7 +193,7 @@ class RelationExtractor(TrainablePipe):
         """candidates: the candidate generator; None: every ordered pair of
         doc.ents (EntityPairs()), or the generator of a RelationModel.v1."""
         install_extensions()
-        _check_threshold(threshold)
+        check_threshold(threshold)
         if concept_pooling not in POOLINGS:
             raise ValueError(
                 Errors.E206.format(
@@ -678,7 +678,7 @@ def relation_triples(
     """Confident relations of a processed doc: (head, tail, label, probability)
     for every candidate pair and label with probability >= threshold, in
     document order. Head and tail are Spans with their label and kb_id_."""
-    _check_threshold(threshold)
+    check_threshold(threshold)
     keep = set(labels) if labels is not None else None
     out = []
     for head, tail, scores in doc._.relation_pairs or []:
@@ -693,7 +693,7 @@ def kb_relation_triples(
 ) -> List[Tuple[str, str, str, float]]:
     """Confident entity-level relations: (head kb id, tail kb id, label,
     probability) from `doc._.kb_relations`, sorted by decreasing probability."""
-    _check_threshold(threshold)
+    check_threshold(threshold)
     keep = set(labels) if labels is not None else None
     out = [
         (h, t, label, p)
@@ -771,7 +771,9 @@ def _to_span(doc: Doc, key: Sequence[Any]) -> Span:
     return Span(doc, key[0], key[1], label=key[2], kb_id=key[3] if len(key) > 3 else "")
 
 
-def _check_threshold(threshold: float) -> None:
+def check_threshold(threshold: float) -> None:
+    """Raise E207 unless `threshold` is a number in [0, 1] (shared by the
+    component, the service and the renderer)."""
     if (
         isinstance(threshold, bool)
         or not isinstance(threshold, (int, float))

@@ -119,7 +119,7 @@ def load_pretraining_model(name: str, objective: str):
     from huggingface_hub.errors import HFValidationError
     from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer, BertForPreTraining
 
-    from ..models.base_models import KNOWN_MODELS, _has_safetensors, resolve_model_name
+    from ..models.base_models import KNOWN_MODELS, has_safetensors, resolve_model_name
 
     source, cased = resolve_model_name(name)
     tok_cfg = {} if cased is None else {"do_lower_case": not cased}
@@ -134,7 +134,7 @@ def load_pretraining_model(name: str, objective: str):
             cls = AutoModelForMaskedLM
         model, info = cls.from_pretrained(
             source, config=config, trust_remote_code=False, output_loading_info=True,
-            use_safetensors=_has_safetensors(source) or None,
+            use_safetensors=has_safetensors(source) or None,
         )
     except (OSError, HFValidationError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
