@@ -946,6 +946,43 @@ def read_docs(
     )
 
 
+def docs_reader(
+    records: Callable[..., Iterable[SourceDocument]],
+    source_format: str,
+    doc: str,
+    options: Sequence[str] = (),
+) -> Callable[..., Iterator[Doc]]:
+    """The public `read_<format>(path, nlp_or_vocab=None, *, on_error="raise",
+    limit=None, label_map=None, stats=None, **options)` of a format: `read_docs`
+    over its `records`. `options` names the keywords of the format's own
+    (PubTator's `dedupe`); `doc` is the function's docstring."""
+    allowed = frozenset(options)
+    name = f"read_{source_format}"
+
+    def read(
+        path: Any,
+        nlp_or_vocab: Any = None,
+        *,
+        on_error: str = "raise",
+        limit: Optional[int] = None,
+        label_map: Optional[Dict[str, str]] = None,
+        stats: Optional[CorpusStats] = None,
+        **kwargs: Any,
+    ) -> Iterator[Doc]:
+        unknown = sorted(set(kwargs) - allowed)
+        if unknown:
+            raise TypeError(f"{name}() got unexpected keyword argument(s): {', '.join(unknown)}")
+        return read_docs(
+            records, path, nlp_or_vocab, source_format=source_format, stats=stats,
+            limit=limit, label_map=label_map, on_error=on_error, **kwargs,
+        )
+
+    read.__name__ = read.__qualname__ = name
+    read.__module__ = records.__module__
+    read.__doc__ = doc
+    return read
+
+
 def apply_limit(items: Iterable[Any], limit: Optional[int]) -> Iterator[Any]:
     for i, item in enumerate(items):
         if limit is not None and i >= limit:

@@ -46,6 +46,7 @@ from ._base import (
     check_length,
     check_mention,
     doc_to_source,
+    docs_reader,
     empty_file_error,
     find_lone_surrogate,
     is_int,
@@ -54,7 +55,6 @@ from ._base import (
     peek,
     plain_suffix,
     predicted_relations,
-    read_docs,
     secure_iterparse,
     show_value,
     start_reading,
@@ -540,20 +540,9 @@ def _score(value: Any) -> Optional[float]:
     return score if math.isfinite(score) else None
 
 
-def read_bioc(
-    path: Source,
-    nlp_or_vocab: Any = None,
-    *,
-    on_error: str = "raise",
-    limit: Optional[int] = None,
-    label_map: Optional[Dict[str, str]] = None,
-    stats: Optional[CorpusStats] = None,
-) -> Iterator[Doc]:
-    """Stream the Docs of a BioC XML or BioC JSON file (see module docs)."""
-    return read_docs(
-        iter_bioc_records, path, nlp_or_vocab, source_format="bioc", stats=stats,
-        limit=limit, label_map=label_map, on_error=on_error,
-    )
+read_bioc = docs_reader(
+    iter_bioc_records, "bioc", "Stream the Docs of a BioC XML or BioC JSON file (see module docs)."
+)
 
 
 # --- writing ---------------------------------------------------------------

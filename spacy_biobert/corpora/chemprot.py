@@ -39,12 +39,12 @@ from ._base import (
     check_length,
     check_mention,
     doc_to_source,
+    docs_reader,
     document_lines,
     is_stream,
     iter_lines,
     malformed,
     predicted_relations,
-    read_docs,
     start_reading,
     title_abstract_passages,
     title_and_abstract,
@@ -323,23 +323,14 @@ def _args(
     return m1.group(2), m2.group(2)
 
 
-def read_chemprot(
-    path: Union[str, Path],
-    nlp_or_vocab: Any = None,
-    *,
-    on_error: str = "raise",
-    limit: Optional[int] = None,
-    label_map: Optional[Dict[str, str]] = None,
-    stats: Optional[CorpusStats] = None,
-) -> Iterator[Doc]:
+read_chemprot = docs_reader(
+    iter_chemprot_records,
+    "chemprot",
     """Stream the Docs of a ChemProt split (folder or file prefix). Flat
     `doc.ents` keep the longest of overlapping mentions (earlier first; of two
     identical spans the first in the entities file); every mention stays in
-    `doc.spans["mentions"]`."""
-    return read_docs(
-        iter_chemprot_records, path, nlp_or_vocab, source_format="chemprot", stats=stats,
-        limit=limit, label_map=label_map, on_error=on_error,
-    )
+    `doc.spans["mentions"]`.""",
+)
 
 
 def _prefix(folder_or_prefix: Union[str, Path]) -> Path:

@@ -43,13 +43,13 @@ from ._base import (
     check_length,
     check_mention,
     doc_to_source,
+    docs_reader,
     document_lines,
     find_lone_surrogate,
     is_int,
     load_json,
     malformed,
     predicted_relations,
-    read_docs,
     show_value,
     start_reading,
     write_text,
@@ -264,20 +264,7 @@ def _mention_problem(m: Any, text: str) -> Optional[Tuple[str, str, str]]:
     return None
 
 
-def read_jsonl(
-    path: Source,
-    nlp_or_vocab: Any = None,
-    *,
-    on_error: str = "raise",
-    limit: Optional[int] = None,
-    label_map: Optional[Dict[str, str]] = None,
-    stats: Optional[CorpusStats] = None,
-) -> Iterator[Doc]:
-    """Stream the Docs of a JSONL file."""
-    return read_docs(
-        iter_jsonl_records, path, nlp_or_vocab, source_format="jsonl", stats=stats,
-        limit=limit, label_map=label_map, on_error=on_error,
-    )
+read_jsonl = docs_reader(iter_jsonl_records, "jsonl", "Stream the Docs of a JSONL file.")
 
 
 def doc_to_json(doc: Doc, *, threshold: float = 0.5) -> Dict[str, Any]:

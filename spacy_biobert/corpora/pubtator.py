@@ -28,11 +28,11 @@ from ._base import (
     check_length,
     check_mention,
     doc_to_source,
+    docs_reader,
     empty_file_error,
     iter_lines,
     malformed,
     predicted_relations,
-    read_docs,
     start_reading,
     title_abstract_passages,
     title_and_abstract,
@@ -246,28 +246,23 @@ def _relation_problem(cols: List[str]) -> Optional[str]:
     return None
 
 
-def read_pubtator(
-    path: Source,
-    nlp_or_vocab: Any = None,
-    *,
-    on_error: str = "raise",
-    limit: Optional[int] = None,
-    label_map: Optional[Dict[str, str]] = None,
-    dedupe: bool = False,
-    stats: Optional[CorpusStats] = None,
-) -> Iterator[Doc]:
-    """Stream the Docs of a PubTator file (one per document).
+read_pubtator = docs_reader(
+    iter_pubtator_records,
+    "pubtator",
+    """Stream the Docs of a PubTator file (one per document):
+    `read_pubtator(path, nlp_or_vocab=None, *, on_error="raise", limit=None,
+    label_map=None, dedupe=False, stats=None)`.
 
     nlp_or_vocab: a Language (its tokenizer is used) or a Vocab / None (the
     biomedical tokenizer). label_map renames types in `doc.ents` (e.g. the
     NCBI classes to "Disease"); `doc.spans["mentions"]` keeps source types.
-    Pass a CorpusStats to get counts (documents, mentions, relations,
-    misaligned, duplicates, skipped). Warnings are logged at the end.
-    """
-    return read_docs(
-        iter_pubtator_records, path, nlp_or_vocab, source_format="pubtator", stats=stats,
-        limit=limit, label_map=label_map, on_error=on_error, dedupe=dedupe,
-    )
+    dedupe: drop a document whose PMID was seen with identical content (a
+    repeated PMID with other content is E111). Pass a CorpusStats
+    to get counts (documents, mentions, relations, misaligned, duplicates,
+    skipped). Warnings are logged at the end.
+    """,
+    options=("dedupe",),
+)
 
 
 def format_pubtator(doc: Doc, *, threshold: float = 0.5) -> str:

@@ -244,14 +244,26 @@ def read_mesh_xml(
     return stats
 
 
+def _record_ui_and_name(elem, record, ui_tag, name_tag, path, stats, on_error):
+    """(ui, name) of a MeSH record, or None after reporting E411 (FILE:LINE)
+    when either is missing."""
+    ui = (elem.findtext(ui_tag) or "").strip()
+    name = (elem.findtext(name_tag) or "").strip()
+    if ui and name:
+        return ui, name
+    stats.problem(Errors.E411.format(
+        path=path, line=elem.sourceline, record=record, ui=ui or "?",
+        missing=ui_tag if not ui else name_tag), on_error)
+    return None
+
+
 def _mesh_descriptor(kb, elem, path, stats, on_error, untyped, types) -> None:
-    ui = (elem.findtext("DescriptorUI") or "").strip()
-    name = (elem.findtext("DescriptorName/String") or "").strip()
-    if not ui or not name:
-        stats.problem(Errors.E411.format(
-            path=path, line=elem.sourceline, record="DescriptorRecord", ui=ui or "?",
-            missing="DescriptorUI" if not ui else "DescriptorName/String"), on_error)
+    found = _record_ui_and_name(
+        elem, "DescriptorRecord", "DescriptorUI", "DescriptorName/String", path, stats, on_error
+    )
+    if found is None:
         return
+    ui, name = found
     labels = mesh_tree_labels(_texts(elem, "TreeNumberList/TreeNumber"))
     types[ui] = labels
     if not labels:
@@ -264,13 +276,13 @@ def _mesh_descriptor(kb, elem, path, stats, on_error, untyped, types) -> None:
 
 
 def _mesh_supplementary(kb, elem, path, stats, on_error, untyped, types) -> None:
-    ui = (elem.findtext("SupplementalRecordUI") or "").strip()
-    name = (elem.findtext("SupplementalRecordName/String") or "").strip()
-    if not ui or not name:
-        stats.problem(Errors.E411.format(
-            path=path, line=elem.sourceline, record="SupplementalRecord", ui=ui or "?",
-            missing="SupplementalRecordUI" if not ui else "SupplementalRecordName/String"), on_error)
+    found = _record_ui_and_name(
+        elem, "SupplementalRecord", "SupplementalRecordUI", "SupplementalRecordName/String",
+        path, stats, on_error,
+    )
+    if found is None:
         return
+    ui, name = found
     headings = [
         h.lstrip("*").strip()
         for h in _texts(elem, "HeadingMappedToList/HeadingMappedTo/DescriptorReferredTo/DescriptorUI")
