@@ -166,14 +166,18 @@ def child(variant: str, src: str, out: str, args: argparse.Namespace) -> Dict[st
         options.update(backend="ray", ray_workers=workers, ray_cpus_per_worker=max(1, T // workers))
     from spacy_biobert.annotate import annotate
 
+    # Ray's processes are watched from here; the local variant has none, and a
+    # sampling thread in its own process would take time from its work.
     sampler = Sampler()
-    sampler.start()
+    if variant != "local":
+        sampler.start()
     cpu0 = time.process_time()
     start = time.perf_counter()
     stats = annotate(args.model, src, out, **options)
     seconds = time.perf_counter() - start
     driver_cpu = time.process_time() - cpu0
-    sampler.stop()
+    if variant != "local":
+        sampler.stop()
     procs = list(sampler.procs.values())
     workers_ = [p for p in procs if p["kind"] == "worker"]
     driver_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
