@@ -98,6 +98,45 @@ def test_multi_corpus_marks_corpus_and_annotated_types(examples):
     assert "Acyl-CoA" not in {e.text for e in doc100.ents}
 
 
+def test_multi_corpus_typed_gold_key(nlp, corpus_files):
+    """The typed gold can also go to the group the heads predict into, so a
+    relation component takes gold candidates from it in training and
+    predicted ones end to end (configs/chemprot_biomed.cfg)."""
+    corpus = MultiCorpus(
+        {"chemprot": create_chemprot_corpus(CHEMPROT, label_map=CHEMPROT_MAP)},
+        typed_gold_key=PREDICTIONS_KEY,
+    )
+    for eg in corpus(nlp):
+        ref = eg.reference
+        assert [(s.start, s.end, s.label_) for s in ref.spans[PREDICTIONS_KEY]] == [
+            (s.start, s.end, s.label_) for s in ref.spans[TYPED_GOLD_KEY]
+        ]
+        assert {s.label_ for s in ref.spans[PREDICTIONS_KEY]} <= {"Chemical", "Gene"}
+
+
+def test_biobert_sentences_splits_raw_text_by_the_readers_rule():
+    from spacy_biobert.annotate.inputs import Record
+    from spacy_biobert.annotate.window import make_doc
+    from spacy_biobert.corpora.sentences import sentence_starts
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("biobert_sentences")
+    text = "Aspirin inhibits COX-2 (e.g. in rats). Lithium was given. Dr. Smith agreed."
+    doc = nlp(text)
+    assert [s.start_char for s in doc.sents] == [0, *sentence_starts(text)]
+    assert [s.text for s in doc.sents][1] == "Lithium was given."
+    # never inside an entity; passages start sentences; set boundaries are kept
+    doc = nlp.make_doc("Title without stop Lithium. Was given")
+    doc.ents = [Span(doc, 3, 6, label="Chemical")]  # "Lithium. Was"
+    nlp.get_pipe("biobert_sentences")(doc)
+    assert [s.text for s in doc.sents] == ["Title without stop Lithium. Was given"]
+    passages = [("title", 0, "A title"), ("abstract", 8, "Lithium was given.")]
+    rec = Record(0, "1", "A title Lithium was given.", passages)
+    doc = nlp(make_doc(nlp, rec))
+    assert [s.text for s in doc.sents] == ["A title", "Lithium was given."]
+    assert [s.text for s in nlp(doc).sents] == ["A title", "Lithium was given."]
+
+
 def test_multi_corpus_errors(corpus_files):
     with pytest.raises(ValueError, match="E703"):
         MultiCorpus({})
@@ -235,11 +274,11 @@ def test_head_needs_entity_types(tiny_bert):
         blank.add_pipe("biobert_ner", name="ner_x", config={"entity_types": []})
 
 
-@pytest.mark.slow
-def test_biomed_config_trains_and_gives_three_types(tiny_bert, corpus_files, tmp_path):
-    """A few documents of each corpus through `spacy-biobert train`: one nlp,
-    one transformer, three types out (the untrained heads' predictions)."""
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def trained_biomed(tiny_bert, corpus_files, tmp_path_factory) -> Path:
+    """configs/biomed.cfg through `spacy-biobert train` on a few documents of
+    each corpus (slow tests only)."""
+    out = tmp_path_factory.mktemp("biomed-train") / "out"
     run = subprocess.run(
         [sys.executable, "-m", "spacy_biobert", "train", str(ROOT / "configs" / "biomed.cfg"),
          "--output", str(out),
@@ -255,7 +294,14 @@ def test_biomed_config_trains_and_gives_three_types(tiny_bert, corpus_files, tmp
         capture_output=True, text=True,
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    nlp = spacy.load(out / "model-best")
+    return out / "model-best"
+
+
+@pytest.mark.slow
+def test_biomed_config_trains_and_gives_three_types(trained_biomed):
+    """One nlp, one transformer, three types out (the untrained heads'
+    predictions)."""
+    nlp = spacy.load(trained_biomed)
     assert [name for name, _ in nlp.pipeline if name.startswith("ner_")] == [
         "ner_chemical", "ner_disease", "ner_gene"
     ]
@@ -269,3 +315,68 @@ def test_biomed_config_trains_and_gives_three_types(tiny_bert, corpus_files, tmp
     assert predicted == {"Chemical", "Disease", "Gene"}
     for doc in docs:  # doc.ents: flat, every head span kept or counted as dropped
         assert len(doc.ents) + len(doc.spans[DROPPED_KEY]) == len(doc.spans[PREDICTIONS_KEY])
+
+
+@pytest.mark.slow
+def test_chemprot_relations_on_the_biomed_pipeline_end_to_end(trained_biomed, tmp_path):
+    """configs/chemprot_biomed.cfg: relations trained on the frozen biomed
+    transformer from gold (Chemical, Gene) pairs, scored on gold and end to
+    end (the pipeline's own predicted entities), then assembled with
+    configs/package_biomed.cfg into one pipeline with one transformer whose
+    relations read the heads' predictions."""
+    import json
+
+    out = tmp_path / "rel"
+    cmd = [sys.executable, "-m", "spacy_biobert"]
+    run = subprocess.run(
+        cmd + ["train", str(ROOT / "configs" / "chemprot_biomed.cfg"), "--output", str(out),
+               "--paths.model", str(trained_biomed),
+               "--paths.train", str(CHEMPROT), "--paths.dev", str(CHEMPROT),
+               "--training.max_steps", "4", "--training.eval_frequency", "2",
+               "--training.optimizer.learn_rate.warmup_steps", "1"],
+        capture_output=True, text=True,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    nlp = spacy.load(out / "model-best")
+    rel = nlp.get_pipe("biobert_relations")
+    assert rel.labels == ("CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9")
+    assert rel.cfg["gold_entities"] and rel.spans_key == PREDICTIONS_KEY
+    assert [n for n, p in nlp.pipeline if isinstance(p, Transformer)] == ["biobert"]
+    scores = {}
+    for mode in ("gold", "end-to-end"):
+        path = tmp_path / f"{mode}.json"
+        extra = ["--end-to-end"] if mode == "end-to-end" else []
+        run = subprocess.run(
+            cmd + ["evaluate-relations", str(out / "model-best"), str(CHEMPROT),
+                   "--output", str(path), "--thresholds", "0.0", "--label-map", "chemprot"] + extra,
+            capture_output=True, text=True,
+        )
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+        scores[mode] = json.loads(path.read_text())["thresholds"]["0.0"]
+    # At threshold 0 every candidate is predicted: on gold entities every gold
+    # relation inside a sentence is found; end to end only those whose two
+    # mentions the (untrained) heads found at the exact offsets.
+    assert scores["gold"]["rel_micro_r"] > 0.9
+    assert scores["end-to-end"]["rel_micro_r"] < scores["gold"]["rel_micro_r"]
+    # The release pipeline: relations on predicted entities, one transformer.
+    release = tmp_path / "release"
+    run = subprocess.run(
+        [sys.executable, "-m", "spacy", "assemble", str(ROOT / "configs" / "package_biomed.cfg"),
+         str(release), "--paths.model", str(out / "model-best")],
+        capture_output=True, text=True,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    nlp = spacy.load(release)
+    assert nlp.get_pipe("biobert_relations").cfg["gold_entities"] is False
+    assert [n for n, p in nlp.pipeline if isinstance(p, Transformer)] == ["biobert"]
+    assert nlp.get_pipe("biobert").listening_components == [
+        "ner_chemical", "ner_disease", "ner_gene", "biobert_relations"
+    ]
+    doc = nlp("Aspirin inhibits COX-2 kinase. Acyl-CoA synthetase is activated by estradiol.")
+    spans = {(s.start, s.end, s.label_) for s in doc.spans[PREDICTIONS_KEY]}
+    chemicals = sum(label == "Chemical" for *_, label in spans)
+    genes = sum(label == "Gene" for *_, label in spans)
+    assert len(doc._.relation_pairs) <= chemicals * genes
+    for head, tail, probs in doc._.relation_pairs:
+        assert tuple(head[:3]) in spans and tuple(tail[:3]) in spans
+        assert (head[2], tail[2]) == ("Chemical", "Gene") and set(probs) == set(rel.labels)

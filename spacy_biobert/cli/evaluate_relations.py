@@ -25,6 +25,16 @@ def evaluate_relations_cli(
         help="End to end: a pipeline with ner + biobert_linker (spacy-biobert add-linker) whose "
         "predicted, linked entities the relation component of MODEL pairs (gold_entities off)",
     ),
+    label_map: Optional[str] = typer.Option(
+        None, "--label-map",
+        help="Rename gold entity types (a preset such as chemprot, or a JSON object), for a "
+        "relation component trained on mapped types (configs/chemprot_biomed.cfg)",
+    ),
+    end_to_end: bool = typer.Option(
+        False, "--end-to-end",
+        help="Score MODEL's relations on the entities MODEL itself predicts (its relation "
+        "components' gold_entities off), e.g. the biomed pipeline with ChemProt relations",
+    ),
 ) -> None:
     """Relation P/R/F1 at several thresholds: micro over mention-level labels
     (ChemProt CPR groups) and document-level (PMID, head id, tail id) for
@@ -32,19 +42,30 @@ def evaluate_relations_cli(
     import spacy
 
     from ..evaluation import evaluate_relations
+    from ._app import label_map_option
     from ._scoring import read_gold
 
     try:
         values = [float(t) for t in thresholds.split(",") if t.strip()]
     except ValueError as err:
         msg.fail(str(err), exits=1)
+    mapping = label_map_option(label_map)
     nlp = spacy.load(model)
+    if end_to_end:
+        from ..linking.compose import predicted_entities_only
+
+        try:
+            predicted_entities_only(nlp)
+        except ValueError as err:
+            msg.fail(str(err), exits=1)
     if entities is not None:
         from ..linking.compose import add_relations
 
         nlp = add_relations(spacy.load(entities), nlp)
-    examples = read_gold(corpus, nlp, fmt, limit=limit)
-    results = evaluate_relations(nlp, examples, thresholds=values, batch_size=batch_size)
+    examples = read_gold(corpus, nlp, fmt, limit=limit, label_map=mapping)
+    results = evaluate_relations(
+        nlp, examples, thresholds=values, batch_size=batch_size, label_map=mapping
+    )
     rows = []
     for t, scores in results.items():
         for level in ("micro", "doc"):

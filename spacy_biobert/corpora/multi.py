@@ -18,14 +18,18 @@ Each reference Doc is marked with its corpus's name and the types that
 corpus annotates, so `biobert_ner` heads learn only from the corpora that
 annotate their types and the scorer does not count, say, a Gene prediction
 on BC5CDR as wrong. The reference also gets every gold mention under its
-mapped type in `doc.spans["biobert_typed_gold"]`, overlaps included
-(ChemProt nests chemicals in gene names; `doc.ents` keeps only the longest).
+mapped type in `doc.spans["biobert_typed_gold"]` (`typed_gold_key`), overlaps
+included (ChemProt nests chemicals in gene names; `doc.ents` keeps only the
+longest). A relation component trained on gold entities can take its
+candidates from that group: name it after the group the `biobert_ner` heads
+predict into (`typed_gold_key = "biobert_ner"`), and the same candidate
+setting serves gold entities in training and predicted ones end to end.
 """
 
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 from spacy.language import Language
-from spacy.tokens import Span
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import registry
 
@@ -37,7 +41,10 @@ Reader = Callable[[Language], Iterable[Example]]
 
 class MultiCorpus:
     def __init__(
-        self, corpora: Dict[str, Reader], annotates: Optional[Dict[str, List[str]]] = None
+        self,
+        corpora: Dict[str, Reader],
+        annotates: Optional[Dict[str, List[str]]] = None,
+        typed_gold_key: str = TYPED_GOLD_KEY,
     ):
         if not corpora:
             raise ValueError(Errors.E703)
@@ -45,6 +52,7 @@ class MultiCorpus:
             if name not in corpora:
                 raise ValueError(Errors.E704.format(name=name, known=", ".join(corpora)))
         self.corpora = dict(corpora)
+        self.typed_gold_key = typed_gold_key
         self.annotates: Dict[str, List[str]] = {
             k: sorted(str(t) for t in v) for k, v in (annotates or {}).items()
         }
@@ -64,19 +72,25 @@ class MultiCorpus:
             types = self.types_of(name, nlp)
             for eg in reader(nlp):
                 reference = eg.reference
-                reference.spans[TYPED_GOLD_KEY] = _typed_gold(eg, reader)
+                typed = _typed_gold(eg, reader)
+                reference.spans[self.typed_gold_key] = typed
+                if self.typed_gold_key != TYPED_GOLD_KEY:
+                    reference.spans[TYPED_GOLD_KEY] = typed
                 reference.user_data[ANNOTATED_TYPES_KEY] = list(types)
                 reference.user_data[CORPUS_KEY] = name
                 yield eg
 
 
 def _typed_gold(eg: Example, reader: Reader) -> List[Span]:
-    """All gold mentions (overlapping ones too) under the reader's label map;
-    the entities alone for readers that keep no mention group."""
-    reference = eg.reference
+    return typed_gold_spans(eg.reference, getattr(reader, "label_map", None))
+
+
+def typed_gold_spans(reference: Doc, label_map: Optional[Dict[str, str]] = None) -> List[Span]:
+    """All gold mentions of a reference Doc (overlapping ones too) under their
+    mapped types; the entities alone for readers that keep no mention group."""
     if MENTIONS_KEY not in reference.spans:
         return list(reference.ents)
-    label_map = getattr(reader, "label_map", None) or {}
+    label_map = label_map or {}
     return [
         Span(reference, s.start, s.end, label=label_map.get(s.label_, s.label_), kb_id=s.kb_id_)
         for s in reference.spans[MENTIONS_KEY]
@@ -86,8 +100,11 @@ def _typed_gold(eg: Example, reader: Reader) -> List[Span]:
 @registry.readers("spacy-biobert.MultiCorpus.v1")
 def create_multi_corpus(
     # Any, not Reader: thinc validates a dict of promises before resolving it
-    corpora: Dict[str, Any], annotates: Optional[Dict[str, List[str]]] = None
+    corpora: Dict[str, Any],
+    annotates: Optional[Dict[str, List[str]]] = None,
+    typed_gold_key: str = TYPED_GOLD_KEY,
 ) -> MultiCorpus:
     """Examples of several corpora in turn (spaCy shuffles the training
-    examples each epoch), each marked with its name and annotated types."""
-    return MultiCorpus(corpora, annotates)
+    examples each epoch), each marked with its name and annotated types, with
+    every gold mention under its mapped type in doc.spans[typed_gold_key]."""
+    return MultiCorpus(corpora, annotates, typed_gold_key)

@@ -195,19 +195,31 @@ def evaluate_relations(
     thresholds: Sequence[float] = (0.5,),
     component: str = "biobert_relations",
     batch_size: int = 16,
+    label_map: Optional[Dict[str, str]] = None,
 ) -> Dict[float, Scores]:
     """Run `nlp` once over the examples and score relations at each threshold:
     {threshold: {rel_micro_*, rel_doc_*}} over the component's mention-level
     and concept-level labels. With `gold_entities` on the component, the
     reference's entities (and sentences) are put on the docs first, as in
     training, and only the component and its transformer run (no `ner` or
-    linker to change them). The examples are not modified."""
+    linker to change them). A component whose candidates come from a span
+    group the gold corpus lacks (the biomed pipeline's "biobert_ner") gets
+    every gold mention there, under its type mapped by `label_map` (as
+    `MultiCorpus` gives it in training). The examples are not modified."""
+    from ..corpora.multi import typed_gold_spans
+
     rel = nlp.get_pipe(component)
     examples = [Example(eg.predicted.copy(), eg.reference) for eg in examples]
     disable: List[str] = []
     if rel.cfg.get("gold_entities"):
+        key = rel.spans_key
         for eg in examples:
-            rel.copy_gold_entities(eg)
+            if key is not None and key not in eg.reference.spans:
+                reference = eg.reference.copy()
+                reference.spans[key] = typed_gold_spans(reference, label_map)
+                rel.copy_gold_entities(Example(eg.predicted, reference))
+            else:
+                rel.copy_gold_entities(eg)
         # Only the component and the transformer it listens to run: `ner`
         # would add predicted entities around the gold ones and the linker
         # would replace their gold ids.

@@ -46,6 +46,25 @@ def add_linking(
     return nlp
 
 
+def predicted_entities_only(nlp: Any) -> Any:
+    """Switch every `biobert_relations` component of `nlp` to the entities the
+    pipeline predicts (`gold_entities` off, in place), for end-to-end scoring.
+    Returns `nlp`; E408 when it has none."""
+    names = [n for n in nlp.pipe_names if nlp.get_pipe_meta(n).factory == "biobert_relations"]
+    if not names:
+        raise ValueError(
+            Errors.E408.format(
+                name="biobert_relations",
+                what=f" in the pipeline (it has {', '.join(nlp.pipe_names)})",
+                fix="pass a pipeline trained with biobert_relations and an entity recogniser "
+                "(e.g. training/chemprot-biomed/model-best), or use --entities.",
+            )
+        )
+    for name in names:
+        nlp.get_pipe(name).cfg["gold_entities"] = False
+    return nlp
+
+
 def add_relations(
     nlp: Any,
     relation_nlp: Any,

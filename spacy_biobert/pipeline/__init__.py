@@ -10,11 +10,13 @@ from .relations import (
     relation_triples,
     relations_to_displacy,
 )
+from .sentences import biobert_sentences
 from .transformer import make_biobert
 from .typed_ner import EntityMerger, TypedEntityRecognizer, make_entity_merger, make_typed_ner
 
 __all__ = [
     "make_biobert",
+    "biobert_sentences",
     "make_relation_extractor",
     "RelationExtractor",
     "relation_triples",
