@@ -50,6 +50,10 @@ ABBREVIATIONS_KEY = "spacy_biobert.abbreviations"
 CORPUS_KEY = "spacy_biobert.corpus"
 ANNOTATED_TYPES_KEY = "spacy_biobert.annotated_types"
 TYPED_GOLD_KEY = "biobert_typed_gold"
+# The span groups of predicted Docs: every `biobert_ner` head's predictions
+# (overlaps kept), and those `biobert_entity_merger` left out of doc.ents.
+PREDICTIONS_KEY = "biobert_ner"
+DROPPED_KEY = "biobert_ner_dropped"
 
 _DOC_EXTENSIONS = {
     "doc_id": None,

@@ -252,6 +252,32 @@ def test_merger_rule_and_counts(nlp):
     assert scores["ents_overlaps_dropped_rate"] == 0.5
 
 
+def test_evaluate_counts_how_often_the_overlap_rule_fires():
+    from spacy.language import Language
+
+    from spacy_biobert.evaluation import evaluate_ner
+
+    @Language.component("test_fixed_heads")
+    def fixed_heads(doc):
+        doc.spans[PREDICTIONS_KEY] = [
+            Span(doc, 0, 1, label="Chemical"), Span(doc, 0, 2, label="Gene"),
+            Span(doc, 3, 4, label="Disease"),
+        ]
+        return doc
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("test_fixed_heads")
+    nlp.add_pipe("biobert_entity_merger", config={"priority": ["Chemical", "Disease", "Gene"]})
+    reference = nlp.make_doc("Acyl-CoA synthetase in asthma")
+    reference.ents = [Span(reference, 0, 2, label="Gene")]
+    scores = evaluate_ner(nlp, [Example(nlp.make_doc(reference.text), reference)]).as_dict()
+    assert scores["ents_overlaps_dropped"] == 1 and scores["ents_head_predictions"] == 3
+    assert scores["ents_unscored"] == {"Disease": 1}  # the corpus has Gene only
+    plain = spacy.blank("en")
+    example = Example(plain.make_doc("x"), plain.make_doc("x"))
+    assert "ents_overlaps_dropped" not in evaluate_ner(plain, [example]).as_dict()
+
+
 def test_scorer_leaves_out_types_the_corpus_does_not_annotate(nlp):
     predicted = nlp.make_doc("Cocaine binds COX-2 in rats")
     predicted.ents = [Span(predicted, 0, 1, label="Chemical"), Span(predicted, 2, 5, label="Gene")]

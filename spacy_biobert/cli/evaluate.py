@@ -65,6 +65,12 @@ def evaluate_cli(
         f"Against gold widened to token boundaries (spaCy's ents_f) F1 would read {widened['f']:.2f}; "
         f"{result['gold_mentions_not_on_token_boundaries']} gold mentions are not on token boundaries."
     )
+    if "ents_overlaps_dropped" in result:
+        msg.info(
+            f"Overlap rule: {result['ents_overlaps_dropped']} of the "
+            f"{result['ents_head_predictions']} predictions of the entity heads overlapped a "
+            "longer or higher-priority one and were left out of doc.ents."
+        )
     if scores.unscored:
         counts = ", ".join(f"{label} {n}" for label, n in scores.unscored.items())
         msg.warn(

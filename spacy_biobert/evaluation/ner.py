@@ -21,7 +21,7 @@ from spacy.language import Language
 from spacy.training import Example
 
 from ..corpora._base import doc_to_source
-from ..extensions import install_extensions
+from ..extensions import DROPPED_KEY, PREDICTIONS_KEY, install_extensions
 from .scores import PRF, doc_key, pipe_docs, score_tuples
 
 Mention = Tuple[Hashable, int, int, str]  # (document key, start char, end char, label)
@@ -131,12 +131,16 @@ def evaluate_ner(
     widened: List[Mention] = []
     misaligned = 0
     words = 0
+    head_predictions = dropped = 0
     start_time = time.perf_counter()
     docs = pipe_docs(nlp, (eg.predicted.copy() for eg in examples), batch_size, progress)
     for i, (eg, doc) in enumerate(zip(examples, docs)):
         key = doc_key(eg, i)
         words += sum(1 for t in doc if not t.is_space)
         predicted.extend((key, e.start_char, e.end_char, e.label_) for e in doc.ents)
+        if DROPPED_KEY in doc.spans:  # biobert_entity_merger ran
+            head_predictions += len(doc.spans[PREDICTIONS_KEY])
+            dropped += len(doc.spans[DROPPED_KEY])
         # Gold widened to this tokenization: what spaCy's own ents_f compares to.
         for _, start, end, label in gold_by_key.get(key, []):
             span = doc.char_span(start, end, alignment_mode="expand")
@@ -152,4 +156,8 @@ def evaluate_ner(
     widened_scores = score_mentions(widened, predicted, keep)
     scores.extra["ents_token_widened"] = widened_scores.micro.as_dict()
     scores.extra["gold_mentions_not_on_token_boundaries"] = misaligned
+    if head_predictions:
+        # How often the merger's overlap rule fired (configs/biomed.cfg).
+        scores.extra["ents_overlaps_dropped"] = dropped
+        scores.extra["ents_head_predictions"] = head_predictions
     return scores

@@ -31,10 +31,8 @@ from thinc.api import Model
 
 from ..errors import Errors
 from ..evaluation.partial import annotated_types
-from ..extensions import TYPED_GOLD_KEY
+from ..extensions import DROPPED_KEY, PREDICTIONS_KEY, TYPED_GOLD_KEY
 
-PREDICTIONS_KEY = "biobert_ner"
-DROPPED_KEY = "biobert_ner_dropped"
 _ENT_ATTRS = [ENT_IOB, ENT_TYPE, ENT_KB_ID, ENT_ID]
 
 DEFAULT_HEAD_MODEL = {
