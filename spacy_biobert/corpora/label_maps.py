@@ -1,6 +1,7 @@
 """Named entity-type mappings, usable wherever a `label_map` is taken (the
-registered readers, `read_*`, the CLI's --label-map NAME); the configs spell
-the same dicts out under [corpora.*] label_map."""
+registered readers, `read_*`, the CLI's --label-map NAME): the configs name
+them by preset (`label_map = "ncbi"` under [corpora.*], `--paths.label_map
+ncbi`) rather than spell the dicts out."""
 
 from typing import Dict, Mapping, Optional, Union
 
