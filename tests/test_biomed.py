@@ -406,3 +406,46 @@ def test_chemprot_relations_on_the_biomed_pipeline_end_to_end(trained_biomed, tm
     for head, tail, probs in doc._.relation_pairs:
         assert tuple(head[:3]) in spans and tuple(tail[:3]) in spans
         assert (head[2], tail[2]) == ("Chemical", "Gene") and set(probs) == set(rel.labels)
+
+
+def test_writers_keep_relations_whose_arguments_doc_ents_left_out(tmp_path):
+    """A relation between a chemical nested in a gene name and that gene: the
+    merger keeps only the gene in doc.ents, but every writer that links
+    relations to mention ids writes the chemical as a mention too."""
+    import json
+
+    from spacy_biobert.corpora import read_bioc, read_chemprot
+    from spacy_biobert.corpora.bioc_format import write_bioc_xml
+    from spacy_biobert.corpora.chemprot import write_chemprot
+    from spacy_biobert.corpora.jsonl import write_jsonl
+    from spacy_biobert.extensions import install_extensions
+
+    install_extensions()
+    from spacy.tokens import Doc
+
+    words = ["Acyl-CoA", "synthetase", "binds", "estradiol", "."]
+    doc = Doc(spacy.blank("en").vocab, words=words)
+    chem, gene, other = Span(doc, 0, 1, "Chemical"), Span(doc, 0, 2, "Gene"), Span(doc, 3, 4, "Chemical")
+    doc.spans[PREDICTIONS_KEY] = [chem, gene, other]
+    doc.ents = [gene, other]
+    doc._.doc_id = "7"
+    doc._.relation_pairs = [
+        ((0, 1, "Chemical", ""), (0, 2, "Gene", ""), {"CPR:4": 0.9}),
+        ((3, 4, "Chemical", ""), (0, 2, "Gene", ""), {"CPR:4": 0.2}),
+    ]
+    write_jsonl([doc], tmp_path / "o.jsonl")
+    (record,) = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [(m["id"], m["text"], m["type"]) for m in record["mentions"]] == [
+        ("M1", "Acyl-CoA", "Chemical"),
+        ("M2", "Acyl-CoA synthetase", "Gene"),
+        ("M3", "estradiol", "Chemical"),
+    ]
+    relations = [(r["head"], r["tail"], r["label"]) for r in record["predicted_relations"]]
+    assert relations == [("M1", "M2", "CPR:4")]
+    for write, read, path in ((write_bioc_xml, read_bioc, tmp_path / "o.xml"),
+                              (write_chemprot, read_chemprot, tmp_path / "cp")):
+        write([doc], path)
+        (back,) = list(read(path))
+        spans = {s.id_: (s.text, s.label_) for s in back.spans["mentions"]}
+        rels = [(spans[r["head"]], spans[r["tail"]], r["label"]) for r in back._.gold_relations]
+        assert rels == [(("Acyl-CoA", "Chemical"), ("Acyl-CoA synthetase", "Gene"), "CPR:4")], path

@@ -870,6 +870,45 @@ def doc_to_source(doc: Doc) -> SourceDocument:
     )
 
 
+def with_relation_arguments(doc: Doc, src: SourceDocument, threshold: float) -> SourceDocument:
+    """`src` (of a predicted Doc) with a mention for every argument of a
+    predicted mention-level relation that is not one of its mentions already:
+    relation candidates can come from a span group (the biomed pipeline's
+    `biobert_ner`), whose spans `doc.ents` may leave out (a chemical nested in a
+    gene name), and a writer that links relations to mention ids would
+    otherwise drop those relations. Gold Docs (relations read from the source)
+    are returned as they are."""
+    if src.relations:
+        return src
+    have = {(m.start, m.end) for m in src.mentions}
+    spans = {(s.start_char, s.end_char): s for group in doc.spans.values() for s in group}
+    added: List[SourceMention] = []
+    for rel in predicted_relations(doc, threshold):
+        if rel["level"] != "mention":
+            continue
+        for start, end in (rel["head"], rel["tail"]):
+            if (start, end) in have:
+                continue
+            have.add((start, end))
+            span = spans.get((start, end))
+            added.append(
+                SourceMention(
+                    id=f"M{len(src.mentions) + len(added) + 1}",
+                    start=start,
+                    end=end,
+                    text=doc.text[start:end],
+                    type=span.label_ if span is not None else "",
+                    kb_id=(span.kb_id_ or "-1") if span is not None else "-1",
+                )
+            )
+    if added:
+        src.mentions = sorted(src.mentions + added, key=lambda m: (m.start, m.end))
+        if all(re.fullmatch(r"M\d+", m.id) for m in src.mentions):
+            for i, m in enumerate(src.mentions, start=1):  # predicted ids, in text order
+                m.id = f"M{i}"
+    return src
+
+
 def _expands_to(doc: Doc, start: Any, end: Any, span: Span) -> bool:
     """Whether source offsets `start`-`end` are those of `span`: they give
     that span when expanded to token boundaries (as the readers do; a

@@ -58,6 +58,7 @@ from ._base import (
     secure_iterparse,
     show_value,
     start_reading,
+    with_relation_arguments,
     write_text,
 )
 
@@ -552,7 +553,7 @@ def doc_to_bioc(doc: Doc, *, threshold: float = 0.5) -> Any:
     """A bioc.BioCDocument for a Doc (gold or predicted)."""
     import bioc
 
-    src = doc_to_source(doc)
+    src = with_relation_arguments(doc, doc_to_source(doc), threshold)
     bdoc = bioc.BioCDocument()
     bdoc.id = src.doc_id
     for k, v in (src.extra.get("bioc_infons") or {}).items():

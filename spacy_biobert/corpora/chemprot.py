@@ -48,6 +48,7 @@ from ._base import (
     start_reading,
     title_abstract_passages,
     title_and_abstract,
+    with_relation_arguments,
 )
 
 SUFFIXES = ("abstracts", "entities", "relations", "gold_standard")
@@ -370,7 +371,7 @@ def write_chemprot(
 
 
 def _write_doc(doc: Doc, handles: Dict[str, Any], threshold: float) -> None:
-    src = doc_to_source(doc)
+    src = with_relation_arguments(doc, doc_to_source(doc), threshold)
     doc_id = src.doc_id or "0"
     title, abstract = title_and_abstract(src)
     fields = [("document id", doc_id), ("title", title), ("abstract", abstract)]

@@ -52,6 +52,7 @@ from ._base import (
     predicted_relations,
     show_value,
     start_reading,
+    with_relation_arguments,
     write_text,
 )
 
@@ -269,7 +270,7 @@ read_jsonl = docs_reader(iter_jsonl_records, "jsonl", "Stream the Docs of a JSON
 
 def doc_to_json(doc: Doc, *, threshold: float = 0.5) -> Dict[str, Any]:
     """The JSONL object of one Doc (gold or predicted)."""
-    src = doc_to_source(doc)
+    src = with_relation_arguments(doc, doc_to_source(doc), threshold)
     mentions = []
     by_offsets: Dict[Any, str] = {}
     for m in src.mentions:
