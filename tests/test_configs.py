@@ -1,6 +1,7 @@
 """Every committed config builds its pipeline and validates its training block;
 `spacy-biobert train` trains from the raw corpus file and resumes."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -186,6 +187,9 @@ def test_train_from_raw_corpus_then_resume(tiny_bert, tmp_path):
                       "--resume", "--training.max_steps", "4", *common)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming from step 2" in resumed.stdout
+    # The evaluation table's step column continues from step 2, as the state does.
+    rows = [line.split() for line in resumed.stdout.splitlines() if re.match(r"^\s*\d+\s+\d+\s+[\d.]+", line)]
+    assert [int(row[1]) for row in rows] == [2, 4], resumed.stdout[-2000:]
     # The state counts the whole run's steps and time, not the resumed part's.
     resumed_state = json.loads((out / "training_state.json").read_text())
     assert resumed_state["step"] == 4 and resumed_state["seconds"] >= state["seconds"]

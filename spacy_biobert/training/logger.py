@@ -47,7 +47,8 @@ def create_training_logger(
         def log_step(info: Optional[Dict[str, Any]]) -> None:
             # spaCy calls this once per step, with info only at evaluations.
             nonlocal step
-            log_console(info)
+            # The table's step column counts from the start of the whole run too.
+            log_console(dict(info, step=info["step"] + step_offset) if info and step_offset else info)
             step = info["step"] if info is not None else step + 1
             if plain_progress and info is None and step % progress_every == 0:
                 elapsed = time.time() - started
