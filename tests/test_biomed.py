@@ -199,20 +199,23 @@ def test_transformer_backprops_when_the_last_listener_has_no_gold(nlp, examples)
 
 
 def test_lexical_features_beside_the_listener(tiny_bert, examples, tmp_path):
-    """[paths] ner_features switches hashed NORM/PREFIX/SUFFIX/SHAPE embeddings
-    on in every head (the ablation of configs/biomed.cfg)."""
+    """configs/biomed.cfg puts hashed NORM/PREFIX/SUFFIX/SHAPE embeddings beside
+    the listener in every head; `[paths] ner_features = []` switches them off
+    (the ablation)."""
     config = load_config(
-        ROOT / "configs" / "biomed.cfg",
-        overrides={
-            "paths.base_model": tiny_bert,
-            "paths.ner_features": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
-        },
-        interpolate=True,
+        ROOT / "configs" / "biomed.cfg", overrides={"paths.base_model": tiny_bert}, interpolate=True
     )
     featured = load_model_from_config(config, auto_fill=True, validate=True)
     featured.initialize(lambda: examples)
     names = {node.name for node in featured.get_pipe("ner_gene").model.walk()}
     assert any("hashembed" in n for n in names)
+    plain_config = load_config(
+        ROOT / "configs" / "biomed.cfg",
+        overrides={"paths.base_model": tiny_bert, "paths.ner_features": []},
+        interpolate=True,
+    )
+    plain = load_model_from_config(plain_config, auto_fill=True, validate=True)
+    assert not any("hashembed" in n.name for n in plain.get_pipe("ner_gene").model.walk())
     assert featured.get_pipe("biobert").listening_components == [
         "ner_chemical", "ner_disease", "ner_gene"
     ]
