@@ -209,13 +209,6 @@ def test_lexical_features_beside_the_listener(tiny_bert, examples, tmp_path):
     featured.initialize(lambda: examples)
     names = {node.name for node in featured.get_pipe("ner_gene").model.walk()}
     assert any("hashembed" in n for n in names)
-    plain_config = load_config(
-        ROOT / "configs" / "biomed.cfg",
-        overrides={"paths.base_model": tiny_bert, "paths.ner_features": []},
-        interpolate=True,
-    )
-    plain = load_model_from_config(plain_config, auto_fill=True, validate=True)
-    assert not any("hashembed" in n.name for n in plain.get_pipe("ner_gene").model.walk())
     assert featured.get_pipe("biobert").listening_components == [
         "ner_chemical", "ner_disease", "ner_gene"
     ]
@@ -228,6 +221,13 @@ def test_lexical_features_beside_the_listener(tiny_bert, examples, tmp_path):
     assert [(s.start, s.end, s.label_) for s in again.spans[PREDICTIONS_KEY]] == [
         (s.start, s.end, s.label_) for s in doc.spans[PREDICTIONS_KEY]
     ]
+    plain_config = load_config(
+        ROOT / "configs" / "biomed.cfg",
+        overrides={"paths.base_model": tiny_bert, "paths.ner_features": []},
+        interpolate=True,
+    )
+    plain = load_model_from_config(plain_config, auto_fill=True, validate=True)
+    assert not any("hashembed" in n.name for n in plain.get_pipe("ner_gene").model.walk())
 
 
 def test_merger_rule_and_counts(nlp):
