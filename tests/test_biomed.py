@@ -4,8 +4,10 @@ merger writing doc.ents by a counted rule."""
 import subprocess
 import sys
 from pathlib import Path
+from typing import List
 from unittest import mock
 
+import numpy
 import pytest
 import spacy
 from spacy.tokens import Span
@@ -101,7 +103,7 @@ def test_multi_corpus_marks_corpus_and_annotated_types(examples):
 def test_multi_corpus_typed_gold_key(nlp, corpus_files):
     """The typed gold can also go to the group the heads predict into, so a
     relation component takes gold candidates from it in training and
-    predicted ones end to end (configs/chemprot_biomed.cfg)."""
+    predicted ones end to end (configs/biomed_joint.cfg)."""
     corpus = MultiCorpus(
         {"chemprot": create_chemprot_corpus(CHEMPROT, label_map=CHEMPROT_MAP)},
         typed_gold_key=PREDICTIONS_KEY,
@@ -303,6 +305,23 @@ def test_head_needs_entity_types(tiny_bert):
         blank.add_pipe("biobert_ner", name="ner_x", config={"entity_types": []})
 
 
+def weights(model) -> List[numpy.ndarray]:
+    """Every parameter of a thinc model, the torch ones of its shims too."""
+    arrays = [model.ops.to_numpy(node.get_param(p)) for node in model.walk()
+              for p in node.param_names if node.has_param(p)]
+    arrays += [t.detach().cpu().numpy() for node in model.walk() for shim in node.shims
+               for t in shim._model.parameters()]
+    return arrays
+
+
+def corpus_overrides(corpus_files: Path) -> List[str]:
+    """--paths overrides pointing biomed.cfg and biomed_joint.cfg at the tiny corpora."""
+    files = {"bc5cdr": corpus_files / "bc5cdr.txt", "ncbi": corpus_files / "ncbi.txt",
+             "chemprot": CHEMPROT}
+    return [arg for name, path in files.items() for split in ("train", "dev")
+            for arg in (f"--paths.{name}_{split}", str(path))]
+
+
 @pytest.fixture(scope="module")
 def trained_biomed(tiny_bert, corpus_files, tmp_path_factory) -> Path:
     """configs/biomed.cfg through `spacy-biobert train` on a few documents of
@@ -311,15 +330,9 @@ def trained_biomed(tiny_bert, corpus_files, tmp_path_factory) -> Path:
     run = subprocess.run(
         [sys.executable, "-m", "spacy_biobert", "train", str(ROOT / "configs" / "biomed.cfg"),
          "--output", str(out),
-         "--paths.base_model", tiny_bert,
-         "--paths.bc5cdr_train", str(corpus_files / "bc5cdr.txt"),
-         "--paths.bc5cdr_dev", str(corpus_files / "bc5cdr.txt"),
-         "--paths.ncbi_train", str(corpus_files / "ncbi.txt"),
-         "--paths.ncbi_dev", str(corpus_files / "ncbi.txt"),
-         "--paths.chemprot_train", str(CHEMPROT),
-         "--paths.chemprot_dev", str(CHEMPROT),
-         "--training.max_steps", "4", "--training.eval_frequency", "2",
-         "--training.optimizer.learn_rate.warmup_steps", "1"],
+         "--paths.base_model", tiny_bert] + corpus_overrides(corpus_files)
+        + ["--training.max_steps", "4", "--training.eval_frequency", "2",
+           "--training.optimizer.learn_rate.warmup_steps", "1"],
         capture_output=True, text=True,
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
@@ -347,25 +360,33 @@ def test_biomed_config_trains_and_gives_three_types(trained_biomed):
 
 
 @pytest.mark.slow
-def test_chemprot_relations_on_the_biomed_pipeline_end_to_end(trained_biomed, tmp_path):
-    """configs/chemprot_biomed.cfg: relations trained on the frozen biomed
-    transformer from gold (Chemical, Gene) pairs, scored on gold and end to
-    end (the pipeline's own predicted entities), then assembled with
-    configs/package_biomed.cfg into one pipeline with one transformer whose
-    relations read the heads' predictions."""
+def test_chemprot_relations_on_the_biomed_pipeline_end_to_end(
+    trained_biomed, corpus_files, tmp_path
+):
+    """configs/biomed_joint.cfg: relations learned jointly with the three NER
+    heads on the one transformer (nothing frozen) from gold (Chemical, Gene)
+    pairs, scored on gold and end to end (the pipeline's own predicted
+    entities), then assembled with configs/package_biomed.cfg into one
+    pipeline with one transformer whose relations read the heads' predictions."""
     import json
 
     out = tmp_path / "rel"
     cmd = [sys.executable, "-m", "spacy_biobert"]
     run = subprocess.run(
-        cmd + ["train", str(ROOT / "configs" / "chemprot_biomed.cfg"), "--output", str(out),
-               "--paths.model", str(trained_biomed),
-               "--paths.train", str(CHEMPROT), "--paths.dev", str(CHEMPROT),
-               "--training.max_steps", "4", "--training.eval_frequency", "2",
-               "--training.optimizer.learn_rate.warmup_steps", "1"],
+        cmd + ["train", str(ROOT / "configs" / "biomed_joint.cfg"), "--output", str(out),
+               "--paths.model", str(trained_biomed)] + corpus_overrides(corpus_files)
+        + ["--training.max_steps", "4", "--training.eval_frequency", "2",
+           "--training.optimizer.learn_rate.warmup_steps", "1"],
         capture_output=True, text=True,
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    # Stage 2 keeps training the stage-1 components: the transformer and
+    # every head changed.
+    stage1, stage2 = spacy.load(trained_biomed), spacy.load(out / "model-last")
+    for name in ("biobert", "ner_chemical", "ner_disease", "ner_gene"):
+        before, after = weights(stage1.get_pipe(name).model), weights(stage2.get_pipe(name).model)
+        assert len(before) == len(after) > 0
+        assert any(not numpy.array_equal(b, a) for b, a in zip(before, after)), name
     nlp = spacy.load(out / "model-best")
     rel = nlp.get_pipe("biobert_relations")
     assert rel.labels == ("CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9")

@@ -19,9 +19,9 @@ CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.cfg") if p.name != "packa
 # Configs that continue a trained pipeline (every component sourced from
 # ${paths.model}) are trained on a tiny joint pipeline in test_staged_config.
 # Stages on a trained pipeline: the BC5CDR ones are trained below on a tiny
-# joint pipeline; the biomed ones (chemprot_biomed.cfg, and package_biomed.cfg
+# joint pipeline; the biomed ones (biomed_joint.cfg, and package_biomed.cfg
 # which assembles its release) by tests/test_biomed.py on a tiny biomed run.
-BIOMED_STAGES = {"chemprot_biomed.cfg", "package_biomed.cfg"}
+BIOMED_STAGES = {"biomed_joint.cfg", "package_biomed.cfg"}
 CONFIGS = [p for p in CONFIGS if p.name not in BIOMED_STAGES]
 STAGES = [p for p in CONFIGS if "source = ${paths.model}" in p.read_text()]
 CONFIGS = [p for p in CONFIGS if p not in STAGES]

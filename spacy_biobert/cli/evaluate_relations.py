@@ -28,7 +28,7 @@ def evaluate_relations_cli(
     label_map: Optional[str] = typer.Option(
         None, "--label-map",
         help="Rename gold entity types (a preset such as chemprot, or a JSON object), for a "
-        "relation component trained on mapped types (configs/chemprot_biomed.cfg)",
+        "relation component trained on mapped types (configs/biomed_joint.cfg)",
     ),
     end_to_end: bool = typer.Option(
         False, "--end-to-end",

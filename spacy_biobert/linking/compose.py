@@ -57,7 +57,7 @@ def predicted_entities_only(nlp: Any) -> Any:
                 name="biobert_relations",
                 what=f" in the pipeline (it has {', '.join(nlp.pipe_names)})",
                 fix="pass a pipeline trained with biobert_relations and an entity recogniser "
-                "(e.g. training/chemprot-biomed/model-best), or use --entities.",
+                "(e.g. training/biomed-joint/model-best), or use --entities.",
             )
         )
     for name in names:
