@@ -42,6 +42,26 @@ class Errors:
         "[E006] Loading {where} needs torch >= 2.6 (whose torch.load refuses pickled "
         "code by default); this is torch {version}. Fix: pip install 'torch>=2.6'."
     )
+    # A saved pipeline or a base-model folder is data: these refuse what would
+    # run code or write outside the folder (see models/safe_loading.py).
+    E007 = (
+        "[E007] Refused to load {where}: its saved settings ask for code shipped with "
+        "the model ('{key}' in {file}). spacy-biobert never runs model code. Fix: load "
+        "only pipelines from sources you trust; remove '{key}' from {file}, or rebuild "
+        "the pipeline from a standard Hugging Face model."
+    )
+    E008 = (
+        "[E008] Refused to load {where}: the file name {name!r} ({file}) is not allowed: "
+        "{reason}. Loading writes and reads only plain data files inside its own folder. "
+        "Fix: load only pipelines from sources you trust; re-save the pipeline with "
+        "spacy-biobert."
+    )
+    E009 = (
+        "[E009] Refused to load {where}: the component's 'model' is a folder (the "
+        "spacy-transformers v1.0 layout), which would be loaded with the settings of the "
+        "pipeline's config. Fix: re-save the pipeline with spacy-transformers >= 1.1 "
+        "(`nlp.to_disk`) on a machine where you trust it."
+    )
 
     # --- corpora (E1xx) -------------------------------------------------------
     # Corpus format errors are raised as spacy_biobert.corpora.CorpusFormatError

@@ -1,5 +1,5 @@
 import json
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import typer
 from wasabi import msg
@@ -62,3 +62,15 @@ def label_map_option(value: Optional[str]) -> Optional[Dict[str, str]]:
     if not isinstance(mapping, dict):
         msg.fail(Errors.E012.format(name=value, known=", ".join(LABEL_MAPS)), exits=1)
     return mapping
+
+
+def load_pipeline_or_exit(model: Any) -> Any:
+    """The pipeline `model` (a name or folder), loaded with every safety check
+    (`models.base_models.load_pipeline`); a refused or broken one exits with
+    its coded message."""
+    from ..models.base_models import load_pipeline
+
+    try:
+        return load_pipeline(model)
+    except (OSError, ValueError) as err:
+        msg.fail(f"Cannot load the pipeline '{model}': {err}", exits=1)

@@ -5,7 +5,7 @@ import srsly
 import typer
 from wasabi import msg
 
-from ._app import app
+from ._app import app, load_pipeline_or_exit
 from ._scoring import GOLD_FORMAT_HELP, GOLD_HELP
 
 
@@ -42,7 +42,7 @@ def evaluate_cli(
         spacy.require_gpu(gpu_id)
     mapping = label_map_option(label_map)
     keep = [x.strip() for x in labels.split(",") if x.strip()] if labels else None
-    nlp = spacy.load(model)
+    nlp = load_pipeline_or_exit(model)
     examples = read_gold(corpus, nlp, fmt, limit=limit)
     with tqdm(total=len(examples), desc="evaluate", unit="doc") as bar:
         scores = evaluate_ner(

@@ -5,7 +5,7 @@ import srsly
 import typer
 from wasabi import msg
 
-from ._app import app
+from ._app import app, load_pipeline_or_exit
 from ._scoring import GOLD_FORMAT_HELP, GOLD_HELP
 
 
@@ -39,7 +39,6 @@ def evaluate_relations_cli(
     """Relation P/R/F1 at several thresholds: micro over mention-level labels
     (ChemProt CPR groups) and document-level (PMID, head id, tail id) for
     concept labels (BC5CDR CID), as BioCreative scored them."""
-    import spacy
 
     from ..evaluation import evaluate_relations
     from ._app import label_map_option
@@ -50,7 +49,7 @@ def evaluate_relations_cli(
     except ValueError as err:
         msg.fail(str(err), exits=1)
     mapping = label_map_option(label_map)
-    nlp = spacy.load(model)
+    nlp = load_pipeline_or_exit(model)
     if end_to_end:
         from ..linking.compose import predicted_entities_only
 
@@ -61,7 +60,7 @@ def evaluate_relations_cli(
     if entities is not None:
         from ..linking.compose import add_relations
 
-        nlp = add_relations(spacy.load(entities), nlp)
+        nlp = add_relations(load_pipeline_or_exit(entities), nlp)
     examples = read_gold(corpus, nlp, fmt, limit=limit, label_map=mapping)
     results = evaluate_relations(
         nlp, examples, thresholds=values, batch_size=batch_size, label_map=mapping

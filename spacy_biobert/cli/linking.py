@@ -8,7 +8,7 @@ import srsly
 import typer
 from wasabi import msg
 
-from ._app import app, label_map_option
+from ._app import app, label_map_option, load_pipeline_or_exit
 from ._scoring import GOLD_FORMAT_HELP, GOLD_HELP
 
 
@@ -120,11 +120,10 @@ def add_linker_cli(
     ),
 ) -> None:
     """Add biobert_abbreviations and biobert_linker (with the KB) to a pipeline and save it."""
-    import spacy
 
     from ..linking.compose import add_linking
 
-    nlp = spacy.load(model)
+    nlp = load_pipeline_or_exit(model)
     try:
         add_linking(nlp, kb, threshold=threshold, abbreviations=not no_abbreviations)
     except (FileNotFoundError, ValueError) as err:
@@ -155,7 +154,6 @@ def evaluate_linking_cli(
 ) -> None:
     """Document-level concept-id P/R/F1 per type, as BioCreative V DNER scored
     normalisation: the set of (PMID, id) per document and type."""
-    import spacy
     from tqdm import tqdm
 
     from ..corpora.formats import make_tokenizer_nlp
@@ -169,7 +167,7 @@ def evaluate_linking_cli(
             msg.fail("MODEL 'blank' has no entity recogniser: use it with --gold-mentions --kb DIR.", exits=1)
         nlp = make_tokenizer_nlp("biomedical")
     else:
-        nlp = spacy.load(model)
+        nlp = load_pipeline_or_exit(model)
     start = time.time()
     if kb is not None or threshold is not None or no_abbreviations:
         if kb is None:

@@ -3,7 +3,7 @@ from typing import Optional
 import typer
 from wasabi import msg
 
-from ._app import app
+from ._app import app, load_pipeline_or_exit
 
 
 @app.command("show")
@@ -16,14 +16,12 @@ def show_cli(
     """Print the entities (and relations, if the pipeline has them) found in a text."""
     import sys
 
-    import spacy
-
     from ..extensions import install_extensions, predicted_relations
 
     if text is None:
         text = sys.stdin.read()
     install_extensions()
-    nlp = spacy.load(model)
+    nlp = load_pipeline_or_exit(model)
     doc = nlp(text)
     msg.text(doc.text)
     rows = [(e.start_char, e.end_char, e.text, e.label_, e.kb_id_ or "") for e in doc.ents]

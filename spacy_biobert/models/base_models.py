@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 from ..errors import Errors
+from .safe_loading import check_model_folder, check_pipeline_folder
 
 DEFAULT_MODEL_NAME = "dmis-lab/biobert-base-cased-v1.2"
 OFFLINE_ALIAS = "minilm-offline"
@@ -92,6 +93,8 @@ def load_hf_objects(name: str, tokenizer_config: Dict, transformer_config: Dict)
     check_no_remote_code(tokenizer_config, "tokenizer_config")
     check_no_remote_code(transformer_config, "transformer_config")
     source, cased = resolve_model_name(name)
+    if Path(source).is_dir():
+        check_model_folder(source, f"the base model '{name}' ({source})")
     tok_cfg = dict(tokenizer_config)
     if cased is not None:
         tok_cfg.setdefault("do_lower_case", not cased)
@@ -186,9 +189,27 @@ def refused_pickles(where: str) -> Iterator[None]:
 
 
 def load_pipeline(name: Any, **kwargs: Any) -> Any:
-    """`spacy.load(name, **kwargs)`, with refused pickles in any component's
-    saved weights as one coded error (E005) and torch < 2.6 refused (E006)."""
+    """`spacy.load(name, **kwargs)` for a pipeline you may not trust: every
+    component folder is checked first, whatever its factory (spacy-transformers'
+    own `transformer` too: E007-E009), refused pickles in any component's saved
+    weights are one coded error (E005) and torch < 2.6 is refused (E006)."""
     import spacy
 
+    folder = pipeline_folder(name)
+    if folder is not None:
+        check_pipeline_folder(folder)
     with refused_pickles(f"the pipeline '{name}'"):
         return spacy.load(name, **kwargs)
+
+
+def pipeline_folder(name: Any) -> Optional[Path]:
+    """The folder `spacy.load(name)` reads: `name` itself, or the data folder
+    of an installed pipeline package (the one holding config.cfg)."""
+    from spacy.util import get_package_path, is_package
+
+    if isinstance(name, Path) or Path(str(name)).is_dir():
+        return Path(name)
+    if isinstance(name, str) and is_package(name):
+        package = get_package_path(name)
+        return next((p.parent for p in sorted(package.glob("*/config.cfg"))), package)
+    return None

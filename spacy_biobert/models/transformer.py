@@ -32,6 +32,8 @@ def create_transformer_model(
     """
     from spacy_transformers.layers import TransformerModel
 
+    from .checked_shim import CheckedHFShim
+
     model = TransformerModel(
         name,
         get_spans,
@@ -39,6 +41,13 @@ def create_transformer_model(
         transformer_config,
         mixed_precision,
         grad_scaler_config,
+    )
+    # Saved bytes are checked before spacy-transformers loads them (safe_loading).
+    wrapper = model.layers[0]
+    wrapper.shims[0] = CheckedHFShim(
+        wrapper.shims[0]._hfmodel,
+        mixed_precision=mixed_precision,
+        grad_scaler_config=dict(grad_scaler_config),
     )
     model.init = _init_transformer
     model.attrs["replace_listener_cfg"] = _replace_listener_cfg

@@ -7,17 +7,21 @@ Imported lazily, by the factory (it imports torch).
   spacy-transformers bounds only how many docs go together, so one long
   document sent every window of it through the encoder at once (a 958k-character
   document: about 2,000 windows, several GB of attention scores).
-- `from_disk` / `from_bytes` turn torch's refusal of a pickle payload in the
-  saved weights into one coded error (E005) instead of an UnpicklingError
-  traceback.
+- `from_disk` / `from_bytes` first refuse saved settings that ask for model
+  code, file names that are not plain tokenizer data files and the v1.0 folder
+  layout (E007-E009, `models.safe_loading`), whatever architecture the saved
+  config names; then torch's refusal of a pickle payload in the saved weights
+  becomes one coded error (E005) instead of an UnpicklingError traceback.
 """
 from typing import Any, Iterable, List
 
+import srsly
 from spacy.tokens import Doc
 from spacy_transformers import Transformer
 from spacy_transformers.data_classes import FullTransformerBatch
 
 from ..models.base_models import refused_pickles
+from ..models.safe_loading import check_component_folder, check_model_bytes
 
 
 class BiobertTransformer(Transformer):
@@ -30,11 +34,19 @@ class BiobertTransformer(Transformer):
         return predict_in_slices(self.model, docs, self.cfg["max_batch_items"])
 
     def from_disk(self, path: Any, *, exclude: Iterable[str] = tuple()) -> "BiobertTransformer":
-        with refused_pickles(f"the component '{self.name}' in '{path}'"):
+        where = f"the component '{self.name}' in '{path}'"
+        if "model" not in exclude:
+            check_component_folder(path, where)
+        with refused_pickles(where):
             return super().from_disk(path, exclude=exclude)
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "BiobertTransformer":
-        with refused_pickles(f"the component '{self.name}'"):
+        where = f"the component '{self.name}'"
+        if "model" not in exclude:
+            msg = srsly.msgpack_loads(bytes_data)
+            if isinstance(msg, dict) and isinstance(msg.get("model"), bytes):
+                check_model_bytes(msg["model"], where)
+        with refused_pickles(where):
             return super().from_bytes(bytes_data, exclude=exclude)
 
 
