@@ -416,3 +416,17 @@ def test_a_few_steps_on_the_offline_base_model(offline_model, corpora_dir, tmp_p
     nlp.add_pipe("biobert", config={"model": {"name": str(out)}})
     nlp.initialize()
     assert nlp("Cisplatin nephrotoxicity.")._.trf_data.tensors[0].shape[-1] == 384
+
+
+def test_pretraining_refuses_a_base_model_folder_asking_for_code(tiny_bert, text_corpus, tmp_path):
+    """The same rules as the `biobert` factory's base models (safe_loading)."""
+    import json
+    import shutil
+
+    folder = tmp_path / "base"
+    shutil.copytree(tiny_bert, folder)
+    config = json.loads((folder / "config.json").read_text(encoding="utf8"))
+    config["auto_map"] = {"AutoModel": "modeling_x.X"}
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf8")
+    with pytest.raises(ValueError, match="E007.*auto_map"):
+        pretrain([text_corpus], tmp_path / "out", str(folder), small_settings())

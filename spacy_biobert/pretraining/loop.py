@@ -120,8 +120,11 @@ def load_pretraining_model(name: str, objective: str):
     from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer, BertForPreTraining
 
     from ..models.base_models import KNOWN_MODELS, has_safetensors, resolve_model_name
+    from ..models.safe_loading import check_model_folder
 
     source, cased = resolve_model_name(name)
+    if Path(source).is_dir():
+        check_model_folder(source, f"the base model '{name}' ({source})")
     tok_cfg = {} if cased is None else {"do_lower_case": not cased}
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=False)
