@@ -306,3 +306,35 @@ def test_the_service_sets_and_reports_the_precision(tiny_bert, bf16_cpu):
     assert answer.status_code == 200
     with pytest.raises(ValueError, match=r"\[E030\]"):
         create_app(nlp, precision="fp8")
+
+
+def test_throughput_bench_reports_fp32_bf16_int8_and_the_biobert_shaped_pipeline(tiny_bert, tmp_path):
+    """bench/throughput.py on the tiny joint pipeline (ner and relations
+    listening, linker), its BioBERT-shaped pipeline made tiny."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tiny_pipelines import save_tiny_joint_pipeline
+
+    model = save_tiny_joint_pipeline(tiny_bert, tmp_path / "joint", steps=1)
+    corpus = tmp_path / "joint.pubtator"
+    out = tmp_path / "bench.json"
+    shape = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+    res = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "bench" / "throughput.py"), model,
+         str(corpus), "--repeats", "1", "--no-copies", "--output", str(out),
+         "--biobert-docs", "2", "--biobert-config", json.dumps(shape)],
+        capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["precision"]["timed"] == ["fp32", "bf16", "int8"]
+    assert set(result["f1"]) >= {"fp32", "bf16", "int8", "bf16_minus_fp32", "int8_minus_fp32"}
+    shaped = result["biobert_shaped"]
+    assert shaped["config"]["hidden_size"] == 32 and shaped["documents"] == 2
+    assert shaped["pipeline"] == result["pipeline"]
+    assert set(shaped["words_per_second"]) == {"fp32", "bf16", "int8"}
+    assert "BioBERT-shaped pipeline words/s" in res.stdout
