@@ -367,7 +367,8 @@ def main(argv=None) -> Dict[str, Any]:
     f1 = {"fp32": score_mentions(gold, predictions["pipeline"]).micro.as_dict()}
     for prec in precisions[1:]:
         f1[prec] = score_mentions(gold, predictions[f"pipeline_{prec}"]).micro.as_dict()
-        f1[f"{prec}_minus_fp32"] = round(f1[prec]["f"] - f1["fp32"]["f"], 2)
+        # In F1 points (the scores are fractions).
+        f1[f"{prec}_minus_fp32"] = round(100 * (f1[prec]["f"] - f1["fp32"]["f"]), 2)
     f_fp32 = f1["fp32"]
     result = {
         "model": str(args.model),
@@ -420,8 +421,8 @@ def main(argv=None) -> Dict[str, Any]:
         )
     for prec in precisions[1:]:
         print(
-            f"{prec}/fp32        = {r[f'{prec}_vs_fp32']:.3f}; strict F1 fp32 {f_fp32['f']:.2f}, "
-            f"{prec} {f1[prec]['f']:.2f} ({f1[f'{prec}_minus_fp32']:+.2f})"
+            f"{prec}/fp32        = {r[f'{prec}_vs_fp32']:.3f}; strict F1 fp32 {100 * f_fp32['f']:.2f}, "
+            f"{prec} {100 * f1[prec]['f']:.2f} ({f1[f'{prec}_minus_fp32']:+.2f} points)"
         )
     if biobert:
         shaped_wps = ", ".join(f"{p} {v:.1f}" for p, v in biobert["words_per_second"].items())
