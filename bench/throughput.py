@@ -1,7 +1,8 @@
 """Words/s of a trained pipeline against the bare Hugging Face encoder, against
 the same pipeline with one transformer copy per listening component (the
-previous two-transformer assembly), and of its int8-quantized copy; strict F1
-of fp32 and int8. Writes JSON.
+previous two-transformer assembly), and in fp32, bf16 and int8 side by side;
+strict F1 of each precision; and the same three precisions for a pipeline
+with a BioBERT-shaped encoder (speed only). Writes JSON.
 
     python bench/throughput.py training/bc5cdr/model-best \
         ../shared/corpora/bc5cdr/CDR_DevelopmentSet.PubTator.txt
@@ -25,13 +26,31 @@ length as `spacy-biobert annotate` sorts a window), in batches of
   into the same sub-batches the `biobert` component forms (`max_batch_items`),
   then the forward pass under `torch.inference_mode`;
 - pipeline_int8: a second copy of the pipeline with its transformer
-  quantized by `spacy_biobert.annotate.quantize_pipeline(nlp, "int8")`.
+  quantized by `spacy_biobert.annotate.quantize_pipeline(nlp, "int8")`;
+- pipeline_bf16: a third copy with its transformer run under CPU bfloat16
+  autocast (`spacy_biobert.precision.set_precision(nlp, "bf16",
+  force=True)`: forced, so that it is measured even on a CPU without native
+  bfloat16, where `auto` would run fp32; the JSON says which CPU it was).
+  `--precision` picks which of fp32, bf16 and int8 run (fp32 always does:
+  it is the baseline). bf16 and int8 do not combine (torch's dynamic int8
+  linear layers take fp32 inputs only), so there is no bf16+int8 variant.
 
-The three are interleaved `--repeats` times (after one warm-up batch each);
-the median words/s of each is reported. Words: non-space spaCy tokens. F1:
-strict entity-level micro F1 at the corpus offsets
+The variants are interleaved `--repeats` times (after one warm-up batch
+each); the median words/s of each is reported. Words: non-space spaCy
+tokens. F1: strict entity-level micro F1 at the corpus offsets
 (`spacy_biobert.evaluation.ner.score_mentions`), from the documents of the
-first timed pipeline and pipeline_int8 runs.
+first timed run of each precision.
+
+BioBERT-shaped (`--biobert-docs N`, 0 skips it): the same pipeline rebuilt
+around a randomly initialised BERT-base with BioBERT v1.2's configuration
+(12 layers x 768, 12 heads, intermediate 3072, vocabulary 28,996; the
+vocabulary's entries are the first 28,996 of the pipeline's own wordpiece
+vocabulary, so texts split into about as many wordpieces as with it): the
+transformer and the components that listen to it are made anew from the
+pipeline's config (their labels copied, weights random), the tokenizer and
+the other components are the pipeline's own. Timed in fp32, bf16 and int8
+like the pipeline, interleaved, on N of the documents spread over the
+length-sorted list. Speed only: with random weights its F1 means nothing.
 """
 
 import argparse
@@ -42,6 +61,18 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
+
+PRECISIONS = ("fp32", "bf16", "int8")
+# BioBERT v1.2 (dmis-lab/biobert-base-cased-v1.2): BERT-base, cased vocabulary.
+BIOBERT_CONFIG = {
+    "vocab_size": 28996,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -58,6 +89,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument(
         "--keep-fp32", nargs="*", default=None, help="module patterns kept in fp32 (default: the package's)"
+    )
+    p.add_argument(
+        "--precision", nargs="+", default=list(PRECISIONS), choices=PRECISIONS,
+        help="precisions timed side by side (default: fp32 bf16 int8; fp32 always runs)",
+    )
+    p.add_argument(
+        "--biobert-docs", type=int, default=16,
+        help="documents for the BioBERT-shaped pipeline (default 16; 0 skips it)",
+    )
+    p.add_argument(
+        "--biobert-config", type=json.loads, default={},
+        help="JSON: BertConfig values replacing BioBERT's for the shaped pipeline (tests make it tiny)",
     )
     return p.parse_args(argv)
 
@@ -112,6 +155,78 @@ def per_component_transformers(model: str) -> Any:
     return None
 
 
+def transformer_component(nlp: Any) -> Tuple[str, Any]:
+    return next(
+        (name, pipe)
+        for name, pipe in nlp.components
+        if hasattr(getattr(pipe, "model", None), "attrs") and "get_spans" in pipe.model.attrs
+    )
+
+
+def write_biobert_shaped(path: Path, tokenizer: Any, shape: Dict[str, Any]) -> Path:
+    """A random BERT with the configuration `shape` (BIOBERT_CONFIG: BERT-base
+    with BioBERT's vocabulary size) in `path`, its vocabulary the first
+    `vocab_size` wordpieces of `tokenizer`'s."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    vocab = [token for token, _ in vocab][: shape["vocab_size"]]
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
+    lower = bool(getattr(tokenizer, "do_lower_case", True))
+    BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=lower).save_pretrained(str(path))
+    torch.manual_seed(0)
+    config = BertConfig(**dict(shape, vocab_size=len(vocab)))
+    BertModel(config).save_pretrained(str(path))
+    return path
+
+
+def biobert_shaped_pipeline(nlp: Any, folder: Path, gold_docs: List[Tuple]) -> Any:
+    """`nlp` rebuilt around the model in `folder` (see the module docs)."""
+    import tempfile
+
+    import spacy
+    from spacy.tokens import Span
+    from spacy.training import Example
+    from spacy.util import filter_spans
+
+    from spacy_biobert.pipeline.relations import RelationExtractor
+
+    trf_name, trf = transformer_component(nlp)
+    renewed = [trf_name, *trf.listening_components]
+    config = nlp.config.copy()
+    config["components"][trf_name]["model"]["name"] = str(folder)
+    new = spacy.util.load_model_from_config(config, auto_fill=False, validate=True)
+    new.tokenizer.from_bytes(nlp.tokenizer.to_bytes())
+    for name in new.pipe_names:
+        if name in renewed:
+            continue
+        old, pipe = nlp.get_pipe(name), new.get_pipe(name)
+        if hasattr(old, "to_bytes") and hasattr(pipe, "from_bytes"):
+            pipe.from_bytes(old.to_bytes())
+        elif hasattr(old, "to_disk") and hasattr(pipe, "from_disk"):
+            with tempfile.TemporaryDirectory() as tmp:
+                old.to_disk(Path(tmp) / name)
+                pipe.from_disk(Path(tmp) / name)
+        # else: a stateless component (biobert_abbreviations), made from its config alone
+    examples = []
+    for _, text, mentions in gold_docs[:8]:
+        ref = new.make_doc(text)
+        spans = [ref.char_span(s, e, label=label, alignment_mode="expand") for s, e, label in mentions]
+        ref.ents = filter_spans([s for s in spans if isinstance(s, Span)])
+        examples.append(Example(new.make_doc(text), ref))
+    for name in renewed:
+        old, pipe = nlp.get_pipe(name), new.get_pipe(name)
+        kwargs: Dict[str, Any] = {}
+        if isinstance(old, RelationExtractor):
+            kwargs = {"labels": list(old.labels), "concept_labels": list(old.cfg.get("concept_labels", []))}
+        elif name != trf_name and hasattr(old, "label_data"):
+            kwargs = {"labels": old.label_data}
+        pipe.initialize(lambda: examples, nlp=new, **kwargs)
+    return new
+
+
 def run_encoder(hf: Any, tokenizer: Any, groups: List[List[str]]) -> None:
     import torch
 
@@ -133,23 +248,81 @@ def run_pipeline(nlp: Any, texts: List[str], keys: List[str], batch_size: int) -
     return predicted
 
 
+def count_words(nlp: Any, texts: List[str]) -> int:
+    return sum(1 for t in texts for tok in nlp.make_doc(t) if not tok.is_space)
+
+
+def add_biobert_shaped(
+    args: argparse.Namespace, nlp: Any, gold_docs: List[Tuple], precisions: List[str],
+    keep: Tuple[str, ...], variants: Dict[str, Any],
+) -> Dict[str, Any]:
+    """Build the BioBERT-shaped pipeline (one per precision: fp32, a bf16
+    and an int8 copy of the same weights), add its timed variants to
+    `variants` and return what the JSON says about it."""
+    import tempfile
+
+    import spacy
+
+    from spacy_biobert.annotate.quantize import quantize_pipeline
+    from spacy_biobert.precision import set_precision
+
+    step = max(1, len(gold_docs) // args.biobert_docs)
+    sample = gold_docs[::step][: args.biobert_docs]
+    texts = [g[1] for g in sample]
+    keys = [g[0] for g in sample]
+    _, trf = transformer_component(nlp)
+    shape = dict(BIOBERT_CONFIG, **args.biobert_config)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_biobert_shaped(Path(tmp) / "biobert-shaped", trf.model.tokenizer, shape)
+        shaped = {"fp32": biobert_shaped_pipeline(nlp, folder, gold_docs)}
+        data = shaped["fp32"].to_bytes()
+        for prec in precisions[1:]:
+            copy = spacy.util.load_model_from_config(shaped["fp32"].config, auto_fill=False)
+            shaped[prec] = copy.from_bytes(data)
+    if "int8" in shaped:
+        quantize_pipeline(shaped["int8"], "int8", keep)
+    if "bf16" in shaped:
+        set_precision(shaped["bf16"], "bf16", force=True)
+    for prec, pipeline in shaped.items():
+        run_pipeline(pipeline, texts[:2], keys, args.batch_size)  # warm-up
+        variants[f"biobert_shaped_{prec}"] = (
+            lambda p=pipeline: run_pipeline(p, texts, keys, args.batch_size)
+        )
+    hf = transformer_component(shaped["fp32"])[1].model
+    return {
+        "config": dict(shape, vocab_size=hf.transformer.config.vocab_size),
+        "weights": "random (torch.manual_seed(0)); speed only",
+        "documents": len(texts),
+        "words": count_words(nlp, texts),
+        "pipeline": shaped["fp32"].pipe_names,
+    }
+
+
 def main(argv=None) -> Dict[str, Any]:
     import spacy
     import torch
 
     from spacy_biobert.annotate.quantize import DEFAULT_KEEP_FP32, quantize_pipeline
     from spacy_biobert.evaluation.ner import score_mentions
+    from spacy_biobert.precision import cpu_bf16_support, set_precision
 
     args = parse_args(argv)
+    precisions = ["fp32"] + [p for p in PRECISIONS[1:] if p in args.precision]
     gold_docs = sorted(load_gold(args.corpus, args.limit), key=lambda g: len(g[1]))
     keys = [g[0] for g in gold_docs]
     texts = [g[1] for g in gold_docs]
     gold = [(k, s, e, label) for k, _, ms in gold_docs for s, e, label in ms]
     nlp = spacy.load(args.model)
-    nlp_q = spacy.load(args.model)
     keep = DEFAULT_KEEP_FP32 if args.keep_fp32 is None else tuple(args.keep_fp32)
-    quantized = quantize_pipeline(nlp_q, "int8", keep)
-    words = sum(1 for t in texts for tok in nlp.make_doc(t) if not tok.is_space)
+    pipelines = {"fp32": nlp}
+    quantized: List[str] = []
+    if "int8" in precisions:
+        pipelines["int8"] = spacy.load(args.model)
+        quantized = quantize_pipeline(pipelines["int8"], "int8", keep)
+    if "bf16" in precisions:
+        pipelines["bf16"] = spacy.load(args.model)
+        set_precision(pipelines["bf16"], "bf16", force=True)
+    words = count_words(nlp, texts)
     hf, tokenizer, groups = encoder_batches(nlp, texts, args.batch_size)
     nlp_copies = None if args.no_copies else per_component_transformers(args.model)
 
@@ -163,29 +336,40 @@ def main(argv=None) -> Dict[str, Any]:
             predictions[name] = out
         return seconds
 
+    def pipe_runner(pipeline: Any, some_texts: List[str], some_keys: List[str]):
+        return lambda: run_pipeline(pipeline, some_texts, some_keys, args.batch_size)
+
     variants = {
-        "pipeline": lambda: run_pipeline(nlp, texts, keys, args.batch_size),
+        "pipeline": pipe_runner(nlp, texts, keys),
         "encoder": lambda: run_encoder(hf, tokenizer, groups),
-        "pipeline_int8": lambda: run_pipeline(nlp_q, texts, keys, args.batch_size),
     }
+    for prec in precisions[1:]:
+        variants[f"pipeline_{prec}"] = pipe_runner(pipelines[prec], texts, keys)
     if nlp_copies is not None:
-        variants["pipeline_per_component_transformers"] = lambda: run_pipeline(
-            nlp_copies, texts, keys, args.batch_size
-        )
+        variants["pipeline_per_component_transformers"] = pipe_runner(nlp_copies, texts, keys)
         run_pipeline(nlp_copies, texts[: args.batch_size], keys, args.batch_size)
+    biobert: Dict[str, Any] = {}
+    if args.biobert_docs > 0:
+        biobert = add_biobert_shaped(args, nlp, gold_docs, precisions, keep, variants)
     # Warm-up: one batch each.
-    run_pipeline(nlp, texts[: args.batch_size], keys, args.batch_size)
+    for pipeline in pipelines.values():
+        run_pipeline(pipeline, texts[: args.batch_size], keys, args.batch_size)
     run_encoder(hf, tokenizer, groups[:1])
-    run_pipeline(nlp_q, texts[: args.batch_size], keys, args.batch_size)
     seconds: Dict[str, List[float]] = {name: [] for name in variants}
+    counts = {name: words for name in variants}
+    counts.update({name: biobert["words"] for name in variants if name.startswith("biobert_shaped")})
     for r in range(args.repeats):
         for name, fn in variants.items():
             seconds[name].append(timed(name, fn))
-            wps_now = words / seconds[name][-1]
+            wps_now = counts[name] / seconds[name][-1]
             print(f"repeat {r + 1}/{args.repeats} {name}: {wps_now:.1f} words/s", flush=True)
-    wps = {name: words / statistics.median(s) for name, s in seconds.items()}
-    f_fp32 = score_mentions(gold, predictions["pipeline"]).micro.as_dict()
-    f_int8 = score_mentions(gold, predictions["pipeline_int8"]).micro.as_dict()
+    wps = {name: counts[name] / statistics.median(s) for name, s in seconds.items()}
+    f1 = {"fp32": score_mentions(gold, predictions["pipeline"]).micro.as_dict()}
+    for prec in precisions[1:]:
+        f1[prec] = score_mentions(gold, predictions[f"pipeline_{prec}"]).micro.as_dict()
+        # In F1 points (the scores are fractions).
+        f1[f"{prec}_minus_fp32"] = round(100 * (f1[prec]["f"] - f1["fp32"]["f"]), 2)
+    f_fp32 = f1["fp32"]
     result = {
         "model": str(args.model),
         "pipeline": nlp.pipe_names,
@@ -196,22 +380,35 @@ def main(argv=None) -> Dict[str, Any]:
         "repeats": args.repeats,
         "seconds": {k: [round(x, 3) for x in v] for k, v in seconds.items()},
         "words_per_second": {k: round(v, 1) for k, v in wps.items()},
-        "ratios": {
-            "pipeline_vs_encoder": round(wps["pipeline"] / wps["encoder"], 3),
-            "int8_vs_fp32": round(wps["pipeline_int8"] / wps["pipeline"], 3),
+        "ratios": {"pipeline_vs_encoder": round(wps["pipeline"] / wps["encoder"], 3)},
+        "f1": f1,
+        "precision": {
+            "timed": precisions,
+            "cpu_bf16": vars(cpu_bf16_support()),
+            "bf16": "forced (set_precision(nlp, 'bf16', force=True)): CPU bfloat16 autocast on the "
+            "transformer, whatever the CPU",
+            "bf16_with_int8": "not combined: torch's dynamic int8 linear layers take fp32 inputs only",
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         },
-        "f1": {"fp32": f_fp32, "int8": f_int8, "int8_minus_fp32": round(f_int8["f"] - f_fp32["f"], 2)},
-        "int8": {"keep_fp32": list(keep), "quantized_layers": len(quantized)},
         "encoder_windows": sum(len(g) for g in groups),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
     }
+    for prec in precisions[1:]:
+        result["ratios"][f"{prec}_vs_fp32"] = round(wps[f"pipeline_{prec}"] / wps["pipeline"], 3)
+    if "int8" in precisions:
+        result["int8"] = {"keep_fp32": list(keep), "quantized_layers": len(quantized)}
     if nlp_copies is not None:
         result["ratios"]["pipeline_vs_per_component_transformers"] = round(
             wps["pipeline"] / wps["pipeline_per_component_transformers"], 3
         )
         result["per_component_transformers_pipeline"] = nlp_copies.pipe_names
+    if biobert:
+        shaped = {p: wps[f"biobert_shaped_{p}"] for p in precisions}
+        biobert["words_per_second"] = {p: round(v, 1) for p, v in shaped.items()}
+        biobert["ratios"] = {f"{p}_vs_fp32": round(shaped[p] / shaped["fp32"], 3) for p in precisions[1:]}
+        result["biobert_shaped"] = biobert
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
@@ -222,11 +419,14 @@ def main(argv=None) -> Dict[str, Any]:
             f"pipeline/one transformer per component = "
             f"{r['pipeline_vs_per_component_transformers']:.3f} (target >= 1.7)"
         )
-    print(f"int8/fp32        = {r['int8_vs_fp32']:.3f} (target >= 1.5)")
-    print(
-        f"strict F1 fp32 {f_fp32['f']:.2f}, int8 {f_int8['f']:.2f} "
-        f"({result['f1']['int8_minus_fp32']:+.2f}; target >= -0.5)"
-    )
+    for prec in precisions[1:]:
+        print(
+            f"{prec}/fp32        = {r[f'{prec}_vs_fp32']:.3f}; strict F1 fp32 {100 * f_fp32['f']:.2f}, "
+            f"{prec} {100 * f1[prec]['f']:.2f} ({f1[f'{prec}_minus_fp32']:+.2f} points)"
+        )
+    if biobert:
+        shaped_wps = ", ".join(f"{p} {v:.1f}" for p, v in biobert["words_per_second"].items())
+        print(f"BioBERT-shaped pipeline words/s: {shaped_wps}")
     print(f"wrote {out}")
     return result
 

@@ -10,6 +10,7 @@ from .evaluation import make_relations_scorer
 from .models import DEFAULT_MODEL_NAME, KNOWN_MODELS, OFFLINE_ALIAS, resolve_model_name
 from .packaging import create_configure_components
 from .pipeline import make_biobert, make_relation_extractor, relation_triples
+from .precision import set_precision
 from .tokenizer import create_biomedical_tokenizer
 from .training import create_training_logger
 from .visualize import render
@@ -30,4 +31,5 @@ __all__ = [
     "render",
     "create_configure_components",
     "make_relations_scorer",
+    "set_precision",
 ]

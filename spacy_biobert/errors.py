@@ -386,8 +386,34 @@ class Errors:
     )
     E012 = "[E012] Unknown label map '{name}'. Fix: use one of {known}, or a JSON object."
 
+    # --- precision (E03x, W00x) ---------------------------------------------------
+    E030 = (
+        "[E030] precision must be one of {allowed}, not {value!r}. Fix: set "
+        "[components.biobert] precision (or pass --precision) to fp32, bf16 or auto."
+    )
+    E031 = (
+        "[E031] precision bf16 and quantize int8 do not combine: the int8 layers take "
+        "fp32 inputs only (under bfloat16 autocast they fail with 'expected scalar type "
+        "Float but found BFloat16'). Fix: choose one, --precision bf16 or --quantize int8 "
+        "(with int8, --precision auto means fp32)."
+    )
+
 
 class Warnings:
+    # --- precision (E03x, W00x) ---------------------------------------------------
+    W001 = (
+        "[W001] precision 'auto' runs the transformer in fp32 on this CPU: {why}. "
+        "bfloat16 pays off only with native bf16 instructions (x86 avx512_bf16 or "
+        "amx_bf16, Arm bf16); emulated it is several times slower than fp32. Fix: none "
+        "needed; set precision = \"fp32\" to silence this warning."
+    )
+    W002 = (
+        "[W002] precision 'bf16' was asked for ({where}), but this CPU has no native "
+        "bfloat16: {why}. The transformer runs in fp32 instead (its weights are fp32 "
+        "whatever precision it was trained with, so predictions differ only by "
+        "rounding). Fix: set precision = \"fp32\" (or \"auto\") for this machine."
+    )
+
     # --- corpora (W1xx) -------------------------------------------------------
     W101 = (
         "[W101] {path}: {count} of {total} gold mentions do not fall on token "

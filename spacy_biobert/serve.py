@@ -4,7 +4,7 @@
 
 Endpoints
 - `GET /health`: `{"status": "ok", "model": ..., "version": ..., "pipeline": [...],
-  "limits": {...}}`.
+  "precision": "fp32" | "bf16" | null (how the transformer runs), "limits": {...}}`.
 - `POST /annotate[?threshold=0.5]`, by `Content-Type`:
   - `application/json`: `{"text": "...", "id": "optional"}`, one document;
   - `text/x-pubtator` (or `application/x-pubtator`): PubTator documents
@@ -103,11 +103,14 @@ class Annotator:
         self._lock = threading.Lock()
 
     def health(self) -> Dict[str, Any]:
+        from .precision import pipeline_precision
+
         return {
             "status": "ok",
             "model": f"{self.nlp.meta.get('lang', '')}_{self.nlp.meta.get('name', '')}",
             "version": self.nlp.meta.get("version", ""),
             "pipeline": list(self.nlp.pipe_names),
+            "precision": pipeline_precision(self.nlp),
             "limits": {
                 "max_bytes": self.max_bytes,
                 "max_docs": self.max_docs,
@@ -308,6 +311,7 @@ def create_app(
     allowed_hosts: Optional[Sequence[str]] = None,
     docs: bool = False,
     body_timeout: Optional[float] = DEFAULT_BODY_TIMEOUT,
+    precision: Optional[str] = None,
 ) -> Any:
     """The FastAPI application serving `nlp` (a loaded pipeline or its name
     or folder). Limits: None = unlimited. `token`: a shared secret every
@@ -315,7 +319,9 @@ def create_app(
     `allowed_hosts`: the Host header values served (e.g. ["api.example.org",
     "*.example.org"]; None: any); `docs`: serve /docs, /redoc and
     /openapi.json; `body_timeout`: seconds a request body may take to arrive
-    (408 after)."""
+    (408 after); `precision`: "fp32", "bf16" or "auto", how the transformer
+    runs on the CPU (`spacy_biobert.precision.set_precision`; None: as the
+    pipeline is set)."""
     try:
         from fastapi import FastAPI, HTTPException, Query, Request
         from starlette.concurrency import run_in_threadpool
@@ -323,9 +329,12 @@ def create_app(
     except ImportError as err:
         raise ImportError(Errors.E505.format(module=err.name)) from None
     from .pipeline.relations import check_threshold
+    from .precision import check_precision, set_precision
 
     check_token(token)
     _check_positive_seconds("body_timeout", body_timeout)
+    if precision is not None:
+        check_precision(precision)
     if allowed_hosts is not None and (
         isinstance(allowed_hosts, str) or not all(isinstance(h, str) and h for h in allowed_hosts)
     ):
@@ -337,6 +346,8 @@ def create_app(
         from .models.base_models import load_pipeline
 
         nlp = load_pipeline(nlp)
+    if precision is not None:
+        set_precision(nlp, precision, where="precision (serve)")
     annotator = Annotator(
         nlp, max_bytes=max_bytes, max_docs=max_docs, max_chars=max_chars, threshold=threshold
     )

@@ -276,14 +276,14 @@ def test_bench_script_writes_its_json(tmp_path, biobert_ruler_model, corpora_dir
     res = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "throughput.py"), biobert_ruler_model,
          corpora_dir / "bc5cdr" / "CDR_DevelopmentSet.PubTator.txt", "--limit", "6",
-         "--repeats", "1", "--output", out],
+         "--repeats", "1", "--output", out, "--biobert-docs", "0"],
         capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"),
     )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["documents"] == 6 and result["words"] > 100
-    for key in ("pipeline", "encoder", "pipeline_int8"):
+    for key in ("pipeline", "encoder", "pipeline_int8", "pipeline_bf16"):
         assert result["words_per_second"][key] > 0
-    assert set(result["ratios"]) == {"pipeline_vs_encoder", "int8_vs_fp32"}
-    assert "f" in result["f1"]["fp32"] and "f" in result["f1"]["int8"]
+    assert set(result["ratios"]) == {"pipeline_vs_encoder", "int8_vs_fp32", "bf16_vs_fp32"}
+    assert "f" in result["f1"]["fp32"] and "f" in result["f1"]["int8"] and "f" in result["f1"]["bf16"]
     assert "pipeline/encoder" in res.stdout

@@ -38,7 +38,7 @@ class LocalBackend:
     """`nlp.pipe` in this process (on the GPU when spaCy was told to use one)."""
 
     def __init__(self, nlp: Any, options: AnnotateOptions) -> None:
-        self.nlp = load_annotation_pipeline(nlp, options.quantize)
+        self.nlp = load_annotation_pipeline(nlp, options.quantize, options.precision)
         self.options = options
 
     def run(

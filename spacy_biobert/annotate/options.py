@@ -7,6 +7,7 @@ from typing import Any, Dict, Optional, Union
 
 from ..corpora.text import DEFAULT_TEXT_DOCS, check_text_docs
 from ..errors import Errors
+from ..precision import check_precision
 from .inputs import DEFAULT_MAX_CHARS, INPUT_FORMATS, detect_input_format
 from .outputs import check_output_format, detect_output_format
 from .quantize import check_quantize_mode
@@ -27,6 +28,11 @@ class AnnotateOptions:
     threshold: relations scored at least this are written.
     resume / overwrite: continue an interrupted run / replace what it left.
     quantize: None (fp32) or "int8" (`spacy_biobert.annotate.quantize`).
+    precision: None (as the pipeline's `biobert` is set: fp32 for every
+        pipeline made so far), "fp32", "bf16" or "auto": how the transformer
+        runs on the CPU (`spacy_biobert.precision`; bf16 only where the CPU has
+        native bfloat16, else fp32 with one warning). "bf16" and int8 exclude
+        each other (E031); with int8, "auto" means fp32.
     backend: "local" (`nlp.pipe` in this process) or "ray" (Ray actors, each
         loading the pipeline once; `spacy_biobert.annotate.ray_backend`), with
         `ray_address` (None: $RAY_ADDRESS, else a local Ray instance),
@@ -43,6 +49,7 @@ class AnnotateOptions:
     resume: bool = False
     overwrite: bool = False
     quantize: Optional[str] = None
+    precision: Optional[str] = None
     backend: str = "local"
     ray_address: Optional[str] = None
     ray_workers: Optional[int] = None
@@ -79,6 +86,10 @@ class AnnotateOptions:
             )
         if self.quantize is not None:
             check_quantize_mode(self.quantize)
+        if self.precision is not None:
+            check_precision(self.precision)
+            if self.precision == "bf16" and self.quantize is not None:
+                raise ValueError(Errors.E031)
         _check_positive("ray_cpus_per_worker", self.ray_cpus_per_worker)
         if self.ray_workers is not None:
             _check_positive("ray_workers", self.ray_workers)
@@ -101,6 +112,8 @@ class AnnotateOptions:
         # before the option existed still resume.
         if self.text_docs != DEFAULT_TEXT_DOCS:
             recorded["text_docs"] = self.text_docs
+        if self.precision is not None:
+            recorded["precision"] = self.precision
         return recorded
 
 

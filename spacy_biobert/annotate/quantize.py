@@ -21,7 +21,10 @@ on CPU it ran slower than fp32 here (its fast CPU path needs `torch.compile`),
 so the measured choice is torch's own kernels, kept behind this one module.
 The deprecation warnings of those calls are silenced here only.
 
-A quantized pipeline is for inference: do not train or save it.
+A quantized pipeline is for inference: do not train or save it. It runs in
+fp32: torch's dynamic int8 linear layers take fp32 inputs only, so bfloat16
+autocast (`spacy_biobert.precision`) and int8 do not combine, and quantizing
+sets every transformer of the pipeline back to fp32.
 """
 
 import fnmatch
@@ -117,9 +120,12 @@ def quantize_pipeline(
     found = list(iter_transformers(nlp))
     if not found:
         raise ValueError(Errors.E308.format(components=", ".join(nlp.pipe_names) or "none"))
+    from ..precision import set_precision
+
     done: List[str] = []
     for comp, hf in found:
         done.extend(f"{comp}:{n}" for n in quantize_transformer(hf, mode, keep_fp32))
+    set_precision(nlp, "fp32")
     return done
 
 

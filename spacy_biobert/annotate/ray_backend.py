@@ -84,6 +84,7 @@ class BatchAnnotator:
         output_format: str,
         threshold: float,
         torch_threads: int,
+        precision: Optional[str] = None,
     ) -> None:
         # Before torch is imported: its OpenMP and MKL pools take these sizes.
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -96,7 +97,7 @@ class BatchAnnotator:
             pass
         from .window import load_annotation_pipeline
 
-        self.nlp = load_annotation_pipeline(model, quantize)
+        self.nlp = load_annotation_pipeline(model, quantize, precision)
         self.output_format = output_format
         self.threshold = threshold
 
@@ -297,7 +298,7 @@ class RayBackend:
         ray = init_ray(opts.ray_address)
         cpus = opts.ray_cpus_per_worker
         actor_cls = ray.remote(BatchAnnotator).options(num_cpus=cpus, max_restarts=2, max_task_retries=2)
-        args = (model, opts.quantize, opts.output_format or "jsonl", opts.threshold, cpus)
+        args = (model, opts.quantize, opts.output_format or "jsonl", opts.threshold, cpus, opts.precision)
         actors = [actor_cls.remote(*args) for _ in range(count)]
 
         def close() -> None:

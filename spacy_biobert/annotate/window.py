@@ -13,8 +13,8 @@ pipeline, used by every backend (and by the service).
   it leaves the pipeline (its Doc and transformer output are freed then), and
   returns the output chunks and rejects in input order. A document longer
   than `nlp.max_length` is rejected.
-- `load_annotation_pipeline` loads (and optionally quantizes) the pipeline the
-  way every backend's worker does.
+- `load_annotation_pipeline` loads the pipeline the way every backend's worker
+  does, optionally quantized or set to a precision.
 """
 
 import contextlib
@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Union, cas
 
 from spacy.tokens import Doc
 
+from ..errors import Errors
 from .inputs import Item, Record, Reject
 from .outputs import BIOC_JSON_SEPARATOR, format_doc
 from .quantize import quantize_pipeline
@@ -53,16 +54,28 @@ class Annotated:
 Result = Union[Annotated, Reject]
 
 
-def load_annotation_pipeline(nlp: Any, quantize: Optional[str] = None) -> Any:
+def load_annotation_pipeline(
+    nlp: Any, quantize: Optional[str] = None, precision: Optional[str] = None
+) -> Any:
     """`nlp` itself, or the pipeline it names (a package name or a folder,
     loaded with `models.base_models.load_pipeline`), quantized in place when
-    `quantize` is "int8"."""
+    `quantize` is "int8" (which runs fp32: "bf16" with it is E031, "auto"
+    means fp32), else with its transformers set to `precision` when given
+    (`spacy_biobert.precision.set_precision`; None keeps the pipeline's own)."""
+    from ..precision import check_precision, set_precision
+
+    if precision is not None:
+        check_precision(precision)
+        if quantize is not None and precision == "bf16":
+            raise ValueError(Errors.E031)
     if isinstance(nlp, (str, Path)):
         from ..models.base_models import load_pipeline
 
         nlp = load_pipeline(nlp)
     if quantize is not None:
         quantize_pipeline(nlp, quantize)
+    elif precision is not None:
+        set_precision(nlp, precision, where="--precision")
     return nlp
 
 

@@ -53,6 +53,14 @@ def annotate_cli(
     quantize: str = typer.Option(
         "none", "--quantize", "-q", help="none, or int8: the transformer's linear layers in int8 (CPU)"
     ),
+    precision: Optional[str] = typer.Option(
+        None,
+        "--precision",
+        help="fp32, bf16 or auto: how the transformer runs on the CPU (bf16: bfloat16 autocast, "
+        "only where the CPU has native bfloat16, else fp32 with a warning; auto: bf16 where "
+        "supported). Default: as the pipeline is set (fp32 for the shipped pipelines). "
+        "bf16 and --quantize int8 exclude each other",
+    ),
     backend: str = typer.Option(
         "local", "--backend", help="local (nlp.pipe here) or ray (Ray actors; needs the ray extra)"
     ),
@@ -78,6 +86,13 @@ def annotate_cli(
     from ..models.base_models import load_pipeline
 
     limit = positive_int_or_none("--max-chars", max_chars)
+    if precision is not None:
+        from ..precision import check_precision
+
+        try:  # before the (slow) model load
+            check_precision(precision)
+        except ValueError as err:
+            msg.fail(str(err), exits=1)
     if resume and overwrite:
         msg.fail("--resume and --overwrite exclude each other: choose one.", exits=1)
     if backend == "ray" and gpu_id >= 0:
@@ -108,6 +123,7 @@ def annotate_cli(
             resume=resume,
             overwrite=overwrite,
             quantize=None if quantize == "none" else quantize,
+            precision=precision,
             backend=backend,
             ray_address=ray_address,
             ray_workers=ray_workers,

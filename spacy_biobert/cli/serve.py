@@ -52,6 +52,12 @@ def serve_cli(
         "64", "--max-connections", help="Connections served at once (503 above); 'none' for no limit"
     ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+    precision: Optional[str] = typer.Option(
+        None,
+        "--precision",
+        help="fp32, bf16 or auto: how the transformer runs on the CPU (bf16 only where the CPU "
+        "has native bfloat16, else fp32 with a warning). Default: as the pipeline is set",
+    ),
 ) -> None:
     """Serve a pipeline over HTTP: POST /annotate (JSON {"text": ...},
     text/x-pubtator or text/plain in; entities with offsets, labels and kb ids,
@@ -61,6 +67,7 @@ def serve_cli(
     import spacy
 
     from ..models.base_models import load_pipeline
+    from ..precision import check_precision
     from ..serve import check_token, create_app, server_config
 
     limits = {
@@ -71,6 +78,8 @@ def serve_cli(
     connections = positive_int_or_none("--max-connections", max_connections)
     try:
         check_token(token)  # before the (slow) model load
+        if precision is not None:
+            check_precision(precision)
     except ValueError as err:
         msg.fail(str(err), exits=1)
     try:
@@ -88,6 +97,7 @@ def serve_cli(
             allowed_hosts=allowed_hosts or None,
             docs=docs,
             body_timeout=body_timeout,
+            precision=precision,
             **limits,
         )
         config = server_config(

@@ -5,9 +5,12 @@ from typing import Callable, List
 from spacy.language import Language
 from thinc.api import Config, Model
 
+from ..precision import DEFAULT_PRECISION
+
 DEFAULT_CONFIG = """
 [biobert]
 max_batch_items = 4096
+precision = "fp32"
 
 [biobert.set_extra_annotations]
 @annotation_setters = "spacy-transformers.null_annotation_setter.v1"
@@ -40,18 +43,30 @@ def make_biobert(
     model: Model,
     set_extra_annotations: Callable[[List, object], None],
     max_batch_items: int,
+    precision: str = DEFAULT_PRECISION,
 ):
     """A BioBERT-class transformer whose output (`doc._.trf_data`) other
     components read through `spacy-transformers.TransformerListener.v1`.
     At inference the encoder sees at most `max_batch_items` padded wordpieces
     at a time, however long the document; loading refuses pickled code in the
-    weights (E005). See `spacy_biobert.pipeline.biobert_transformer`."""
+    weights (E005). See `spacy_biobert.pipeline.biobert_transformer`.
+
+    precision: "fp32" (the default: behaviour as before), "bf16" or "auto",
+    how the encoder runs on the CPU, in training and at inference; "bf16" and
+    "auto" run bfloat16 autocast only where the CPU has native bfloat16, else
+    fp32 with one warning. A component setting, not an architecture argument,
+    so the released architectures stay as they are and saved configs load
+    unchanged: see `spacy_biobert.precision`."""
+    from ..precision import apply_precision, check_precision, resolve_precision
     from .biobert_transformer import BiobertTransformer
 
-    return BiobertTransformer(
+    check_precision(precision)
+    component = BiobertTransformer(
         nlp.vocab,
         model,
         set_extra_annotations,
         max_batch_items=max_batch_items,
         name=name,
     )
+    apply_precision(component.model, resolve_precision(precision, where=f"[components.{name}] precision"))
+    return component
