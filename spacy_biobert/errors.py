@@ -101,6 +101,16 @@ class Errors:
         "documents separated by blank lines), not {value!r}. Fix: pass one of them "
         "(CLI: --text-docs)."
     )
+    # brat standoff (E14x)
+    E140 = "[E140] brat standoff: {what}. Fix: {fix}."
+    E141 = (
+        "[E141] document {doc_id}: its text file {missing} is not there (brat keeps the text "
+        "beside the .ann)"
+    )
+    E142 = (
+        "[E142] the text of {mid}, {written!r}, disagrees with its offsets {offsets}, which "
+        "cover {covered!r} (fragments joined by one space)"
+    )
 
     # --- relations (E2xx) ---------------------------------------------------
     E201 = (
@@ -414,6 +424,11 @@ class Errors:
         "[components.{name}.candidates] spans_key = \"mentions\" (every gold mention) with "
         "gold_entities = true, or annotate flat entities."
     )
+    E810 = (
+        "[E810] unknown format {value!r} for '{path}' (or one that cannot be read here). "
+        "Fix: pass --format one of {formats}, or leave it out (auto) to detect the format "
+        "from the path ({extensions})."
+    )
     E809 = (
         "[E809] '{name}' would train on nothing for {label!r}: its {count} gold relation(s) "
         "(types {types}) match none of the {pairs} candidate pairs (max_distance = "
@@ -494,4 +509,15 @@ class Warnings:
         "predicted docs, which an untrained ner does not find yet, so relations learn little "
         "until ner does. On a small corpus set [components.{name}] gold_entities = true "
         "(gold entities in training, predicted ones at inference)."
+    )
+    W806 = (
+        "[W806] '{name}' was initialized on {docs} example(s) with no gold annotation (no "
+        "mention, no relation): fine to set up the model, but training on them learns "
+        "nothing. To train, give a corpus whose reader fills doc.ents and "
+        "doc._.gold_relations."
+    )
+    W807 = (
+        "[W807] {path}: brat annotations that are not read into the Docs (counted, kept for "
+        "writing brat back): {counts}. spacy-biobert learns entities (T), normalisations (N) "
+        "and relations between entities (R)."
     )

@@ -10,7 +10,9 @@ positive per label, and entity-type pairs that never occur.
 A label with no positive candidate pair would train on nothing (its loss
 near 0, its scores 0.00, the run "successful"): that is an error naming the
 first cause found (E800-E809). What looks wrong but still trains is logged
-as a warning (W800-W806).
+as a warning (W800-W806). Examples with no gold annotation at all
+(no mention, no relation) are taken as a sample for the model's shapes
+(a pipeline assembled or initialized with `labels`), not as training data.
 """
 import json
 import logging
@@ -105,9 +107,13 @@ class RelationDataReport:
         errors: List[Problem] = []
         warnings: List[Problem] = []
         name = self.name
+        total = sum(self.relations.values())
+        if self.documents and not total and not sum(self.mentions.values()):
+            # no gold annotation at all: a sample to infer the model's shapes
+            # (labels given), as when a pipeline is assembled, not training data
+            return [Problem("W806", Warnings.W806.format(name=name, docs=self.documents))]
         if self.documents and not self.annotated:
             return [Problem("E801", Errors.E801.format(name=name, docs=self.documents))]
-        total = sum(self.relations.values())
         if self.documents and not total:
             return [
                 Problem(
