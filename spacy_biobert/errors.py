@@ -429,6 +429,11 @@ class Errors:
         "Fix: pass --format one of {formats}, or leave it out (auto) to detect the format "
         "from the path ({extensions})."
     )
+    E811 = (
+        "[E811] document {doc_id} holds {shape}. spacy-biobert's JSONL reads \"mentions\" + "
+        "\"relations\" (what `spacy-biobert convert` writes) and Prodigy span JSONL "
+        "(\"spans\" + \"relations\" with head/child)"
+    )
     E809 = (
         "[E809] '{name}' would train on nothing for {label!r}: its {count} gold relation(s) "
         "(types {types}) match none of the {pairs} candidate pairs (max_distance = "
@@ -517,7 +522,7 @@ class Warnings:
         "doc._.gold_relations."
     )
     W807 = (
-        "[W807] {path}: brat annotations that are not read into the Docs (counted, kept for "
-        "writing brat back): {counts}. spacy-biobert learns entities (T), normalisations (N) "
-        "and relations between entities (R)."
+        "[W807] {path}: not read into the Docs: {counts}. spacy-biobert reads entities, "
+        "their normalisations and relations between entities (brat: T, N, R, *; the brat "
+        "lines it does not read are kept for writing brat back)."
     )
