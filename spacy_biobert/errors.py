@@ -434,6 +434,24 @@ class Errors:
         "\"relations\" (what `spacy-biobert convert` writes) and Prodigy span JSONL "
         "(\"spans\" + \"relations\" with head/child)"
     )
+    # init-config
+    E812 = (
+        "[E812] --relation {value!r} is not LABEL:HEAD->TAIL[,HEAD->TAIL...][:mention|document]. "
+        "Fix: e.g. --relation \"CAUSES:Drug->AdverseEvent\" (between two mentions) or "
+        "--relation \"CID:Chemical->Disease:document\" (between two concepts of a document)."
+    )
+    E813 = (
+        "[E813] --relation {label!r} names the type(s) {types}, which are not among the entity "
+        "labels {entities}. Fix: spell the types as --entities does (case-sensitive), or add "
+        "them to --entities."
+    )
+    E814 = "[E814] no entity label given. Fix: --entities Drug,AdverseEvent (the types of your mentions)."
+    E815 = (
+        "[E815] --relation {label!r} is given at two levels ({levels}). Fix: one level per "
+        "label: mention (between two mentions) or document (between two concepts)."
+    )
+    E816 = "[E816] --max-steps must be an integer >= 1, not {value!r}."
+    E817 = "[E817] '{path}' exists. Fix: pass --force to overwrite it, or choose another OUTPUT."
     E809 = (
         "[E809] '{name}' would train on nothing for {label!r}: its {count} gold relation(s) "
         "(types {types}) match none of the {pairs} candidate pairs (max_distance = "
