@@ -304,14 +304,20 @@ class RelationExtractor(TrainablePipe):
         validate_get_examples(get_examples, "RelationExtractor.initialize")
         from ..training.data_checks import check_relation_data
 
-        seen: Dict[str, str] = {}
-        for eg in get_examples():
-            for rel in eg.reference._.gold_relations or []:
-                seen.setdefault(rel["label"], rel.get("level", "mention"))
         added = list(self.cfg["labels"])
         added_concept = set(self.cfg["concept_labels"])
         open_levels = set(self._open_levels)
         configured = labels is not None
+        # one pass over the data: the labels it states (and at which level,
+        # the first seen) and the counts the checks need
+        report = check_relation_data(
+            get_examples(),
+            self.candidates,
+            labels=list(dict.fromkeys(added + list(labels or []))),
+            name=self.name,
+            configured=configured or bool(added),
+        )
+        seen = report.first_levels
         wanted = list(dict.fromkeys(added + (list(labels) if configured else sorted(seen))))
 
         def level_of(label: str) -> str:
@@ -326,14 +332,7 @@ class RelationExtractor(TrainablePipe):
         for label in wanted:
             self.add_label(label, level_of(label))
         self._open_levels = set()
-        report = check_relation_data(
-            get_examples(),
-            self.candidates,
-            labels=self.labels,
-            concept_labels=self.concept_labels,
-            name=self.name,
-            configured=configured or bool(added),
-        )
+        report.labels, report.concept_labels = self.labels, self.concept_labels
         if not self.labels:
             # no relation in the data, none given; say so, unless the data
             # lost its relations on the way (E801)

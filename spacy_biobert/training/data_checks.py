@@ -66,6 +66,8 @@ class RelationDataReport:
     candidate_spans: Counter = field(default_factory=Counter)
     relations: Counter = field(default_factory=Counter)
     levels: Dict[str, Counter] = field(default_factory=dict)
+    # label -> the level of its first gold relation (what initialize learns it at)
+    first_levels: Dict[str, str] = field(default_factory=dict)
     # relations with an argument that names no mention (ids) / no kb id of a mention
     unresolved: Counter = field(default_factory=Counter)
     unresolved_examples: List[str] = field(default_factory=list)
@@ -314,7 +316,8 @@ def check_relation_data(
     with these `labels` (`concept_labels` at concept level) and this
     candidate generator. The candidates are made on the references (gold
     entities). configured: the labels were given (config or `add_label`),
-    not read from the data."""
+    not read from the data. Positives are counted for every label the data
+    states too (`labels` can be set on the report afterwards)."""
     from ..pipeline.relations import _concept_groups, _gold_sets, _mention_targets
 
     install_extensions()
@@ -347,6 +350,7 @@ def check_relation_data(
             label = rel.get("label")
             report.relations[label] += 1
             report.levels.setdefault(label, Counter())[rel.get("level", "mention")] += 1
+            report.first_levels.setdefault(label, rel.get("level", "mention"))
             if label not in all_labels:
                 all_labels.append(label)
         _count_arguments(report, doc, gold, mentions, spans)
