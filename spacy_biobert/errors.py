@@ -121,6 +121,16 @@ class Errors:
         "documents separated by blank lines), not {value!r}. Fix: pass one of them "
         "(CLI: --text-docs)."
     )
+    # brat standoff (E14x)
+    E140 = "[E140] brat standoff: {what}. Fix: {fix}."
+    E141 = (
+        "[E141] document {doc_id}: its text file {missing} is not there (brat keeps the text "
+        "beside the .ann)"
+    )
+    E142 = (
+        "[E142] the text of {mid}, {written!r}, disagrees with its offsets {offsets}, which "
+        "cover {covered!r} (fragments joined by one space)"
+    )
 
     # --- relations (E2xx) ---------------------------------------------------
     E201 = (
@@ -374,6 +384,101 @@ class Errors:
         "one of the corpora ({known}). Fix: use the names of [corpora.*.corpora]."
     )
 
+    # --- your own data: init-config, data checks (E8xx, W8xx) ---------------------
+    # Relation training data checked before the first step
+    # (spacy_biobert.training.data_checks): a label with no positive candidate
+    # pair is an error naming its cause.
+    E801 = (
+        "[E801] '{name}' has no gold relations to learn from: none of the {docs} training "
+        "documents carries doc._.gold_relations (it is None on every one). A DocBin saved "
+        "without user data loses them. Fix: save the DocBin with "
+        "DocBin(store_user_data=True) (`spacy-biobert convert IN OUT.spacy` does), or read "
+        "the annotated files with their reader in [corpora.train] (e.g. "
+        "spacy-biobert.JSONLCorpus.v1, spacy-biobert.BratCorpus.v1)."
+    )
+    E802 = (
+        "[E802] '{name}' would train on nothing: its labels {labels} never occur in the "
+        "training data, whose relation labels are {data} ({counts}). Fix: set "
+        "[initialize.components.{name}] labels = {fix_labels} (or null: every label of the "
+        "data); a config copied from another corpus keeps that corpus's labels."
+    )
+    E803 = (
+        "[E803] '{name}' would train on nothing: the {docs} training documents hold no "
+        "relation at all ({mentions} gold mentions, types {types}; labels {labels}). Fix: "
+        "check that the files state relations in a form their reader reads (JSONL: "
+        "\"relations\": [{{\"head\": mention id, \"tail\": mention id, \"label\": ...}}], or "
+        "Prodigy's \"relations\" with \"head\"/\"child\" token indices; brat: R lines); "
+        "`spacy-biobert debug-data CONFIG` shows what was read."
+    )
+    E804 = (
+        "[E804] '{name}' would train on nothing for {label!r}: each of its {count} gold "
+        "relation(s) names an argument that is no mention ({detail}; {examples}). Fix: "
+        "relation heads and tails must be mention ids of the same document (JSONL "
+        "\"mentions\" ids, brat T ids; at concept level, kb ids of its mentions); a JSONL in "
+        "Prodigy's shape needs its \"spans\" (start, end, label), which spacy-biobert reads "
+        "as mentions."
+    )
+    E805 = (
+        "[E805] '{name}' learns {label!r} at {level} level, but the data states its {count} "
+        "relation(s) at {data_level} level, so no candidate pair is a positive. Fix: set "
+        "[initialize.components.{name}] concept_labels to the labels the data states at "
+        "concept level ({concept}), or null to take the levels of the data; with "
+        "add_label, pass level=\"{data_level}\" or leave level out."
+    )
+    E806 = (
+        "[E806] '{name}' would train on nothing for {label!r}: allowed_pairs {allowed} names "
+        "the entity type(s) {unknown}, which no span the candidates pair has (their types: "
+        "{known}), so no candidate pair is made. Fix: spell the types as the data does in "
+        "[components.{name}.candidates] allowed_pairs (types are case-sensitive)."
+    )
+    E807 = (
+        "[E807] '{name}' would train on nothing for {label!r}: its gold relations go "
+        "{types} (head type, tail type), which allowed_pairs {allowed} does not take. "
+        "Fix: set [components.{name}.candidates] allowed_pairs = {wanted} (each pair is "
+        "[head type, tail type])."
+    )
+    E808 = (
+        "[E808] '{name}' would train on nothing for {label!r}: the arguments of {count} gold "
+        "relation(s) are mentions that are not among the spans the candidates pair "
+        "({group}; overlapping mentions are left out of doc.ents). Fix: set "
+        "[components.{name}.candidates] spans_key = \"mentions\" (every gold mention) with "
+        "gold_entities = true, or annotate flat entities."
+    )
+    E810 = (
+        "[E810] unknown format {value!r} for '{path}' (or one that cannot be read here). "
+        "Fix: pass --format one of {formats}, or leave it out (auto) to detect the format "
+        "from the path ({extensions})."
+    )
+    E811 = (
+        "[E811] document {doc_id} holds {shape}. spacy-biobert's JSONL reads \"mentions\" + "
+        "\"relations\" (what `spacy-biobert convert` writes) and Prodigy span JSONL "
+        "(\"spans\" + \"relations\" with head/child)"
+    )
+    # init-config
+    E812 = (
+        "[E812] --relation {value!r} is not LABEL:HEAD->TAIL[,HEAD->TAIL...][:mention|document]. "
+        "Fix: e.g. --relation \"CAUSES:Drug->AdverseEvent\" (between two mentions) or "
+        "--relation \"CID:Chemical->Disease:document\" (between two concepts of a document)."
+    )
+    E813 = (
+        "[E813] --relation {label!r} names the type(s) {types}, which are not among the entity "
+        "labels {entities}. Fix: spell the types as --entities does (case-sensitive), or add "
+        "them to --entities."
+    )
+    E814 = "[E814] no entity label given. Fix: --entities Drug,AdverseEvent (the types of your mentions)."
+    E815 = (
+        "[E815] --relation {label!r} is given at two levels ({levels}). Fix: one level per "
+        "label: mention (between two mentions) or document (between two concepts)."
+    )
+    E816 = "[E816] --max-steps must be an integer >= 1, not {value!r}."
+    E817 = "[E817] '{path}' exists. Fix: pass --force to overwrite it, or choose another OUTPUT."
+    E809 = (
+        "[E809] '{name}' would train on nothing for {label!r}: its {count} gold relation(s) "
+        "(types {types}) match none of the {pairs} candidate pairs (max_distance = "
+        "{max_distance}). Fix: raise [components.{name}.candidates] max_distance (null: the "
+        "whole document) or change distance_unit."
+    )
+
     # --- training (E01x) ---------------------------------------------------------
     E010 = (
         "[E010] Cannot resume: '{output}' has no model-last/ and training_state.json "
@@ -442,4 +547,46 @@ class Warnings:
         "[W106] {path}: {files} not found, so the documents have no annotations from "
         "them. Fix: put the file(s) beside the abstracts file, if they exist (a split "
         "without annotations needs none)."
+    )
+
+    # --- your own data: init-config, data checks (E8xx, W8xx) ---------------------
+    W800 = (
+        "[W800] '{name}': the training data has relation labels that are not among its "
+        "labels {labels}: {extra} ({counts}). They are not learned (their pairs are "
+        "negatives). To learn them, add them to [initialize.components.{name}] labels."
+    )
+    W801 = (
+        "[W801] '{name}': label {label!r} has no gold relation in the {docs} training "
+        "documents; it is learned as a negative only and will not be predicted."
+    )
+    W802 = (
+        "[W802] {count} of {total} {label!r} relation(s) name an argument that is no "
+        "mention and are not learned: {examples}."
+    )
+    W803 = (
+        "[W803] '{name}': the allowed_pairs {never} make candidate pairs ({candidates}) "
+        "that no gold relation of its labels has: they are only negatives. Remove them from "
+        "[components.{name}.candidates] allowed_pairs if they cannot hold a relation."
+    )
+    W804 = (
+        "[W804] '{name}': allowed_pairs names the type(s) {unknown}, which no span the "
+        "candidates pair has (types: {known}). Check their spelling in "
+        "[components.{name}.candidates] allowed_pairs."
+    )
+    W805 = (
+        "[W805] '{name}' has gold_entities = false: in training it pairs the entities of the "
+        "predicted docs, which an untrained ner does not find yet, so relations learn little "
+        "until ner does. On a small corpus set [components.{name}] gold_entities = true "
+        "(gold entities in training, predicted ones at inference)."
+    )
+    W806 = (
+        "[W806] '{name}' was initialized on {docs} example(s) with no gold annotation (no "
+        "mention, no relation): fine to set up the model, but training on them learns "
+        "nothing. To train, give a corpus whose reader fills doc.ents and "
+        "doc._.gold_relations."
+    )
+    W807 = (
+        "[W807] {path}: not read into the Docs: {counts}. spacy-biobert reads entities, "
+        "their normalisations and relations between entities (brat: T, N, R, *; the brat "
+        "lines it does not read are kept for writing brat back)."
     )

@@ -473,3 +473,16 @@ def test_writers_keep_relations_whose_arguments_doc_ents_left_out(tmp_path):
         spans = {s.id_: (s.text, s.label_) for s in back.spans["mentions"]}
         rels = [(spans[r["head"]], spans[r["tail"]], r["label"]) for r in back._.gold_relations]
         assert rels == [(("Acyl-CoA", "Chemical"), ("Acyl-CoA synthetase", "Gene"), "CPR:4")], path
+
+
+@pytest.mark.slow
+def test_spacy_debug_data_runs_on_biomed_joint(trained_biomed, corpus_files, capsys):
+    """configs/biomed_joint.cfg (stage 2, sourced from a biomed run) through
+    spaCy's own `spacy debug data`."""
+    from spacy.cli._util import parse_config_overrides
+    from test_config_debug_data import run_spacy_debug_data
+
+    overrides = parse_config_overrides(
+        ["--paths.model", str(trained_biomed)] + corpus_overrides(corpus_files)
+    )
+    run_spacy_debug_data(ROOT / "configs" / "biomed_joint.cfg", overrides, capsys)

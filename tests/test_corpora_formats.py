@@ -70,12 +70,12 @@ def records(source, fmt=None, **kwargs):
 
 
 def test_the_table_is_consistent():
-    assert INPUT_FORMATS == ("pubtator", "bioc", "chemprot", "jsonl", "spacy")
+    assert INPUT_FORMATS == ("pubtator", "bioc", "chemprot", "brat", "jsonl", "spacy")
     assert set(RECORD_FORMATS) == set(INPUT_FORMATS) - {"spacy"} | {"text"}
     assert set(READABLE_FORMATS) == set(INPUT_FORMATS) | {"text"}
     # annotate reads exactly the formats the table reads from a stream or a .gz file
     assert ANNOTATE_FORMATS == STREAM_FORMATS and set(STREAM_FORMATS) == {"text", "jsonl", "pubtator", "bioc"}
-    assert set(OUTPUT_FORMATS) == {"spacy", "pubtator", "bioc-xml", "bioc-json", "jsonl", "chemprot"}
+    assert set(OUTPUT_FORMATS) == {"spacy", "pubtator", "bioc-xml", "bioc-json", "jsonl", "chemprot", "brat"}
     for ext, name in OUTPUT_EXTENSIONS.items():
         assert output_format(f"out{ext}") == name and FORMATS[name].write is not None
     # pretrain's --format values are the table's readable formats, plus auto

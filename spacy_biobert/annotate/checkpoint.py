@@ -384,8 +384,15 @@ class Checkpoint:
         paths = self.paths
         if paths.shards.exists():
             shutil.rmtree(paths.shards)
-        os.replace(paths.rejects_partial, paths.rejects)
-        os.replace(paths.partial, paths.output)
+        if self.stats.rejected:
+            os.replace(paths.rejects_partial, paths.rejects)
+        else:  # no reject: no rejects file
+            paths.rejects_partial.unlink()
+            self.stats.rejects = ""
+        if self.output_format == "brat":
+            _finish_brat(paths)
+        else:
+            os.replace(paths.partial, paths.output)
         paths.progress.unlink()
         self.stats.seconds = time.perf_counter() - self._start
         return self.stats
@@ -399,6 +406,22 @@ class Checkpoint:
         fp = open(path, "r+b" if path.exists() else "w+b")
         self._files.append(fp)
         return fp
+
+
+def _finish_brat(paths: OutputPaths) -> None:
+    """brat: the partial output's documents (JSON lines of their two files)
+    become the output folder, written beside it and then moved in place."""
+    from ..corpora.brat import write_brat_chunks
+
+    folder = Path(f"{paths.output}.partial.d")
+    if folder.exists():
+        shutil.rmtree(folder)
+    with open(paths.partial, "rb") as fp:
+        write_brat_chunks((json.loads(line) for line in fp if line.strip()), folder)
+    if paths.output.exists():  # --overwrite
+        _remove(paths.output)
+    os.replace(folder, paths.output)
+    paths.partial.unlink()
 
 
 __all__ = [

@@ -1,7 +1,11 @@
 """Output formats of `annotate`, as text chunks (header, one chunk per
 document, footer), so the runner can write, checkpoint and resume at
 document boundaries. The per-document formatting is the corpus writers'
-(`doc_to_json`, `format_pubtator`, `doc_to_bioc`)."""
+(`doc_to_json`, `format_pubtator`, `doc_to_bioc`, `brat_files`).
+
+brat standoff is a folder of files, not one stream: its chunks are JSON
+lines {"id", "txt", "ann"} (one document's two files), which `write_brat_chunks`
+turns into the output folder when the run finishes."""
 
 import json
 from pathlib import Path
@@ -11,27 +15,31 @@ from spacy.tokens import Doc
 
 from ..errors import Errors
 
-OUTPUT_FORMATS = ("jsonl", "pubtator", "bioc-xml", "bioc-json")
+OUTPUT_FORMATS = ("jsonl", "pubtator", "bioc-xml", "bioc-json", "brat")
 # Between two documents of a BioC JSON output.
 BIOC_JSON_SEPARATOR = ",\n"
 _COLLECTION = {"source": "spacy-biobert", "date": "", "key": "spacy-biobert.key"}
 
 
 def detect_output_format(path: Union[str, Path]) -> str:
-    """By extension: .jsonl, .pubtator/.txt, .xml (BioC XML), .json (BioC JSON)."""
+    """By extension: .jsonl, .pubtator/.txt, .xml (BioC XML), .json (BioC
+    JSON); a folder (existing, or a path ending in "/") or a path without
+    extension: brat standoff."""
     from ..corpora.formats import output_format
 
     try:
         fmt = output_format(path)
     except ValueError:
         fmt = ""
+    if fmt == "chemprot":  # a folder: annotate writes no ChemProt, brat is a folder
+        fmt = "brat"
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(
             Errors.E304.format(
                 what=f"output format for '{path}' (from its extension)",
                 value=Path(path).suffix,
-                options=".jsonl, .pubtator (or .txt), .xml (BioC XML), .json (BioC JSON), "
-                "or --output-format " + "/".join(OUTPUT_FORMATS),
+                options=".jsonl, .pubtator (or .txt), .xml (BioC XML), .json (BioC JSON), a folder "
+                "(brat), or --output-format " + "/".join(OUTPUT_FORMATS),
             )
         )
     return fmt
@@ -93,4 +101,10 @@ def format_doc(doc: Doc, fmt: str, *, threshold: float, first: bool) -> str:
 
         text = biocjson.dumps(doc_to_bioc(doc, threshold=threshold), ensure_ascii=False)
         return text if first else BIOC_JSON_SEPARATOR + text
+    if fmt == "brat":
+        from ..corpora.brat import brat_files
+
+        txt, ann = brat_files(doc, threshold=threshold)
+        doc_id = str(doc._.doc_id) if doc._.doc_id is not None else ""
+        return json.dumps({"id": doc_id, "txt": txt, "ann": ann}, ensure_ascii=False) + "\n"
     raise ValueError(check_output_format(fmt))

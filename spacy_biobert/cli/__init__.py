@@ -11,6 +11,7 @@ from . import (  # noqa: E402,F401
     evaluate_relations,
     info,
     linking,
+    own_data,
     pretrain,
     render,
     serve,

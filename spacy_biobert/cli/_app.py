@@ -4,6 +4,9 @@ from typing import Any, Dict, Optional
 import typer
 from wasabi import msg
 
+# Progress bars (tqdm, `disable=None`) draw only when stderr is a terminal:
+# in a redirected log they would be a mess of carriage returns.
+
 app = typer.Typer(
     name="spacy-biobert",
     help="BioBERT-class transformers for biomedical text mining in spaCy.",

@@ -106,7 +106,7 @@ def annotate_cli(
             nlp = load_pipeline(model)
         except (OSError, ValueError) as err:
             msg.fail(f"Cannot load the pipeline '{model}': {err}", exits=1)
-    bar = tqdm(desc="annotate", unit="doc", dynamic_ncols=True, smoothing=0.1)
+    bar = tqdm(desc="annotate", unit="doc", dynamic_ncols=True, smoothing=0.1, disable=None)
 
     def on_window(stats) -> None:
         bar.set_postfix(ents=stats.entities, rejected=stats.rejected, refresh=False)

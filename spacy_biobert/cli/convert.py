@@ -26,7 +26,7 @@ def _print_stats(stats) -> None:
         ("bad records skipped", stats.skipped),
         ("  of which whole documents", stats.skipped_documents),
         ("repeated lines dropped", stats.duplicate_lines),
-    ]
+    ] + [(f"not read: {kind}", n) for kind, n in sorted(stats.skipped_annotations.items())]
     msg.table(rows, header=("", "count"), divider=True, widths="auto", max_col=80)
     for err in stats.errors:
         msg.warn(str(err).split(" Fix:")[0])
@@ -44,12 +44,13 @@ def _print_stats(stats) -> None:
 @app.command("convert")
 def convert_cli(
     input_path: Path = typer.Argument(
-        ..., help="Input file, or ChemProt split folder / prefix"
+        ..., help="Input file, ChemProt split folder / prefix, or brat folder (.txt + .ann)"
     ),
     output_path: Path = typer.Argument(
         ...,
         help=(
-            "Output file (.spacy, .pubtator/.txt, .xml, .json, .jsonl) or folder (ChemProt)"
+            "Output file (.spacy, .pubtator/.txt, .xml, .json, .jsonl) or folder (ChemProt; "
+            "brat with --to brat)"
         ),
     ),
     fmt: str = typer.Option(
@@ -120,7 +121,7 @@ def convert_cli(
         output_path.mkdir(parents=True, exist_ok=True)  # FOLDER/FOLDERNAME_*.tsv
     try:
         n = write_corpus(
-            tqdm(docs, unit="doc", desc="convert", leave=False), output_path, out_fmt
+            tqdm(docs, unit="doc", desc="convert", leave=False, disable=None), output_path, out_fmt
         )
     except (CorpusFormatError, ValueError, FileNotFoundError, OSError) as err:
         msg.fail(str(err), exits=1)

@@ -44,7 +44,7 @@ def evaluate_cli(
     keep = [x.strip() for x in labels.split(",") if x.strip()] if labels else None
     nlp = load_pipeline_or_exit(model)
     examples = read_gold(corpus, nlp, fmt, limit=limit)
-    with tqdm(total=len(examples), desc="evaluate", unit="doc") as bar:
+    with tqdm(total=len(examples), desc="evaluate", unit="doc", disable=None) as bar:
         scores = evaluate_ner(
             nlp, examples, batch_size=batch_size, label_map=mapping, labels=keep,
             progress=bar.update,

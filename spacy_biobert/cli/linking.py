@@ -183,7 +183,7 @@ def evaluate_linking_cli(
             msg.fail(str(err), exits=1)
     examples = read_gold(corpus, nlp, fmt, limit=limit, label_map=mapping)
     try:
-        with tqdm(total=len(examples), desc="link", unit="doc") as bar:
+        with tqdm(total=len(examples), desc="link", unit="doc", disable=None) as bar:
             result = evaluate_linking(
                 nlp, examples, gold_mentions=gold_mentions, batch_size=batch_size,
                 label_map=mapping, progress=bar.update,

@@ -152,7 +152,7 @@ class _Progress:
         elif event == "step":
             if self.bar is None:
                 self.bar = tqdm(total=info["total"], initial=info["step"] - 1, unit="step",
-                                dynamic_ncols=True)
+                                dynamic_ncols=True, disable=None)
             self.bar.update(1)
             post = {"loss": f"{info['loss']:.3f}", "epoch": info["epoch"]}
             self.bar.set_postfix(post)

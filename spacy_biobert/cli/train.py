@@ -29,9 +29,9 @@ def train_cli(
     from spacy.cli.train import train as spacy_train
     from spacy.util import load_config
 
-    from ..training import STATE_FILE, resume_config
+    from ..training import STATE_FILE, follow_max_steps, resume_config
 
-    overrides = parse_config_overrides(ctx.args)
+    overrides = follow_max_steps(config_path, parse_config_overrides(ctx.args))
     output.mkdir(parents=True, exist_ok=True)
     started = time.time()
     previous_best = None

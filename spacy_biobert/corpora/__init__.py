@@ -1,5 +1,5 @@
-"""Biomedical corpora in and out: PubTator, BioC (XML/JSON), ChemProt TSV, JSONL,
-.spacy and plain text.
+"""Biomedical corpora in and out: PubTator, BioC (XML/JSON), ChemProt TSV, brat
+standoff, JSONL, .spacy and plain text.
 
 Readers stream Docs (one per document, sentence boundaries set) following the
 data contract in `spacy_biobert.extensions`; writers turn gold or predicted
@@ -22,12 +22,14 @@ from ._base import (
     source_to_doc,
 )
 from .bioc_format import iter_bioc_records, read_bioc, write_bioc_json, write_bioc_xml
+from .brat import iter_brat_records, read_brat, write_brat
 from .chemprot import iter_chemprot_records, read_chemprot, write_chemprot
 from .formats import FORMATS, Format, detect_format, iter_records, read_corpus, write_corpus
 from .pubtator import iter_pubtator_records, read_pubtator, write_pubtator
 from .readers import (
     BiomedicalCorpus,
     create_bioc_corpus,
+    create_brat_corpus,
     create_chemprot_corpus,
     create_pubtator_corpus,
 )
@@ -49,6 +51,9 @@ __all__ = [
     "read_bioc",
     "write_bioc_xml",
     "write_bioc_json",
+    "iter_brat_records",
+    "read_brat",
+    "write_brat",
     "iter_chemprot_records",
     "read_chemprot",
     "write_chemprot",
@@ -58,6 +63,7 @@ __all__ = [
     "BiomedicalCorpus",
     "create_pubtator_corpus",
     "create_bioc_corpus",
+    "create_brat_corpus",
     "create_chemprot_corpus",
     "FORMATS",
     "Format",

@@ -135,6 +135,9 @@ class CorpusStats:
     duplicate_line_examples: List[str] = field(default_factory=list)
     # Optional files of a split that are absent (ChemProt entities/relations).
     missing_files: List[str] = field(default_factory=list)
+    # Annotations a reader does not read into Docs, by kind (brat events,
+    # attributes, notes), counted and reported (W807).
+    skipped_annotations: Dict[str, int] = field(default_factory=dict)
 
     def add_error(self, err: CorpusFormatError, *, document: bool = False) -> None:
         self.skipped += 1
@@ -156,6 +159,7 @@ class CorpusStats:
             "skipped_documents": self.skipped_documents,
             "duplicate_lines": self.duplicate_lines,
             "missing_files": list(self.missing_files),
+            "skipped_annotations": dict(self.skipped_annotations),
         }
 
     def add_duplicate_line(self, path: Union[str, Path], line: int) -> None:
@@ -176,6 +180,8 @@ class CorpusStats:
             (self.missing_files, Warnings.W106, {"files": ", ".join(self.missing_files)}),
             (self.duplicate_lines, Warnings.W105, {"count": self.duplicate_lines,
                                                    "examples": ", ".join(self.duplicate_line_examples[:5])}),
+            (self.skipped_annotations, Warnings.W807, {"counts": ", ".join(
+                f"{n} {kind}(s)" for kind, n in sorted(self.skipped_annotations.items()))}),
         )
         for count, template, values in found:
             if count:

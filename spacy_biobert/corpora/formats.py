@@ -8,11 +8,13 @@ written. `convert`, `alignment`, `evaluate`, `annotate` (its input),
 | pubtator | `.pubtator`; a first line `PMID|t|` | path, `.gz`, stream | `.pubtator`, `.txt` |
 | bioc | `.xml`, `.json`; a first line `<` | path, `.gz`, stream | `bioc-xml`: `.xml`; `bioc-json`: `.json` |
 | chemprot | a folder or prefix of `*_abstracts.tsv` | path | a folder or prefix |
+| brat | `.ann`; a folder holding `.ann` files | path | a folder (`--to brat`) |
 | jsonl | `.jsonl`; a first line `{` | path, `.gz`, stream | `.jsonl` |
 | spacy | `.spacy` | path, stream | `.spacy` |
 | text | anything else, where a command takes plain text | path, `.gz`, stream | - |
 
-Detection (`detect_format`) looks at the kind of path (a folder), its name
+Detection (`detect_format`) looks at the kind of path (a folder: ChemProt
+when it holds a `*_abstracts.tsv`, brat when it holds `.ann` files), its name
 (".gz" set aside), then the first non-blank line; each command says which
 formats it takes (`formats=`): a corpus command never takes a file it cannot
 tell for plain text (E107), a command that reads plain text falls back to it.
@@ -42,6 +44,7 @@ from ._base import (
     source_name,
 )
 from .bioc_format import iter_bioc_records, write_bioc_json, write_bioc_xml
+from .brat import iter_brat_records, write_brat
 from .chemprot import SUFFIXES as CHEMPROT_SUFFIXES
 from .chemprot import iter_chemprot_records, write_chemprot
 from .jsonl import iter_jsonl_records, write_jsonl
@@ -166,6 +169,15 @@ FORMATS: Dict[str, Format] = {
             write=write_chemprot, reader="spacy-biobert.ChemProtCorpus.v1",
         ),
         Format(
+            "brat", "brat standoff: a folder of NAME.txt + NAME.ann pairs (or one .ann file)",
+            (".ann",),
+            read=lambda src, o: iter_brat_records(
+                src, on_error=o.on_error, stats=o.stats, max_chars=o.max_chars
+            ),
+            write=write_brat, hint=".ann, or a folder of .txt + .ann",
+            reader="spacy-biobert.BratCorpus.v1",
+        ),
+        Format(
             "jsonl", "JSONL, a JSON object per document", (".jsonl",),
             sniff=lambda line: line.startswith(b"{"),
             read=lambda src, o: iter_jsonl_records(
@@ -219,8 +231,9 @@ def file_extensions(formats: Sequence[str] = READABLE_FORMATS) -> Tuple[str, ...
 def detect_format(path: Source, formats: Sequence[str] = INPUT_FORMATS) -> str:
     """The format of an input among `formats` (default: the corpus inputs):
 
-    1. a folder: "chemprot" (when taken, and when plain text is not or the
-       folder holds a *_abstracts.tsv), else "text";
+    1. a folder: "chemprot" when it holds a *_abstracts.tsv, "brat" when
+       it holds .ann files (each format when taken); else "chemprot" when
+       taken and plain text is not, else "text";
     2. a ChemProt file name (*_abstracts.tsv, ...) or prefix: "chemprot";
     3. a name ending (".gz" set aside) of the table (`Format.extensions`);
     4. the first non-blank line (`Format.sniff`); a file with none is plain
@@ -236,7 +249,11 @@ def detect_format(path: Source, formats: Sequence[str] = INPUT_FORMATS) -> str:
         return by_name or _detect_by_content(path, False, names, formats, source_name(path))
     path = Path(path)
     if path.is_dir():
-        if "chemprot" in names and ("text" not in names or any(path.glob("*_abstracts.tsv"))):
+        if "chemprot" in names and any(path.glob("*_abstracts.tsv")):
+            return "chemprot"
+        if "brat" in names and next(path.rglob("*.ann"), None) is not None:
+            return "brat"
+        if "chemprot" in names and "text" not in names:
             return "chemprot"
         if "text" in names:
             return "text"
@@ -281,13 +298,25 @@ def _detect_by_content(
     raise _undetected(where, formats)
 
 
-def _undetected(where: Any, formats: Sequence[str]) -> ValueError:
-    """E107: an input of none of `formats`."""
-    extensions = [
+def unknown_format(name: str, source: Any, formats: Sequence[str]) -> str:
+    """E810: `name` is not one of `formats` (a format passed by name)."""
+    return Errors.E810.format(
+        value=name, path=source_name(source), formats=", ".join(formats),
+        extensions=", ".join(_extension_hints(formats)),
+    )
+
+
+def _extension_hints(formats: Sequence[str]) -> List[str]:
+    return [
         FORMATS[n].hint or ", ".join(FORMATS[n].extensions)
         for n in formats
         if n not in ("chemprot", "text") and FORMATS[n].extensions
     ]
+
+
+def _undetected(where: Any, formats: Sequence[str]) -> ValueError:
+    """E107: an input of none of `formats`."""
+    extensions = _extension_hints(formats)
     return ValueError(
         Errors.E107.format(path=where, formats=", ".join(formats), extensions=", ".join(extensions))
     )
@@ -324,12 +353,15 @@ def _first_line_of_stream(stream: Any, formats: Sequence[str]) -> Optional[bytes
 
 
 def output_format(path: Union[str, Path]) -> str:
-    """The output format for a path: by extension; a folder (existing, or a
-    path ending in "/") or a path without extension is a ChemProt prefix."""
+    """The output format for a path: by extension; an existing folder that
+    holds .ann files is brat; another folder (existing, or a path ending in
+    "/") or a path without extension is a ChemProt prefix (brat: `--to brat`)."""
     path_s = str(path)
     suffix = Path(path_s).suffix.lower()
     if suffix in OUTPUT_EXTENSIONS:
         return OUTPUT_EXTENSIONS[suffix]
+    if Path(path_s).is_dir() and next(Path(path_s).rglob("*.ann"), None) is not None:
+        return "brat"
     if Path(path_s).is_dir() or path_s.endswith(("/", "\\")) or not suffix:
         return "chemprot"
     raise _unknown_output(path)
@@ -350,11 +382,7 @@ def get_format(name: str, source: Any = None, *, records: bool = False) -> Forma
     f = FORMATS.get(name)
     if f is None or not (f.read is not None if records else f.readable):
         taken = RECORD_FORMATS if records else READABLE_FORMATS
-        raise ValueError(
-            Errors.E107.format(
-                path=source_name(source), formats=", ".join(taken), extensions="(records)"
-            )
-        )
+        raise ValueError(unknown_format(name, source, taken))
     if is_stream(source) and not f.streams:
         raise ValueError(
             Errors.E118.format(

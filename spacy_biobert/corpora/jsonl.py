@@ -23,6 +23,23 @@ when present) as `spacy_biobert.extensions.predicted_relations` gives them:
 document-level ones (BC5CDR CID: kb ids, from `doc._.kb_relations`, what the
 scorer scores) and mention-level ones (ChemProt: mention ids and offsets).
 Only "text" is required when reading, so plain `{"text": ...}` lines (optionally with "id") are accepted too.
+
+Prodigy / spaCy span JSONL (`prodigy db-out` of `ner.manual`, `spans.manual`,
+`rel.manual`) is read as well, when a line has "spans" and no "mentions":
+
+```
+{"text": "Aspirin caused nausea.", "tokens": [...],
+ "spans": [{"start": 0, "end": 7, "token_start": 0, "token_end": 0, "label": "Drug"}, ...],
+ "relations": [{"head": 0, "child": 2, "label": "CAUSES",
+                "head_span": {"start": 0, "end": 7, ...}, "child_span": {...}}],
+ "answer": "accept"}
+```
+Spans become mentions (ids "M1"... in order, or the span's "id"), relations
+mention-level gold relations from the head span to the child span (found by
+"head_span"/"child_span" offsets, else by the token indices "head"/"child"
+within a span). Lines answered "reject" or "ignore" are left out and counted
+(W807). Other shapes are refused with what to convert (E811): spaCy v2
+"entities" offsets, or Prodigy relations without "spans".
 """
 
 import json
@@ -108,6 +125,12 @@ def _record(
         policy(malformed(path, lineno, detail), document=True)
         return None
     text = obj["text"]
+    answer = obj.get("answer")
+    if answer in ("reject", "ignore") and "spans" in obj:
+        skipped = policy.stats.skipped_annotations
+        key = f"Prodigy document answered {answer!r}"
+        skipped[key] = skipped.get(key, 0) + 1
+        return None
     raw_id = obj.get("id")
     doc_id = "" if raw_id is None else str(raw_id) if is_int(raw_id) else raw_id
     record = doc_id if isinstance(doc_id, str) and doc_id else f"at line {lineno}"
@@ -132,6 +155,19 @@ def _record(
         (p.get("type", ""), p["offset"], text[p["offset"] : p["offset"] + p["length"]])
         for p in obj.get("passages") or []
     ] or [("text", 0, text)]
+    shape = _refused_shape(obj)
+    if shape is not None:
+        policy(
+            CorpusFormatError(path, lineno, Errors.E811.format(doc_id=record, shape=shape), record=record),
+            document=True,
+        )
+        return None
+    if obj.get("mentions") is None and obj.get("spans") is not None:
+        mentions, relations = _prodigy(path, lineno, obj, text, record, policy)
+        return SourceDocument(
+            doc_id=doc_id, text=text, passages=passages, mentions=mentions, relations=relations,
+            line=lineno, extra=dict(obj.get("source") or {}),
+        )
     mentions: List[SourceMention] = []
     for i, m in enumerate(obj.get("mentions") or [], start=1):
         bad = _mention_problem(m, text)
@@ -192,6 +228,114 @@ def _record(
     )
 
 
+def _refused_shape(obj: Dict[str, Any]) -> Optional[str]:
+    """What a line holds that looks like annotations in a shape this reader
+    does not read (and would otherwise drop), or None."""
+    if obj.get("mentions") is not None:
+        return None
+    if obj.get("entities") is not None or obj.get("ents") is not None:
+        key = "entities" if obj.get("entities") is not None else "ents"
+        return (
+            f"'{key}' (spaCy v2 style offsets); write them as \"mentions\": [{{\"start\": 0, "
+            f"\"end\": 7, \"type\": \"Drug\"}}] or as Prodigy \"spans\" with start, end and label"
+        )
+    relations = obj.get("relations")
+    if obj.get("spans") is None and isinstance(relations, list) and any(
+        isinstance(r, dict) and "child" in r for r in relations
+    ):
+        return (
+            "Prodigy relations (head/child) but no \"spans\", so their arguments name no "
+            "entity; export the task with its \"spans\" (rel.manual with --span-label or "
+            "spans), or convert relations to mention ids (\"mentions\" + \"relations\" with "
+            "head/tail ids)"
+        )
+    return None
+
+
+def _prodigy(
+    path: Union[str, Path], lineno: int, obj: Dict[str, Any], text: str, record: str, policy: ErrorPolicy
+) -> Tuple[List[SourceMention], List[Dict[str, Any]]]:
+    """Mentions and relations of a Prodigy / spaCy span line (module docs)."""
+
+    def bad(what: str, expected: str, value: Any) -> None:
+        policy(
+            CorpusFormatError(
+                path, lineno,
+                Errors.E114.format(doc_id=record, what=what, expected=expected, value=show_value(value)),
+                record=record,
+            )
+        )
+
+    spans = obj.get("spans")
+    if not isinstance(spans, list):
+        bad("'spans'", "a list", spans)
+        return [], []
+    mentions: List[SourceMention] = []
+    token_ranges: List[Tuple[int, int, str]] = []  # (token_start, token_end, mention id)
+    by_offsets: Dict[Tuple[int, int], str] = {}
+    used = set()
+    for i, span in enumerate(spans, start=1):
+        problem = _mention_problem(span, text)
+        if problem is None and not isinstance(span.get("label"), str):
+            problem = ("'label'", "a string", show_value(span.get("label")))
+        if problem is not None:
+            bad(f"span #{i} {problem[0]}", problem[1], problem[2])
+            continue
+        mid = str(span["id"]) if span.get("id") not in (None, "") else f"M{i}"
+        while mid in used:
+            mid += "_"
+        mention = SourceMention(
+            id=mid, start=span["start"], end=span["end"], text=text[span["start"] : span["end"]],
+            type=span["label"], kb_id=span.get("kb_id", "") if isinstance(span.get("kb_id"), str) else "",
+        )
+        error = check_mention(path, lineno, text, mention)
+        if error is not None:
+            policy(error)
+            continue
+        used.add(mid)
+        mentions.append(mention)
+        by_offsets.setdefault((mention.start, mention.end), mid)
+        if is_int(span.get("token_start")) and is_int(span.get("token_end")):
+            token_ranges.append((span["token_start"], span["token_end"], mid))
+    tokens = obj.get("tokens") if isinstance(obj.get("tokens"), list) else []
+
+    def argument(rel: Dict[str, Any], key: str) -> Optional[str]:
+        span = rel.get(f"{key}_span")
+        if isinstance(span, dict) and is_int(span.get("start")) and is_int(span.get("end")):
+            found = by_offsets.get((span["start"], span["end"]))
+            if found is not None:
+                return found
+        index = rel.get(key)
+        if not is_int(index):
+            return None
+        for start, end, mid in token_ranges:
+            if start <= index <= end:
+                return mid
+        if 0 <= index < len(tokens) and isinstance(tokens[index], dict):
+            tok = tokens[index]
+            for m in mentions:
+                if is_int(tok.get("start")) and m.start <= tok["start"] < m.end:
+                    return m.id
+        return None
+
+    relations: List[Dict[str, Any]] = []
+    for i, rel in enumerate(obj.get("relations") or [], start=1):
+        if not isinstance(rel, dict) or not isinstance(rel.get("label"), str):
+            bad(f"relation #{i}", "a JSON object with a 'label' string", rel)
+            continue
+        head, tail = argument(rel, "head"), argument(rel, "child")
+        if head is None or tail is None:
+            key = "head" if head is None else "child"
+            bad(
+                f"relation #{i} '{key}'",
+                "the token index of one of its \"spans\" (or a matching \"" + key + "_span\")",
+                rel.get(key),
+            )
+            continue
+        relations.append({"level": "mention", "head": head, "tail": tail, "label": rel["label"]})
+    return mentions, relations
+
+
 def _document_problem(obj: Dict[str, Any], doc_id: Any) -> Optional[Tuple[str, str, str]]:
     """(what, expected, found) for the first document-level value of a JSONL
     object that is not what the format says, or None."""
@@ -201,7 +345,7 @@ def _document_problem(obj: Dict[str, Any], doc_id: Any) -> Optional[Tuple[str, s
     surrogate = find_lone_surrogate(obj)
     if surrogate is not None:
         return ("every string", "valid Unicode text (writable as UTF-8)", surrogate)
-    for key in ("passages", "mentions", "relations"):
+    for key in ("passages", "mentions", "relations", "spans"):
         if obj.get(key) is not None and not isinstance(obj[key], list):
             return (f"'{key}'", "a list", show_value(obj[key]))
     for i, p in enumerate(obj.get("passages") or [], start=1):

@@ -150,6 +150,20 @@ def create_jsonl_corpus(
     return _corpus(path, "jsonl", limit=limit, label_map=label_map, skip_bad=skip_bad)
 
 
+@registry.readers("spacy-biobert.BratCorpus.v1")
+def create_brat_corpus(
+    path: Union[str, Path],
+    limit: Optional[int] = None,
+    label_map: Optional[Union[str, Dict[str, str]]] = None,
+    skip_bad: bool = False,
+) -> Callable[[Language], Iterable[Example]]:
+    """Examples from brat standoff: a folder of NAME.txt + NAME.ann pairs (read
+    recursively, in name order) or one .ann file. Entities (T, discontinuous
+    ones over their extent), normalisations (N: kb_id_) and relations (R,
+    mention level) are read; events, attributes and notes are counted (W807)."""
+    return _corpus(path, "brat", limit=limit, label_map=label_map, skip_bad=skip_bad)
+
+
 # The registered reader of each input format (the format table's `reader`
 # column): the one way a gold corpus is read, in training configs and by every
 # evaluator. A DocBin (.spacy) is read by spaCy's own corpus reader (label_map
@@ -167,16 +181,15 @@ def gold_corpus(
     """The registered reader (`READERS`) for a gold corpus in any supported
     format (detected from the path when None): a callable `(nlp) ->
     Iterator[Example]`, as in a training config's [corpora] block."""
-    from ..errors import Errors
     from ..extensions import install_extensions
     from .formats import detect_format
 
     install_extensions()
     fmt = format or detect_format(path)
     if fmt not in READERS:
-        raise ValueError(
-            Errors.E107.format(path=path, formats=", ".join(READERS), extensions="(readers)")
-        )
+        from .formats import unknown_format
+
+        raise ValueError(unknown_format(fmt, path, list(READERS)))
     reader = registry.readers.get(READERS[fmt])
     if fmt == "spacy":
         return reader(

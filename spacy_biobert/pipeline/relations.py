@@ -218,6 +218,8 @@ class RelationExtractor(TrainablePipe):
             "concept_pooling": concept_pooling,
             "gold_entities": gold_entities,
         }
+        # Labels added with level=None: their level comes from the data at initialize.
+        self._open_levels: set = set()
 
     # --- labels ------------------------------------------------------------------
 
@@ -249,14 +251,27 @@ class RelationExtractor(TrainablePipe):
         doc and batch, shared by the model, `set_annotations` and the loss."""
         return [self.candidates(doc) for doc in docs]
 
-    def add_label(self, label: str, level: str = "mention") -> int:
-        if level not in LEVELS:
+    def add_label(self, label: str, level: Optional[str] = None) -> int:
+        """Add a relation label; it is kept through `initialize` (which adds
+        the labels of the data, or of its `labels` setting, after it).
+        level: "mention" or "concept"; None: as the training data states it
+        at `initialize` ("mention" until then, and when the data has none)."""
+        if level is not None and level not in LEVELS:
             raise ValueError(
                 Errors.E206.format(
                     what="level", options=LEVELS, value=level, name=self.name
                 )
             )
+        if level is None:
+            self._open_levels.add(label)
+        else:
+            self._open_levels.discard(label)
         if label in self.cfg["labels"]:
+            concept = self.cfg["concept_labels"]
+            if level == "concept" and label not in concept:
+                concept.append(label)
+            elif level == "mention" and label in concept:
+                concept.remove(label)
             return 0
         self.cfg["labels"].append(label)
         if level == "concept":
@@ -271,30 +286,59 @@ class RelationExtractor(TrainablePipe):
         labels: Optional[Sequence[str]] = None,
         concept_labels: Optional[Sequence[str]] = None,
     ) -> None:
-        """Set the labels and initialize the model.
+        """Set the labels, check the training data and initialize the model.
 
-        labels: the labels to learn, in order; by default every label of the
-            training examples' gold relations. Give them to restrict training,
-            e.g. ChemProt's evaluated groups CPR:3,4,5,6,9 (relations with other
-            labels are then negatives).
+        labels: the labels to learn, in order, after those given with
+            `add_label`; by default every label of the training examples' gold
+            relations. Give them to restrict training, e.g. ChemProt's
+            evaluated groups CPR:3,4,5,6,9 (relations with other labels are
+            then negatives).
         concept_labels: which labels are concept level; by default those the
-            examples state at level "concept".
+            examples state at level "concept" (and those added at that level).
+
+        Before the first step, the training data is checked against the labels
+        and the candidate generator (`spacy_biobert.training.data_checks`):
+        a label with no positive candidate pair is an error that names the
+        cause (E800-E849); what looks wrong but still trains is logged (W8xx).
         """
         validate_get_examples(get_examples, "RelationExtractor.initialize")
-        seen: Dict[str, str] = {}
-        for eg in get_examples():
-            for rel in eg.reference._.gold_relations or []:
-                seen.setdefault(rel["label"], rel.get("level", "mention"))
-        if labels is None:
-            labels = sorted(seen)
-        if concept_labels is None:
-            concept_labels = [label for label in labels if seen.get(label) == "concept"]
+        from ..training.data_checks import check_relation_data
+
+        added = list(self.cfg["labels"])
+        added_concept = set(self.cfg["concept_labels"])
+        open_levels = set(self._open_levels)
+        configured = labels is not None
+        # one pass over the data: the labels it states (and at which level,
+        # the first seen) and the counts the checks need
+        report = check_relation_data(
+            get_examples(),
+            self.candidates,
+            labels=list(dict.fromkeys(added + list(labels or []))),
+            name=self.name,
+            configured=configured or bool(added),
+        )
+        seen = report.first_levels
+        wanted = list(dict.fromkeys(added + (list(labels) if configured else sorted(seen))))
+
+        def level_of(label: str) -> str:
+            if concept_labels is not None:
+                return "concept" if label in concept_labels else "mention"
+            if label in added and label not in open_levels:
+                return "concept" if label in added_concept else "mention"
+            return "concept" if seen.get(label) == "concept" else "mention"
+
         self.cfg["labels"] = []
         self.cfg["concept_labels"] = []
-        for label in labels:
-            self.add_label(label, "concept" if label in concept_labels else "mention")
+        for label in wanted:
+            self.add_label(label, level_of(label))
+        self._open_levels = set()
+        report.labels, report.concept_labels = self.labels, self.concept_labels
         if not self.labels:
-            raise ValueError(Errors.E205.format(name=self.name))
+            # no relation in the data, none given; say so, unless the data
+            # lost its relations on the way (E801)
+            lost = [p for p in report.problems() if p.code == "E801"]
+            raise ValueError(lost[0].message if lost else Errors.E205.format(name=self.name))
+        report.raise_or_log(gold_entities=self.cfg["gold_entities"])
         self.model.set_dim("nO", len(self.labels))
         sample = [eg.predicted for eg in islice(get_examples(), 10)]
         self.model.initialize(X=(sample, self.make_candidates(sample)))

@@ -31,15 +31,16 @@ def create_training_logger(
     step_offset: int = 0,
     seconds_offset: float = 0.0,
 ) -> Callable[[Language, IO, IO], Tuple[Callable[[Optional[Dict[str, Any]]], None], Callable[[], None]]]:
-    console = registry.loggers.get("spacy.ConsoleLogger.v3")(
-        progress_bar="eval" if progress_bar else None,
-        console_output=console_output,
-        output_file=output_file,
-    )
-
     def setup(nlp: Language, stdout: IO = None, stderr: IO = None):
-        log_console, finalize_console = console(nlp, stdout, stderr)
         err = stderr if stderr is not None else sys.stderr
+        # spaCy's bar only on a terminal: in a log file it is a mess of
+        # carriage returns (plain progress lines are written instead)
+        console = registry.loggers.get("spacy.ConsoleLogger.v3")(
+            progress_bar="eval" if progress_bar and _is_tty(err) else None,
+            console_output=console_output,
+            output_file=output_file,
+        )
+        log_console, finalize_console = console(_ScoreColumns(nlp), stdout, stderr)
         plain_progress = progress_bar and progress_every > 0 and not _is_tty(err)
         started = time.time()
         step = 0
@@ -73,6 +74,36 @@ def create_training_logger(
         return log_step, finalize_console
 
     return setup
+
+
+class _ScoreColumns:
+    """What spaCy's console logger reads of the pipeline (its `pipeline` and
+    `config`), with the score columns no component can fill left out: the
+    relation scores of a level at which no `biobert_relations` has a label
+    (rel_doc_* when every label is mention level; rel_micro_* when every one
+    is document level) would read 0.00 at every evaluation, which looks like
+    a failure. Only the table changes: the training score is spaCy's own."""
+
+    def __init__(self, nlp: Language):
+        self.pipeline = nlp.pipeline
+        self.config = nlp.config
+        relations = [
+            pipe for name, pipe in nlp.pipeline
+            if nlp.get_pipe_meta(name).factory == "biobert_relations"
+        ]
+        if not relations:
+            return
+        unused = []
+        if not any(pipe.concept_labels for pipe in relations):
+            unused.append("rel_doc_")
+        if not any(pipe.mention_labels for pipe in relations):
+            unused.append("rel_micro_")
+        weights = dict(nlp.config["training"]["score_weights"])
+        shown = {k: (None if k.startswith(tuple(unused)) else v) for k, v in weights.items()}
+        if unused:
+            config = nlp.config.copy()
+            config["training"]["score_weights"] = shown
+            self.config = config
 
 
 def _is_tty(stream: IO) -> bool:
