@@ -628,3 +628,22 @@ def test_config_names_the_architecture_and_its_encoder(tiny_bert):
         "@architectures": "spacy-biobert.SharedTransformer.v1",
         "upstream": "biobert",
     }
+
+
+def test_a_slow_tokenizer_is_a_coded_error(tiny_bert):
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "biobert",
+        config={"model": {"name": tiny_bert, "tokenizer_config": {"use_fast": False}}},
+    )
+    nlp.add_pipe(
+        "biobert_relations",
+        config={
+            "candidates": {"@misc": "spacy-biobert.EntityPairs.v1", "allowed_pairs": PAIRS},
+            "model": model_config(),
+        },
+    )
+    examples = cp_examples(nlp.vocab)
+    nlp.initialize(lambda: examples)
+    with pytest.raises(ValueError, match=r"\[E236\].*use_fast"):
+        nlp(make_doc(nlp.vocab, CP_WORDS, ents=CP_ENTS))
