@@ -187,6 +187,48 @@ class Errors:
         "spacy-biobert.RelationModel.v2 and keep the generator only in "
         "[components.{name}.candidates]."
     )
+    # pair-aware relation model (MarkedRelationModel, SharedTransformer): E230-E249
+    E230 = (
+        "[E230] spacy-biobert.SharedTransformer.v1 (upstream {upstream!r}) is not linked "
+        "to a transformer: no `biobert` component named {upstream!r} comes before the "
+        "relation component in the pipeline. The marked relation pass runs the weights of "
+        "that component and holds no copy of them. Fix: add the `biobert` component before "
+        "'biobert_relations' (pipeline order), or set "
+        "[components.biobert_relations.model.encoder] upstream to its name (\"*\": any). "
+        "Only spacy-biobert's `biobert` factory links this layer, not spacy-transformers' "
+        "`transformer`."
+    )
+    E231 = (
+        "[E231] the transformer of '{upstream}' has no weights yet, so the marked relation "
+        "pass cannot run. Fix: initialize '{upstream}' first (nlp.initialize() "
+        "initializes the components in pipeline order), or load a trained pipeline."
+    )
+    E232 = (
+        "[E232] the relation model was built on a transformer of width {saved}, but "
+        "'{upstream}' has width {width}. Fix: use the relation component with the "
+        "`biobert` component it was trained with (same base model), or retrain it."
+    )
+    E233 = (
+        "[E233] {what} must be one of {options}, not {value!r}. Fix: set it in "
+        "[components.biobert_relations.model]."
+    )
+    E234 = (
+        "[E234] {what} must be {expected}, not {value!r}. Fix: set it in "
+        "[components.biobert_relations.model]."
+    )
+    E235 = (
+        "[E235] spacy-biobert.MarkedRelationModel.v1 takes (docs, candidates), not "
+        "{value}: the candidates come from the generator of 'biobert_relations' "
+        "([components.biobert_relations.candidates]). Fix: call the component "
+        "(nlp.pipe, predict), or give the model (docs, [generator(doc) for doc in docs])."
+    )
+    E236 = (
+        "[E236] the marked relation pass needs a fast (Rust) Hugging Face tokenizer, to "
+        "find the markers' wordpieces from character offsets; '{upstream}' has "
+        "{tokenizer}. Fix: set [components.{upstream}.model] tokenizer_config = "
+        "{{\"use_fast\": true}} and use a base model with a tokenizer.json or a vocab a "
+        "fast tokenizer can be built from."
+    )
     # --- annotate (E3xx) ---------------------------------------------------------
     E301 = (
         "[E301] '{partial}' is left over from an interrupted run. Fix: continue it with "

@@ -29,12 +29,14 @@ _WORDS = (
 _CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789.,;:()[]-/+%'\"")
 
 
-def write_tiny_bert(path: Path) -> Path:
-    """A randomly initialised 2-layer BERT (hidden 32) with a hand-written vocab."""
+def write_tiny_bert(path: Path, extra_chars: str = "") -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) with a hand-written vocab
+    (and `extra_chars` as wordpieces too)."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     path.mkdir(parents=True, exist_ok=True)
-    vocab = list(dict.fromkeys(_SPECIAL + _WORDS + _CHARS + ["##" + c for c in _CHARS]))
+    chars = _CHARS + list(extra_chars)
+    vocab = list(dict.fromkeys(_SPECIAL + _WORDS + chars + ["##" + c for c in chars]))
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
     tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
     tokenizer.save_pretrained(str(path))

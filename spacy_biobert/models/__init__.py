@@ -1,8 +1,10 @@
 """Thinc architectures (shape only; weights load at `initialize`)."""
 from .base_models import DEFAULT_MODEL_NAME, KNOWN_MODELS, OFFLINE_ALIAS, resolve_model_name
+from .marked_relation_model import create_marked_relation_model
 from .ner_features import create_listener_with_features
 from .pairs import EntityPairs, create_entity_pairs
 from .relation_model import create_relation_model, create_relation_model_v2
+from .shared_transformer import SharedTransformer, create_shared_transformer
 from .transformer import create_tok2vec_transformer, create_transformer_model
 
 __all__ = [
@@ -14,6 +16,9 @@ __all__ = [
     "create_tok2vec_transformer",
     "create_relation_model",
     "create_relation_model_v2",
+    "create_marked_relation_model",
+    "create_shared_transformer",
+    "SharedTransformer",
     "create_entity_pairs",
     "EntityPairs",
     "create_listener_with_features",

@@ -12,13 +12,22 @@ Imported lazily, by the factory (it imports torch).
   layout (E007-E009, `models.safe_loading`), whatever architecture the saved
   config names; then torch's refusal of a pickle payload in the saved weights
   becomes one coded error (E005) instead of an UnpicklingError traceback.
+- `find_listeners` also links the `spacy-biobert.SharedTransformer.v1` layers
+  of later components (the pair-aware relation model's marked pass) to this
+  component's transformer: they run its weights, not a copy
+  (`models.shared_transformer`).
+- `update` skips the training forward over the documents when no listener
+  would receive it (a pipeline where only a SharedTransformer uses the
+  weights): spacy-transformers runs it and throws it away.
 """
-from typing import Any, Iterable, List
+from typing import Any, Dict, Iterable, List, Optional
 
 import srsly
 from spacy.tokens import Doc
+from spacy.training import Example, validate_examples
 from spacy_transformers import Transformer
 from spacy_transformers.data_classes import FullTransformerBatch
+from thinc.api import Model, Optimizer
 
 from ..models.base_models import refused_pickles
 from ..models.safe_loading import check_component_folder, check_model_bytes
@@ -32,6 +41,41 @@ class BiobertTransformer(Transformer):
         if "get_spans" not in self.model.attrs or not self.model.layers:
             return super().predict(docs)  # not a spacy-transformers TransformerModel
         return predict_in_slices(self.model, docs, self.cfg["max_batch_items"])
+
+    def find_listeners(self, component: Any) -> None:
+        """spacy-transformers' listeners, and our SharedTransformer layers in
+        `component`'s model asking for this component (by name, or "*"),
+        which get a reference to this component's model (see
+        models/shared_transformer.py). spaCy calls this for every later
+        component whenever it links the pipeline."""
+        from ..models.shared_transformer import SharedTransformer
+
+        super().find_listeners(component)
+        model = getattr(component, "model", None)
+        if isinstance(model, Model):
+            for node in model.walk():
+                if isinstance(node, SharedTransformer) and node.upstream_name in ("*", self.name):
+                    node.attach(self.model, self.name)
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """spacy-transformers' update, which runs the transformer over the
+        documents for the listeners; with no listener, nothing would read that
+        output, so it is skipped (the gradients a SharedTransformer puts on the
+        weights are applied by `finish_update` all the same)."""
+        if not self.listeners:
+            validate_examples(examples, "Transformer.update")
+            if losses is None:
+                losses = {}
+            losses.setdefault(self.name, 0.0)
+            return losses
+        return super().update(examples, drop=drop, sgd=sgd, losses=losses)
 
     def from_disk(self, path: Any, *, exclude: Iterable[str] = tuple()) -> "BiobertTransformer":
         where = f"the component '{self.name}' in '{path}'"
