@@ -16,14 +16,17 @@ def show_cli(
     """Print the entities (and relations, if the pipeline has them) found in a text."""
     import sys
 
-    import spacy
-
     from ..extensions import install_extensions, predicted_relations
+    from ..models.base_models import load_pipeline
 
+    install_extensions()
+    try:
+        # refused pickles (E005), torch < 2.6 (E006) and a missing pipeline: one line each
+        nlp = load_pipeline(model)
+    except (OSError, ValueError) as err:
+        msg.fail(f"Cannot load the pipeline '{model}': {err}", exits=1)
     if text is None:
         text = sys.stdin.read()
-    install_extensions()
-    nlp = spacy.load(model)
     doc = nlp(text)
     msg.text(doc.text)
     rows = [(e.start_char, e.end_char, e.text, e.label_, e.kb_id_ or "") for e in doc.ents]
