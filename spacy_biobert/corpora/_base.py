@@ -254,11 +254,19 @@ def title_abstract_passages(
 
 def title_and_abstract(src: "SourceDocument") -> Tuple[str, str]:
     """(title, abstract) of a record, for the formats whose text is title +
-    one separator + abstract (PubTator, ChemProt)."""
+    one separator + abstract (PubTator, ChemProt). Two passages are title
+    and abstract when they cover the text; otherwise the text is cut at the
+    second passage, or at its first line break (`losses.title_abstract_layout`
+    tells when the text written differs from the record's)."""
     p = src.passages
-    if len(p) == 2 and p[1][1] == len(p[0][2]) + 1:
-        return p[0][2], p[1][2]
     text = src.text
+    if (
+        len(p) == 2
+        and p[0][1] == 0
+        and p[1][1] == len(p[0][2]) + 1
+        and p[1][1] + len(p[1][2]) == len(text)
+    ):
+        return p[0][2], p[1][2]
     if len(p) >= 2 and p[1][1] >= 1 and text[p[1][1] - 1] in " \t":
         cut = p[1][1] - 1
         return text[:cut], text[cut + 1 :]

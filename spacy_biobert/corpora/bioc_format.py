@@ -583,10 +583,25 @@ read_bioc = docs_reader(
 
 
 def doc_to_bioc(doc: Doc, *, threshold: float = 0.5) -> Any:
-    """A bioc.BioCDocument for a Doc (gold or predicted)."""
+    """A bioc.BioCDocument for a Doc (gold or predicted). A Doc whose
+    passages BioC cannot hold (overlapping, or text outside them:
+    `losses.bioc_layout_problem`) is an error (E110), never a file the
+    reader rejects."""
     import bioc
 
+    from .losses import bioc_layout_problem
+
     src = with_relation_arguments(doc, doc_to_source(doc), threshold)
+    layout = bioc_layout_problem(src)
+    if layout is not None:  # the reader would reject it (E101) or change its text
+        raise ValueError(
+            Errors.E110.format(
+                format="BioC",
+                problem=f"document {src.doc_id!r}: {layout}",
+                fix="write JSONL (or .spacy), which keep any passages, or convert with "
+                "--allow-loss to write the document as one passage",
+            )
+        )
     bdoc = bioc.BioCDocument()
     bdoc.id = src.doc_id
     for k, v in (src.extra.get("bioc_infons") or {}).items():

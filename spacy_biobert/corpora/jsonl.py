@@ -166,14 +166,14 @@ def _record(
         mentions.append(mention)
     relations = []
     for i, r in enumerate(obj.get("relations") or [], start=1):
-        if not isinstance(r, dict):
+        bad = _relation_problem(r)
+        if bad is not None:
             policy(
                 CorpusFormatError(
                     path,
                     lineno,
                     Errors.E114.format(
-                        doc_id=record, what=f"relation #{i}", expected="a JSON object",
-                        value=show_value(r),
+                        doc_id=record, what=f"relation #{i}{bad[0]}", expected=bad[1], value=bad[2]
                     ),
                     record=record,
                 )
@@ -262,6 +262,25 @@ def _mention_problem(m: Any, text: str) -> Optional[Tuple[str, str, str]]:
         )
     ):
         return ("'locations'", "a list of [offset, length] pairs", show_value(locations))
+    return None
+
+
+def _relation_problem(r: Any) -> Optional[Tuple[str, str, str]]:
+    """(where, expected, found) for a relation that is not what every reader
+    gives and every writer takes: an object with "head", "tail" and "label"
+    strings, "level" "concept" (non-empty head and tail: ids) or "mention"
+    (the default: mention ids)."""
+    if not isinstance(r, dict):
+        return ("", "a JSON object", show_value(r))
+    level = r.get("level", "mention")
+    if level not in ("concept", "mention"):
+        return (" 'level'", "'concept' or 'mention'", show_value(level))
+    for key in ("head", "tail", "label"):
+        if not isinstance(r.get(key), str):
+            return (f" '{key}'", "a string", show_value(r.get(key)))
+    for key in ("head", "tail"):
+        if level == "concept" and not r[key].strip():
+            return (f" '{key}'", "a non-empty id (a concept relation)", show_value(r[key]))
     return None
 
 
