@@ -55,10 +55,12 @@ def damaged(content: str, damage: str) -> bytes:
         return data[:mid] + b"\xff" * 64 + data[mid + 64 :]
     if damage == "no-trailer":  # all the data, the CRC and size missing
         return data[:-8]
+    if damage == "empty":  # gzip itself reads a 0-byte file as empty content
+        return b""
     return content.encode("utf8")[:200]  # "not-gzip": a plain file named .gz
 
 
-DAMAGES = ("truncated", "corrupt", "no-trailer", "not-gzip")
+DAMAGES = ("truncated", "corrupt", "no-trailer", "not-gzip", "empty")
 
 
 @pytest.mark.parametrize("damage", DAMAGES)

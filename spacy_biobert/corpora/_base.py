@@ -403,11 +403,15 @@ class _CheckedGzip(io.RawIOBase):
     def __init__(self, path: Union[str, Path]):
         self.path = path
         self.fp = gzip.open(path, "rb")
+        # gzip reads a 0-byte file as empty content; a gzip file is >= 20 bytes
+        self.empty = os.path.getsize(path) == 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
+        if self.empty and len(b):
+            raise gzip_error(self.path, EOFError("the file is 0 bytes long"))
         try:
             return self.fp.readinto(b)
         except (EOFError, zlib.error, gzip.BadGzipFile) as err:

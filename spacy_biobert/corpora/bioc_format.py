@@ -174,16 +174,22 @@ def _keep_text_of_markup(doc: Any, line: int, stats: CorpusStats) -> None:
     counted in `stats.markup` (W107)."""
     from lxml import etree
 
-    for elem in doc.iter(*_TEXT_ELEMENTS):
-        if len(elem):
-            stats.markup += 1
-            if len(stats.markup_examples) < 5:
-                tags = sorted({child.tag for child in elem.iterdescendants()})
-                doc_id = doc.findtext("id") or "?"
-                stats.markup_examples.append(
-                    f"document {doc_id} (line {line}): <{'>, <'.join(tags)}> in <{elem.tag}>"
-                )
-            etree.strip_tags(elem, "*")
+    # Found first, stripped after (stripping changes the tree); an element
+    # inside another one that holds text (a <text> in an <infon>) is its markup.
+    outer = [
+        elem
+        for elem in doc.iter(*_TEXT_ELEMENTS)
+        if len(elem) and not any(a.tag in _TEXT_ELEMENTS for a in elem.iterancestors())
+    ]
+    for elem in outer:
+        stats.markup += 1
+        if len(stats.markup_examples) < 5:
+            tags = sorted({child.tag for child in elem.iterdescendants()})
+            doc_id = "".join(next(doc.iter("id"), etree.Element("id")).itertext()) or "?"
+            stats.markup_examples.append(
+                f"document {doc_id} (line {line}): <{'>, <'.join(tags)}> in <{elem.tag}>"
+            )
+        etree.strip_tags(elem, "*")
 
 
 def _iter_json(path: Union[str, Path], fp: Any) -> Iterator[Tuple[int, Any]]:
