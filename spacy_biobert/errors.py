@@ -422,4 +422,4 @@ class Warnings:
         "DTD does not allow there; first: {examples}): their text is kept and their tags "
         "are dropped, so offsets count the text only."
     )
-    W108 = "[W108] {target}: written without what {format} cannot hold: {losses}."
+    W108 = "[W108] {target} written as {format} without what {format} cannot hold: {losses}."

@@ -135,6 +135,30 @@ def test_text_outside_the_passages_is_not_dropped_by_bioc(tmp_path, nlp):
     assert report.items and [r.text for r in iter_bioc_records(tmp_path / "gap.xml")] == ["abc\ndef tail"]
 
 
+def test_line_breaks_between_passages_are_reported_for_bioc(tmp_path, nlp):
+    src = tmp_path / "lines.jsonl"
+    passages = [{"type": "title", "offset": 0, "length": 5}, {"type": "abstract", "offset": 6, "length": 5}]
+    src.write_text(json.dumps({"id": "1", "text": "Title\nAbstr\n", "passages": passages}) + "\n")
+    with pytest.raises(ValueError, match=r"E121.*1 texts with whitespace other than spaces"):
+        write_corpus(read_jsonl(src, nlp), tmp_path / "o.xml")
+    write_corpus(read_jsonl(src, nlp), tmp_path / "o.xml", allow_loss=True)
+    (rec,) = iter_bioc_records(tmp_path / "o.xml")  # the offsets are the same
+    assert rec.text == "Title Abstr" and rec.passages == [("title", 0, "Title"), ("abstract", 6, "Abstr")]
+
+
+def test_annotate_writes_blank_line_text_as_bioc(tmp_path):
+    """annotate's documents of several lines are passages with line breaks
+    between them: BioC writes them (the offsets hold), it does not refuse."""
+    from spacy_biobert.annotate import annotate
+
+    src = tmp_path / "in.txt"
+    src.write_text("cocaine and\nlithium\n\nnaloxone\n")
+    for out in (tmp_path / "o.xml", tmp_path / "o.json"):
+        stats = annotate(spacy.blank("en"), src, out, text_docs="blank-line")
+        assert stats.documents == 2 and stats.rejected == 0
+        assert [r.text for r in iter_bioc_records(out)] == ["cocaine and lithium", "naloxone"]
+
+
 @pytest.mark.parametrize("target", ["o.xml", "o.json", "o.jsonl", "o.spacy"])
 @pytest.mark.parametrize("source", [PUBTATOR, CHEMPROT])
 def test_conversions_that_keep_everything_need_no_flag(tmp_path, source, target):

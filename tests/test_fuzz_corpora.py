@@ -283,7 +283,7 @@ def kept(rec: SourceDocument, target: str) -> Any:
     """What `target` keeps of a record: `full` of what it holds once written
     and read back, by the table of docs/corpora.md ("What each format keeps")."""
     from spacy_biobert.corpora._base import title_and_abstract
-    from spacy_biobert.corpora.losses import bioc_layout_problem
+    from spacy_biobert.corpora.losses import bioc_text
 
     rec = SourceDocument(rec.doc_id, rec.text, list(rec.passages),
                          [SourceMention(**vars(m)) for m in rec.mentions],
@@ -309,8 +309,11 @@ def kept(rec: SourceDocument, target: str) -> Any:
                       and r["head"] in ids and r["tail"] in ids]
             rec.relations = [{k: v for k, v in r.items() if k in _CHEMPROT_KEYS} for r in linked]
     elif target in ("bioc-xml", "bioc-json"):
-        if bioc_layout_problem(rec) is not None:
+        problem, text = bioc_text(rec)
+        if problem is not None:
             rec.passages = [("text", 0, rec.text)]
+        else:  # whitespace between passages is read back as spaces
+            rec.text = text
         rec.extra = {k: v for k, v in rec.extra.items() if k in ("bioc_infons", "separator")}
         for m in rec.mentions:
             m.extra = {k: v for k, v in m.extra.items() if k in ("locations", "bioc_text")}

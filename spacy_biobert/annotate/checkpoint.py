@@ -15,7 +15,10 @@ file, and the one atomic-write helper of the package's work files.
   with a coded error, other settings (E303), a changed input (E313), partial
   files shorter than recorded (E305), and a missing, unreadable or foreign
   progress file next to partial output (E312): it never silently starts again
-  over output it cannot account for.
+  over output it cannot account for. The fingerprint hashes all of the input
+  (`input_fingerprint`), so an edit that keeps the size and restores the
+  modification time is a changed input too; a progress file that records more
+  documents done than the input holds is refused by the runner (E314).
 """
 
 import hashlib

@@ -590,9 +590,9 @@ read_bioc = docs_reader(
 
 def doc_to_bioc(doc: Doc, *, threshold: float = 0.5) -> Any:
     """A bioc.BioCDocument for a Doc (gold or predicted). A Doc whose
-    passages BioC cannot hold (overlapping, or text outside them:
-    `losses.bioc_layout_problem`) is an error (E110), never a file the
-    reader rejects."""
+    passages BioC cannot hold (overlapping, or text other than whitespace
+    outside them: `losses.bioc_text`) is an error (E110), never a file the
+    reader rejects or reads with other offsets."""
     import bioc
 
     from .losses import bioc_layout_problem

@@ -23,6 +23,8 @@ when present) as `spacy_biobert.extensions.predicted_relations` gives them:
 document-level ones (BC5CDR CID: kb ids, from `doc._.kb_relations`, what the
 scorer scores) and mention-level ones (ChemProt: mention ids and offsets).
 Only "text" is required when reading, so plain `{"text": ...}` lines (optionally with "id") are accepted too.
+A relation is an object with "head", "tail" and "label" strings and a "level"
+of "concept" (non-empty ids) or "mention" (the default); another is E114.
 """
 
 import json

@@ -12,7 +12,8 @@ some of it (see docs/corpora.md, "What each format keeps"):
   fields, ids and passages as PubTator;
 - BioC: mention and document fields it has no infon for; relation fields that
   are not text (written as text); passages that overlap or leave text outside
-  them (written as one passage).
+  them (written as one passage); whitespace other than spaces between them
+  (read back as spaces).
 
 `document_losses(doc, format)` counts them for one Doc; `LossReport` adds
 them up over a file. `write_corpus` refuses (E121) a file that would lose
@@ -26,11 +27,12 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from spacy.tokens import Doc
 
-from ..errors import Errors
+from ..errors import Errors, Warnings
 from ._base import (
     SOURCE_KEY,
     SourceDocument,
     doc_to_source,
+    logger,
     predicted_relations,
     title_abstract_passages,
     title_and_abstract,
@@ -58,6 +60,12 @@ TEXT_LAYOUT = Kind(
 )
 PASSAGES = Kind(
     "passage layouts other than one title and one abstract", _BIOC + ("jsonl", "spacy"), True
+)
+BIOC_WHITESPACE = Kind(
+    "texts with whitespace other than spaces between or after their passages (BioC reads "
+    "spaces there)",
+    ("jsonl", "spacy"),
+    True,
 )
 BIOC_PASSAGES = Kind(
     "passage layouts BioC cannot hold (overlapping, or text outside them; written as one passage)",
@@ -104,24 +112,32 @@ _BIOC_DOCUMENT_FIELDS = ("bioc_infons",) + _LAYOUT_FIELDS
 _BIOC_MENTION_FIELDS = ("locations", "bioc_text")
 
 
-def bioc_layout_problem(src: SourceDocument) -> Optional[str]:
-    """Why BioC cannot hold the passages of `src`, or None. BioC puts each
-    passage at its offset and fills gaps with spaces, so passages must not
-    overlap and every character outside them must be a space."""
+def bioc_text(src: SourceDocument) -> Tuple[Optional[str], str]:
+    """(why BioC cannot hold the passages of `src`, or None; the text BioC
+    reads back). BioC puts each passage at its offset and fills the gaps with
+    spaces: passages must not overlap, and outside them there must be nothing
+    but whitespace (a line break between lines is read back as a space, and
+    whitespace after the last passage is dropped: offsets stay right)."""
     parts: List[str] = []
     end = 0
     for _type, offset, ptext in sorted(src.passages, key=lambda p: p[1]):
         if offset < end:
-            return f"its passage at offset {offset} overlaps the one before (which ends at {end})"
+            why = f"its passage at offset {offset} overlaps the one before (which ends at {end})"
+            return why, src.text
+        if src.text[end:offset].strip():
+            break
         parts.append(" " * (offset - end))
         parts.append(ptext)
         end = offset + len(ptext)
-    if "".join(parts) != src.text:
-        return (
-            "its text has characters outside its passages (only spaces can lie between "
-            "passages, and nothing after the last)"
-        )
-    return None
+    else:
+        if not src.text[end:].strip():
+            return None, "".join(parts)
+    return "its text has characters outside its passages (only whitespace can be there)", src.text
+
+
+def bioc_layout_problem(src: SourceDocument) -> Optional[str]:
+    """Why BioC cannot hold the passages of `src` (`bioc_text`), or None."""
+    return bioc_text(src)[0]
 
 
 def title_abstract_layout(src: SourceDocument) -> Tuple[bool, bool]:
@@ -159,8 +175,11 @@ def document_losses(doc: Doc, fmt: str, *, threshold: float = 0.5) -> Counter:
     src = doc_to_source(doc)
     extra = set(src.extra)
     if fmt in _BIOC:
-        if bioc_layout_problem(src) is not None:
+        problem, text = bioc_text(src)
+        if problem is not None:
             found[BIOC_PASSAGES] += 1
+        elif text != src.text:
+            found[BIOC_WHITESPACE] += 1
         for m in src.mentions:
             if set(m.extra) - set(_BIOC_MENTION_FIELDS):
                 found[MENTION_FIELDS] += 1
@@ -274,7 +293,7 @@ def check_losses(
     with E121, once the rest is counted too (the message gives the counts of
     the whole file; the writers write atomically, so the output is left as it
     was). With it, a document whose passages BioC cannot hold is given to the
-    writer as one passage."""
+    writer as one passage, and what was dropped is logged (W108)."""
     docs = iter(docs)
     for doc in docs:
         found = document_losses(doc, fmt, threshold=threshold)
@@ -287,12 +306,17 @@ def check_losses(
         if BIOC_PASSAGES in found:
             doc = one_passage(doc)
         yield doc
+    if report:
+        logger.warning(
+            Warnings.W108.format(target=report.source or "output", format=fmt, losses=report.summary())
+        )
 
 
 __all__ = [
     "Kind",
     "LossReport",
     "bioc_layout_problem",
+    "bioc_text",
     "check_losses",
     "document_losses",
     "one_passage",
