@@ -131,6 +131,15 @@ class Errors:
         "[E142] the text of {mid}, {written!r}, disagrees with its offsets {offsets}, which "
         "cover {covered!r} (fragments joined by one space)"
     )
+    E120 = (
+        "[E120] the file is not a complete gzip file ({reason}): it is truncated or damaged, "
+        "so what it holds cannot all be read"
+    )
+    E121 = (
+        "[E121] converting {source} to {format} would lose what {format} cannot hold: "
+        "{losses}. Fix: convert to a format that keeps them ({keeps}), or pass "
+        "--allow-loss (write_corpus(..., allow_loss=True)) to write the file without them"
+    )
 
     # --- relations (E2xx) ---------------------------------------------------
     E201 = (
@@ -279,6 +288,12 @@ class Errors:
         "({what}); resuming would mix documents of two inputs. Fix: resume with the "
         "unchanged input, or start again with --overwrite."
     )
+    E314 = (
+        "[E314] cannot resume: the progress file '{progress}' records {done} input "
+        "document(s) done, but the input '{input}' holds only {found}; the progress file "
+        "does not belong to this input. Fix: resume with the input of the interrupted "
+        "run, or start again with --overwrite."
+    )
     # --- normalisation: abbreviations, knowledge base, linker (E4xx) ---------------
     E401 = (
         "[E401] no knowledge base at '{path}' (expected a folder with kb.npz, or kb.msgpack "
@@ -364,6 +379,11 @@ class Errors:
         "Fix: pip install 'spacy-biobert[serve]'."
     )
     E506 = "[E506] {name} must be {what}, not {value!r}. Fix: {fix}"
+    E507 = (
+        "[E507] kb_url_template must be an http:// or https:// URL, or a relative path, "
+        "with one {{}} where the id goes, not {value!r} ({why}). Fix: e.g. "
+        "'https://meshb.nlm.nih.gov/record/ui?ui={{}}' (CLI: --kb-url)."
+    )
     # --- domain-adaptive pretraining (E6xx) ------------------------------------------
     E601 = (
         "[E601] no text to pretrain on: {detail}. Fix: pass corpus files (PubTator, "
@@ -590,6 +610,12 @@ class Warnings:
         "them. Fix: put the file(s) beside the abstracts file, if they exist (a split "
         "without annotations needs none)."
     )
+    W107 = (
+        "[W107] {path}: {count} BioC text value(s) held XML elements (markup, which BioC's "
+        "DTD does not allow there; first: {examples}): their text is kept and their tags "
+        "are dropped, so offsets count the text only."
+    )
+    W108 = "[W108] {target} written as {format} without what {format} cannot hold: {losses}."
 
     # --- your own data: init-config, data checks (E8xx, W8xx) ---------------------
     W800 = (

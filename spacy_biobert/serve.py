@@ -39,14 +39,17 @@ the vocab over a long-lived service. `server_config` gives the uvicorn settings
 within `header_timeout` seconds (uvicorn has no such timeout of its own; a
 client that stalls or dribbles headers is disconnected), idle keep-alive
 connections close after `keep_alive` seconds, a request head is at most
-`max_header_bytes`, and at most `max_connections` connections are served at
-once (503 above).
+`max_header_bytes` (431 above, however it arrives: in one read or in many),
+and at most `max_connections` connections are served at once (503 above). A
+client that closes its connection before its body has arrived is logged in
+one line (logger "spacy_biobert.serve"), not as an application error.
 """
 
 import asyncio
 import hmac
 import io
 import json
+import logging
 import os
 import re
 import threading
@@ -65,6 +68,7 @@ DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_KEEP_ALIVE = 5
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 DEFAULT_MAX_CONNECTIONS = 64
+logger = logging.getLogger("spacy_biobert.serve")
 # The name a request body has in the corpus readers' messages (then said as
 # "line N" or "the body", `_strip_path`).
 _BODY = "<request body>"
@@ -235,6 +239,16 @@ def _json_record(text: str) -> Any:
     return Record(0, "" if doc_id is None else str(doc_id), obj["text"])
 
 
+class ClientGone(Exception):
+    """The client closed the connection before its request body arrived
+    (`received` bytes of it; `declared`: its Content-Length, if any)."""
+
+    def __init__(self, received: int, declared: Optional[str]):
+        super().__init__(f"{received} of {declared or 'an unknown number of'} bytes")
+        self.received = received
+        self.declared = declared
+
+
 class RequestError(Exception):
     """A bad request: the HTTP status and what to tell the client."""
 
@@ -323,7 +337,7 @@ def create_app(
     runs on the CPU (`spacy_biobert.precision.set_precision`; None: as the
     pipeline is set)."""
     try:
-        from fastapi import FastAPI, HTTPException, Query, Request
+        from fastapi import FastAPI, HTTPException, Query, Request, Response
         from starlette.concurrency import run_in_threadpool
         from starlette.middleware.trustedhost import TrustedHostMiddleware
     except ImportError as err:
@@ -387,6 +401,12 @@ def create_app(
             # A client too slow to send its body is not kept (uvicorn drains a 413 body).
             headers = {"Connection": "close"} if err.status == 408 else None
             raise HTTPException(err.status, err.detail, headers=headers) from None
+        except ClientGone as gone:
+            # Nobody is left to answer: one line in the log, not an application error.
+            client = request.client
+            where = f"{client.host}:{client.port}" if client else "a client"
+            logger.warning("%s disconnected before its request body arrived (%s)", where, gone)
+            return Response(status_code=400)
 
     return app
 
@@ -400,14 +420,19 @@ async def _read_body(request: Any, max_bytes: Optional[int], timeout: Optional[f
         if int(declared) > max_bytes:
             raise RequestError(413, _too_large(int(declared), max_bytes))
 
+    from starlette.requests import ClientDisconnect
+
     async def collect() -> bytes:
         chunks = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if max_bytes is not None and size > max_bytes:
-                raise RequestError(413, _too_large(size, max_bytes, at_least=True))
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise RequestError(413, _too_large(size, max_bytes, at_least=True))
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise ClientGone(size, declared) from None
         return b"".join(chunks)
 
     if timeout is None:
@@ -446,7 +471,7 @@ def server_config(
         app,
         host=host,
         port=port,
-        http=_protocol_with_header_timeout(header_timeout),
+        http=_protocol_with_header_limits(header_timeout, max_header_bytes),
         ws="none",
         timeout_keep_alive=keep_alive,
         h11_max_incomplete_event_size=max_header_bytes,
@@ -455,14 +480,24 @@ def server_config(
     )
 
 
-def _protocol_with_header_timeout(seconds: float) -> Any:
-    """uvicorn's h11 protocol, closing a connection that has not sent a
-    complete request head within `seconds` of connecting or of the previous
-    response (uvicorn's own keep-alive timer stops at the first byte, so a
-    client sending one header byte at a time would hold the connection)."""
+_HEAD_END = re.compile(b"\n\r?\n")
+
+
+def _protocol_with_header_limits(seconds: float, max_header_bytes: int) -> Any:
+    """uvicorn's h11 protocol with two limits on a request head:
+
+    - time: a connection that has not sent a complete request head within
+      `seconds` of connecting or of the previous response is closed
+      (uvicorn's own keep-alive timer stops at the first byte, so a client
+      sending one header byte at a time would hold the connection);
+    - size: a head over `max_header_bytes` is answered 431 and the
+      connection closed, whether it arrives in one read or in many (h11's
+      own limit only holds while a head is incomplete, so a 100 KB head
+      arriving in one read was served)."""
+    import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    class HeaderTimeoutH11Protocol(H11Protocol):
+    class HeaderLimitsH11Protocol(H11Protocol):
         _head_timer: Any = None
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
@@ -471,9 +506,39 @@ def _protocol_with_header_timeout(seconds: float) -> Any:
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
-            if self._waiting_for_head():
+            if self.transport.is_closing() or self._waiting_for_head():
                 return
             self._cancel_head_timer()  # a request head arrived
+
+        def handle_events(self) -> None:
+            # Before h11 parses what is buffered: while the client is between
+            # requests, the buffer starts with the next request's head.
+            if self.conn.their_state is h11.IDLE and self._head_too_large():
+                return
+            super().handle_events()
+
+        def _head_too_large(self) -> bool:
+            buffered = self.conn.trailing_data[0]
+            end = _HEAD_END.search(buffered)
+            size = end.end() if end is not None else len(buffered)
+            if size <= max_header_bytes:
+                return False
+            client = "%s:%d" % tuple(self.client) if self.client else "a client"
+            logger.warning(
+                "refused a request head of %s%d bytes from %s (431; the limit is %d bytes)",
+                "" if end is not None else "at least ", size, client, max_header_bytes,
+            )
+            detail = (
+                f"the request head is {'' if end is not None else 'at least '}{size} bytes, over "
+                f"the limit of {max_header_bytes}. Fix: send fewer or shorter headers."
+            ).encode("ascii")
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+                b"content-length: " + str(len(detail)).encode("ascii") + b"\r\n\r\n" + detail
+            )
+            self.transport.close()
+            return True
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -501,7 +566,7 @@ def _protocol_with_header_timeout(seconds: float) -> Any:
             if self._waiting_for_head() and not self.transport.is_closing():
                 self.transport.close()
 
-    return HeaderTimeoutH11Protocol
+    return HeaderLimitsH11Protocol
 
 
 def _too_large(size: int, limit: int, at_least: bool = False) -> str:

@@ -21,6 +21,7 @@ the tests read back from headless Chromium.
 
 import html
 import json
+import re
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 from urllib.parse import quote
 
@@ -171,6 +172,37 @@ _SCRIPT = r"""
 """
 
 
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_NOT_IN_URL = re.compile(r"[\x00-\x20\x7f]")
+
+
+def check_kb_url_template(template: Optional[str]) -> Optional[str]:
+    """`template` when it is None or a link template `render` may use: an
+    http:// or https:// URL, or a relative one, with a `{}` for the id, and
+    no whitespace or control character (which browsers drop from a scheme:
+    "java\tscript:"); else E507. A `javascript:`, `data:` or other scheme
+    would make a page whose links run code."""
+    if template is None:
+        return None
+
+    def refuse(why: str) -> ValueError:
+        return ValueError(Errors.E507.format(value=template, why=why))
+
+    if not isinstance(template, str):
+        raise refuse(f"a {type(template).__name__}, not a string")
+    try:
+        url = template.format("ID")
+    except (IndexError, KeyError, ValueError) as err:
+        raise refuse(f"not a template with one {{}} for the id: {err!r}") from None
+    bad = _NOT_IN_URL.search(template)
+    if bad is not None:
+        raise refuse(f"it holds the character U+{ord(bad.group()):04X}")
+    scheme = _SCHEME.match(url)
+    if scheme is not None and scheme.group(1).lower() not in ("http", "https"):
+        raise refuse(f"the scheme {scheme.group(1)!r} is not http or https")
+    return template
+
+
 def render(
     docs: Union[Doc, Iterable[Doc]],
     *,
@@ -187,13 +219,15 @@ def render(
     labels: only these relation labels (default: all).
     colors: entity label -> CSS colour, on top of DEFAULT_COLORS.
     kb_url_template: e.g. "https://meshb.nlm.nih.gov/record/ui?ui={}": each kb id
-        links there, percent-encoded (default: the id is shown, unlinked).
+        links there, percent-encoded (default: the id is shown, unlinked); an
+        http(s) or relative URL only (E507, `check_kb_url_template`).
     """
     from .extensions import install_extensions
     from .pipeline.relations import check_threshold
 
     install_extensions()
     check_threshold(threshold)
+    check_kb_url_template(kb_url_template)
     if isinstance(docs, Doc):
         docs = [docs]
     palette = dict(DEFAULT_COLORS, **(colors or {}))

@@ -270,3 +270,53 @@ def test_real_chemprot_via_bioc(corpora_dir, tmp_path, split):
     assert key(iter_bioc_records(tmp_path / "c.xml")) == expected
     write_bioc_json(docs, tmp_path / "c.json")
     assert key(iter_bioc_records(tmp_path / "c.json")) == expected
+
+
+# --- the whole text of a passage: comments, processing instructions, markup ---------------
+
+MARKUP_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<collection><source>x</source><date></date><key></key>
+<document><id>1</id>
+<passage><infon key="type">ti<!-- c -->tle</infon><offset>0</offset>
+<text>Aspirin causes headache<!-- n -->. Naloxone <?pi x?>reverses {inner} fast.</text>
+<annotation id="A1"><infon key="type">Chemical</infon><location offset="25" length="8"/>
+<text>Nal<!-- c -->oxone</text></annotation>
+</passage></document></collection>
+"""
+WHOLE_TEXT = "Aspirin causes headache. Naloxone reverses it fast."
+
+
+def test_comments_and_processing_instructions_in_bioc_text_keep_the_whole_text(tmp_path):
+    path = tmp_path / "c.xml"
+    path.write_text(MARKUP_XML.format(inner="it"), encoding="utf8")
+    stats = CorpusStats()
+    (rec,) = iter_bioc_records(path, stats=stats)
+    assert rec.text == WHOLE_TEXT
+    assert rec.passages == [("title", 0, WHOLE_TEXT)]
+    assert [(m.start, m.end, m.text) for m in rec.mentions] == [(25, 33, "Naloxone")]
+    assert stats.markup == 0  # legal XML, nothing to say
+
+
+def test_markup_in_bioc_text_keeps_its_text_and_is_counted(tmp_path, caplog):
+    path = tmp_path / "m.xml"
+    path.write_text(MARKUP_XML.format(inner="<i>i<b>t</b></i>"), encoding="utf8")
+    stats = CorpusStats()
+    (doc,) = read_bioc(path, stats=stats)
+    assert doc.text == WHOLE_TEXT and stats.markup == 1
+    assert "W107" in caplog.text and "<b>, <i>" in caplog.text
+
+
+def test_bioc_text_with_a_comment_through_convert_and_annotate(tmp_path):
+    from typer.testing import CliRunner
+
+    from spacy_biobert.annotate import annotate
+    from spacy_biobert.cli import app
+
+    src = tmp_path / "c.xml"
+    src.write_text(MARKUP_XML.format(inner="it"), encoding="utf8")
+    res = CliRunner().invoke(app, ["convert", str(src), str(tmp_path / "c.jsonl")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "c.jsonl").read_text())["text"] == WHOLE_TEXT
+    nlp = spacy.blank("en")
+    annotate(nlp, src, tmp_path / "a.jsonl")
+    assert json.loads((tmp_path / "a.jsonl").read_text())["text"] == WHOLE_TEXT

@@ -39,7 +39,7 @@ from tiny_pipelines import tiny_relation_pipeline
 from spacy_biobert.annotate import OutputPaths, annotate
 
 FORMATS = {"jsonl": ".jsonl", "pubtator": ".pubtator", "bioc-xml": ".xml", "bioc-json": ".json"}
-REJECT_KINDS = {"empty", "too-long", "encoding", "json", "unparsable", "unwritable"}
+REJECT_KINDS = {"empty", "too-long", "encoding", "json", "unparsable", "unwritable", "damaged"}
 MAX_CHARS = 300
 FAST = settings(
     max_examples=6,
@@ -154,7 +154,8 @@ jsonl_inputs = st.lists(jsonl_lines(), min_size=1, max_size=7)
 def input_documents(lines):
     """(index, expected id, expected text or None) of every input document,
     as the JSONL reader defines them: blank lines are no documents; the id is
-    the record's "id" as a string, else the line number."""
+    the record's "id" (a string, or an integer as a string; another value is
+    a reject), else the line number."""
     docs = []
     for lineno, raw in enumerate(lines, start=1):
         if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
@@ -166,8 +167,13 @@ def input_documents(lines):
             obj = json.loads(raw.decode("utf8"))
         except (ValueError, RecursionError):
             obj = None
-        if isinstance(obj, dict) and isinstance(obj.get("text"), str):
-            expected = (str(lineno) if obj.get("id") is None else str(obj["id"]), obj["text"])
+        doc_id = obj.get("id") if isinstance(obj, dict) else None
+        # an id is a string or an integer (E114, as convert says): anything else is a reject
+        good_id = doc_id is None or isinstance(doc_id, str) or (
+            isinstance(doc_id, int) and not isinstance(doc_id, bool)
+        )
+        if isinstance(obj, dict) and isinstance(obj.get("text"), str) and good_id:
+            expected = (str(lineno) if doc_id is None else str(doc_id), obj["text"])
         docs.append((len(docs),) + expected)
     return docs
 

@@ -245,3 +245,41 @@ def test_render_cli(tiny_model, tmp_path):
     assert "4 entities, 4 relations" in html and "&lt;b&gt;" in html
     missing = CliRunner().invoke(app, ["render", tiny_model, str(tmp_path / "nope.txt"), "-o", str(page)])
     assert missing.exit_code != 0
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "javascript:alert(document.domain)//{}",
+        "JavaScript:alert(1)//{}",
+        "java\tscript:alert(1)//{}",
+        " javascript:alert(1)//{}",
+        "data:text/html,<script>alert(1)</script>{}",
+        "vbscript:msgbox({})",
+        "file:///etc/passwd?{}",
+        "https://x.org/{id}",
+        "https://x.org/{}{",
+    ],
+)
+def test_kb_url_template_must_be_an_http_or_relative_link(template):
+    with pytest.raises(ValueError, match="E507"):
+        render(annotated_doc(), kb_url_template=template)
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["https://meshb.nlm.nih.gov/record/ui?ui={}", "HTTP://x.org/{}", "/kb/{}", "kb?id={}", "//x.org/{}"],
+)
+def test_http_and_relative_kb_url_templates_are_taken(template):
+    assert "biobert" in render(annotated_doc(), kb_url_template=template)
+
+
+def test_render_cli_refuses_a_javascript_kb_url(tiny_model, tmp_path):
+    text = tmp_path / "in.txt"
+    text.write_text("cocaine\n", encoding="utf8")
+    page = tmp_path / "page.html"
+    result = CliRunner().invoke(
+        app, ["render", tiny_model, str(text), "-o", str(page), "--kb-url", "javascript:alert(1)//{}"]
+    )
+    assert result.exit_code == 1 and "E507" in result.output and "--kb-url" in result.output
+    assert not page.exists()

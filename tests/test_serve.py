@@ -219,3 +219,98 @@ def test_cli_refuses_bad_limits_and_missing_models(tmp_path):
     assert bad.exit_code == 1 and "--max-docs must be an integer >= 1 or 'none'" in bad.output
     missing = CliRunner().invoke(app, ["serve", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "nope" in " ".join(missing.output.split())
+
+
+# --- the request-head limit and clients that go away ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def configured_server():
+    """The service as `spacy-biobert serve` runs it (server_config: 16 KiB head
+    limit), on a blank pipeline; its port."""
+    import spacy
+
+    from spacy_biobert.serve import server_config
+
+    port = free_port()
+    config = server_config(create_app(spacy.blank("en")), port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not srv.started:
+        assert thread.is_alive() and time.time() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield port
+    srv.should_exit = True
+    thread.join(timeout=30)
+
+
+def _answer(port: int, data: bytes, chunk: int = 0) -> bytes:
+    """What the server answers to `data` (sent at once, or `chunk` bytes at a
+    time), read until it closes the connection or 10 s pass."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(10)
+        try:
+            if chunk:
+                for i in range(0, len(data), chunk):
+                    sock.sendall(data[i : i + chunk])
+            else:
+                sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        received = b""
+        try:
+            while True:
+                part = sock.recv(65536)
+                if not part:
+                    break
+                received += part
+                if b"\r\n\r\n" in received and b"connection: close" not in received.lower():
+                    break
+        except (socket.timeout, ConnectionResetError):
+            pass
+    return received
+
+
+def _head(size: int) -> bytes:
+    start = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: "
+    end = b"\r\n\r\n"
+    return start + b"a" * (size - len(start) - len(end)) + end
+
+
+@pytest.mark.parametrize("size", [17_000, 50_000, 100_000])
+@pytest.mark.parametrize("chunk", [0, 4096])
+def test_a_request_head_over_16_kib_is_431_whatever_the_read_size(configured_server, size, chunk):
+    answer = _answer(configured_server, _head(size), chunk)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b"over the limit of 16384" in answer
+
+
+def test_a_request_head_under_16_kib_is_served(configured_server):
+    answer = _answer(configured_server, _head(16_000).replace(b"HTTP/1.1", b"HTTP/1.0"))
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+
+
+def test_a_client_leaving_mid_body_is_one_log_line(configured_server, caplog):
+    import logging
+
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    uvicorn_errors.addHandler(caplog.handler)  # uvicorn's loggers do not propagate
+    try:
+        with caplog.at_level(logging.INFO):
+            with socket.create_connection(("127.0.0.1", configured_server)) as sock:
+                sock.sendall(
+                    b"POST /annotate HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                    b"Content-Length: 100000\r\n\r\ncocaine"
+                )
+                time.sleep(0.3)
+            deadline = time.time() + 10
+            while "disconnected" not in caplog.text and time.time() < deadline:
+                time.sleep(0.05)
+    finally:
+        uvicorn_errors.removeHandler(caplog.handler)
+    lines = [r.getMessage() for r in caplog.records if "disconnected" in r.getMessage()]
+    assert len(lines) == 1 and "before its request body arrived (7 of 100000 bytes)" in lines[0]
+    assert "Exception in ASGI application" not in caplog.text
+    assert "ClientDisconnect" not in caplog.text

@@ -15,7 +15,10 @@ file, and the one atomic-write helper of the package's work files.
   with a coded error, other settings (E303), a changed input (E313), partial
   files shorter than recorded (E305), and a missing, unreadable or foreign
   progress file next to partial output (E312): it never silently starts again
-  over output it cannot account for.
+  over output it cannot account for. The fingerprint hashes all of the input
+  (`input_fingerprint`), so an edit that keeps the size and restores the
+  modification time is a changed input too; a progress file that records more
+  documents done than the input holds is refused by the runner (E314).
 """
 
 import hashlib
@@ -33,9 +36,10 @@ from .inputs import Reject
 from .outputs import BIOC_JSON_SEPARATOR, footer, header
 from .window import Result
 
-PROGRESS_VERSION = 2
-# The input fingerprint hashes this much of the start and of the end of a file.
-FINGERPRINT_BYTES = 1 << 20
+# 3: the input fingerprint hashes all of the input (2: its first and last MiB).
+PROGRESS_VERSION = 3
+# The input fingerprint reads the input in pieces of this size.
+FINGERPRINT_CHUNK = 1 << 20
 _PROGRESS_COUNTS = ("done", "output_bytes", "rejects_bytes", "documents", "rejected", "entities",
                     "relations")
 _STAT_COUNTS = ("documents", "rejected", "entities", "relations")
@@ -111,9 +115,10 @@ class OutputPaths:
 
 def input_fingerprint(path: Union[str, Path]) -> Dict[str, Any]:
     """What `--resume` compares to tell that the input is unchanged: for a
-    file, its size, modification time and a SHA-256 of its first and last MiB;
-    for a folder, a SHA-256 over the names, sizes and modification times of
-    its .txt/.txt.gz files."""
+    file, its size, modification time and a SHA-256 of all its bytes (read
+    in 1 MiB pieces, so an edit anywhere is seen, even one that keeps the size
+    and restores the modification time); for a folder, a SHA-256 over the
+    names, sizes, modification times and contents of its .txt/.txt.gz files."""
     path = Path(path)
     digest = hashlib.sha256()
     if path.is_dir():
@@ -122,15 +127,19 @@ def input_fingerprint(path: Union[str, Path]) -> Dict[str, Any]:
         )
         for file in files:
             st = file.stat()
-            digest.update(f"{file.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf8", "surrogateescape"))
+            digest.update(f"{file.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf8", "surrogateescape"))
+            digest.update(_file_sha256(file).encode("ascii") + b"\n")
         return {"files": len(files), "sha256": digest.hexdigest()}
     st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _file_sha256(path)}
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
     with open(path, "rb") as fp:
-        digest.update(fp.read(FINGERPRINT_BYTES))
-        if st.st_size > FINGERPRINT_BYTES:
-            fp.seek(max(FINGERPRINT_BYTES, st.st_size - FINGERPRINT_BYTES))
-            digest.update(fp.read(FINGERPRINT_BYTES))
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256_first_last_mib": digest.hexdigest()}
+        for chunk in iter(lambda: fp.read(FINGERPRINT_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _fsync_file(fp: Any) -> None:

@@ -19,14 +19,17 @@ of the others is plain text):
   Annotations in the input are ignored.
 
 Rejected: empty or whitespace-only text, a line or file that is not valid
-UTF-8, text or an id holding a lone surrogate (a JSON escape such as
-"\\ud800", which is not Unicode and cannot be written as UTF-8), invalid JSON
+UTF-8, a folder's `.txt.gz` file that is truncated or damaged (E120), text or
+an id holding a lone surrogate (a JSON escape such as "\\ud800", which is not
+Unicode and cannot be written as UTF-8), invalid JSON
 (nesting too deep, an integer of more than 4,300 digits) or a JSON line without
 a "text" string, a PubTator/BioC document its reader cannot parse, and text
 longer than `max_chars`. With a `max_chars` bound, a line or file too long to
 hold a document of `max_chars` characters is rejected without being read into
 memory (text: 4 bytes a character; JSONL: 12 bytes a character, the size of a
-JSON-escaped surrogate pair, plus 1 MiB for the other fields).
+JSON-escaped surrogate pair, plus 1 MiB for the other fields). A compressed
+input file (not a folder's file) that is truncated or damaged stops the run
+with E120, naming the file: what follows the damage cannot be read.
 """
 
 import json
@@ -35,7 +38,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple, Union
 
-from ..corpora._base import CorpusFormatError, CorpusStats, Source, is_gzip_name, is_stream, open_binary
+from ..corpora._base import (
+    CorpusFormatError,
+    CorpusStats,
+    Source,
+    is_gzip_name,
+    is_int,
+    is_stream,
+    open_binary,
+    show_value,
+)
 from ..corpora.formats import STREAM_FORMATS, detect_format, iter_records
 from ..corpora.text import (
     DEFAULT_TEXT_DOCS,
@@ -80,7 +92,8 @@ class Reject:
     index: int
     id: str
     reason: str
-    # empty, too-long, encoding, json, unparsable (reader), unwritable (output format)
+    # empty, too-long, encoding, json, unparsable (reader), unwritable (output format),
+    # damaged (a folder's truncated or damaged .txt.gz file)
     kind: str = "unparsable"
 
     def as_dict(self) -> dict:
@@ -199,9 +212,13 @@ def _iter_folder(path: Path, max_chars: Optional[int]) -> Iterator[Item]:
             # Surely over the limit (UTF-8: at most 4 bytes a character): not read at all.
             yield Reject(i, doc_id, f"file of {size} bytes is over --max-chars {max_chars}", "too-long")
             continue
-        with open_binary(file) as fp:
-            # A compressed file is read up to the bound only (a gzip bomb costs nothing).
-            raw = fp.read() if max_chars is None else fp.read(TEXT_BYTES_PER_CHAR * max_chars + 4)
+        try:
+            with open_binary(file) as fp:
+                # A compressed file is read up to the bound only (a gzip bomb costs nothing).
+                raw = fp.read() if max_chars is None else fp.read(TEXT_BYTES_PER_CHAR * max_chars + 4)
+        except CorpusFormatError as err:  # a truncated or damaged .txt.gz (E120)
+            yield Reject(i, doc_id, f"{file.name}: {err.problem}", "damaged")
+            continue
         if max_chars is not None and len(raw) > TEXT_BYTES_PER_CHAR * max_chars + 3:
             reason = f"{file.name} holds more than {len(raw) - 1} bytes, over --max-chars {max_chars}"
             yield Reject(i, doc_id, reason, "too-long")
@@ -246,9 +263,18 @@ def _iter_jsonl(source: Source, max_chars: Optional[int] = None) -> Iterator[Ite
                 if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
                     yield Reject(index, doc_id, f"line {lineno} has no \"text\" string", "json")
                 else:
-                    if obj.get("id") is not None:
-                        doc_id = str(obj["id"])
-                    yield Record(index, doc_id, obj["text"], [("text", 0, obj["text"])])
+                    raw_id = obj.get("id")
+                    if raw_id is None:
+                        yield Record(index, doc_id, obj["text"], [("text", 0, obj["text"])])
+                    elif isinstance(raw_id, str) or is_int(raw_id):
+                        doc_id = str(raw_id)
+                        yield Record(index, doc_id, obj["text"], [("text", 0, obj["text"])])
+                    else:  # what the corpus reader (convert) refuses too: never str(["x"])
+                        problem = Errors.E114.format(
+                            doc_id=f"at line {lineno}", what="'id'",
+                            expected="a string or an integer", value=show_value(raw_id),
+                        )
+                        yield Reject(index, doc_id, problem, "json")
             index += 1
 
 

@@ -7,6 +7,7 @@ from typing import Any, Dict, Optional, Union
 
 from ..corpora.text import DEFAULT_TEXT_DOCS, check_text_docs
 from ..errors import Errors
+from ..pipeline.relations import check_threshold
 from ..precision import check_precision
 from .inputs import DEFAULT_MAX_CHARS, INPUT_FORMATS, detect_input_format
 from .outputs import check_output_format, detect_output_format
@@ -64,7 +65,7 @@ class AnnotateOptions:
 
     def resolved(self, input_path: Union[str, Path], output_path: Union[str, Path]) -> "AnnotateOptions":
         """These options checked, with the formats detected from the paths
-        where not given; raises ValueError (E304, E306) for a bad value."""
+        where not given; raises ValueError (E207, E304, E306) for a bad value."""
         in_fmt = self.input_format or detect_input_format(input_path)
         if in_fmt not in INPUT_FORMATS:
             raise ValueError(
@@ -76,6 +77,7 @@ class AnnotateOptions:
             else detect_output_format(output_path)
         )
         check_text_docs(self.text_docs)
+        check_threshold(self.threshold)
         _check_positive("batch_size", self.batch_size)
         _check_positive("window", self.window)
         if self.max_chars is not None:

@@ -17,8 +17,9 @@ through the checkpoint, the checkpoint finished.
 """
 
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
+from ..errors import Errors
 from .backends import make_backend
 from .checkpoint import AnnotateStats, Checkpoint, OutputPaths, input_fingerprint
 from .inputs import iter_input
@@ -61,11 +62,24 @@ def annotate(
         on_window=on_window,
     )
     try:
+        items = _no_fewer_than(items, checkpoint.done, input_path, paths.progress)
         backend.run(items, checkpoint.done, checkpoint.write, on_doc)
     except BaseException:
         checkpoint.close()
         raise
     return checkpoint.finish()
+
+
+def _no_fewer_than(items: Iterable[Any], done: int, input_path: Any, progress: Path) -> Iterator[Any]:
+    """`items`, raising E314 at their end when there are fewer than the
+    `done` a resumed run's progress file records: that progress file is not
+    this input's, and the run must not "finish" with part of the output."""
+    found = 0
+    for item in items:
+        found += 1
+        yield item
+    if found < done:
+        raise ValueError(Errors.E314.format(progress=progress, done=done, input=input_path, found=found))
 
 
 __all__ = [

@@ -84,8 +84,13 @@ def annotate_cli(
     from ..annotate import AnnotateOptions, annotate
     from ..corpora._base import CorpusFormatError
     from ..models.base_models import load_pipeline
+    from ..pipeline.relations import check_threshold
 
     limit = positive_int_or_none("--max-chars", max_chars)
+    try:
+        check_threshold(threshold)  # as serve and render do, before the pipeline loads
+    except ValueError as err:
+        msg.fail(f"--threshold: {err}", exits=1)
     if precision is not None:
         from ..precision import check_precision
 

@@ -26,6 +26,7 @@ def _print_stats(stats) -> None:
         ("bad records skipped", stats.skipped),
         ("  of which whole documents", stats.skipped_documents),
         ("repeated lines dropped", stats.duplicate_lines),
+        ("BioC texts with markup (text kept, tags dropped)", stats.markup),
     ] + [(f"not read: {kind}", n) for kind, n in sorted(stats.skipped_annotations.items())]
     msg.table(rows, header=("", "count"), divider=True, widths="auto", max_col=80)
     for err in stats.errors:
@@ -34,6 +35,8 @@ def _print_stats(stats) -> None:
         msg.warn(f"... and {stats.skipped - len(stats.errors)} more bad records")
     for missing in stats.missing_files:
         msg.warn(f"{missing} not found: the documents have no annotations from it")
+    for example in stats.markup_examples[:3]:
+        msg.warn(f"markup in BioC text, its text kept: {example}")
     if stats.misaligned:
         msg.info(
             f"{stats.misaligned} mention(s) did not fall on token boundaries and were "
@@ -80,6 +83,13 @@ def convert_cli(
     text_docs: str = typer.Option(
         DEFAULT_TEXT_DOCS, "--text-docs", help=TEXT_DOCS_HELP + " (with --format text)"
     ),
+    allow_loss: bool = typer.Option(
+        False,
+        "--allow-loss",
+        help="Write the output even when its format cannot hold everything the input has "
+        "(e.g. ChemProt's relations in PubTator), and list what was dropped; without it "
+        "such a conversion is refused (E121) with the counts",
+    ),
 ) -> None:
     """Convert a biomedical corpus between PubTator, BioC XML/JSON, ChemProt
     TSV, JSONL and spaCy's .spacy (DocBin, with user data); plain text
@@ -94,6 +104,7 @@ def convert_cli(
         read_corpus,
         write_corpus,
     )
+    from ..corpora.losses import LossReport
 
     mapping = label_map_option(label_map)
     try:
@@ -119,13 +130,22 @@ def convert_cli(
     )
     if out_fmt == "chemprot":
         output_path.mkdir(parents=True, exist_ok=True)  # FOLDER/FOLDERNAME_*.tsv
+    losses = LossReport(out_fmt, source=f"'{input_path}' ({in_fmt})")
     try:
         n = write_corpus(
-            tqdm(docs, unit="doc", desc="convert", leave=False, disable=None), output_path, out_fmt
+            tqdm(docs, unit="doc", desc="convert", leave=False, disable=None),
+            output_path,
+            out_fmt,
+            allow_loss=allow_loss,
+            losses=losses,
         )
     except (CorpusFormatError, ValueError, FileNotFoundError, OSError) as err:
         msg.fail(str(err), exits=1)
     _print_stats(stats)
+    if losses:
+        msg.warn(f"Not written: {out_fmt} cannot hold these (--allow-loss)")
+        msg.table(losses.rows(), header=("dropped", "count", "documents"), divider=True,
+                  widths="auto", max_col=80)
     msg.good(f"Wrote {n} document(s) to {output_path}")
 
 

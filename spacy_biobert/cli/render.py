@@ -49,21 +49,15 @@ def render_cli(
     from ..annotate.window import make_doc
     from ..corpora._base import CorpusFormatError
     from ..models.base_models import load_pipeline
-    from ..visualize import render
+    from ..visualize import check_kb_url_template, render
 
     if limit < 1:
         msg.fail(f"--limit must be >= 1, not {limit}", exits=1)
     chars = positive_int_or_none("--max-chars", max_chars)
-    if kb_url is not None:
-        try:
-            kb_url.format("ID")
-        except (IndexError, KeyError, ValueError) as err:
-            msg.fail(
-                f"--kb-url {kb_url!r} is not a template with one {{}} for the id ({err!r}). "
-                "Fix: e.g. --kb-url 'https://meshb.nlm.nih.gov/record/ui?ui={}' (double literal "
-                "braces: {{ }}).",
-                exits=1,
-            )
+    try:
+        check_kb_url_template(kb_url)
+    except ValueError as err:
+        msg.fail(f"--kb-url: {err} (double literal braces: {{{{ }}}})", exits=1)
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     try:

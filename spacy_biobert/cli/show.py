@@ -18,10 +18,11 @@ def show_cli(
 
     from ..extensions import install_extensions, predicted_relations
 
+    install_extensions()
+    # refused pickles (E005), torch < 2.6 (E006) and a missing pipeline: one line each
+    nlp = load_pipeline_or_exit(model)
     if text is None:
         text = sys.stdin.read()
-    install_extensions()
-    nlp = load_pipeline_or_exit(model)
     doc = nlp(text)
     msg.text(doc.text)
     rows = [(e.start_char, e.end_char, e.text, e.label_, e.kb_id_ or "") for e in doc.ents]

@@ -5,8 +5,9 @@ Readers stream Docs (one per document, sentence boundaries set) following the
 data contract in `spacy_biobert.extensions`; writers turn gold or predicted
 Docs back into each format. Every format is a row of one table
 (`formats.FORMATS`: detection, reading from a path or a stream, writing, gzip);
-plain text follows one rule (`text`), sentences one splitter (`sentences`).
-See docs/corpora.md.
+plain text follows one rule (`text`), sentences one splitter (`sentences`);
+what each output format cannot hold is counted by `losses` (`write_corpus`
+refuses to drop it without `allow_loss`). See docs/corpora.md.
 """
 
 from ._base import (
@@ -25,6 +26,7 @@ from .bioc_format import iter_bioc_records, read_bioc, write_bioc_json, write_bi
 from .brat import iter_brat_records, read_brat, write_brat
 from .chemprot import iter_chemprot_records, read_chemprot, write_chemprot
 from .formats import FORMATS, Format, detect_format, iter_records, read_corpus, write_corpus
+from .losses import LossReport
 from .pubtator import iter_pubtator_records, read_pubtator, write_pubtator
 from .readers import (
     BiomedicalCorpus,
@@ -71,6 +73,7 @@ __all__ = [
     "iter_records",
     "read_corpus",
     "write_corpus",
+    "LossReport",
     "sentence_starts",
     "split_sentences",
     "DEFAULT_TEXT_DOCS",

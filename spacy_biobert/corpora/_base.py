@@ -31,7 +31,9 @@ import json
 import logging
 import os
 import re
+import sys
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import (
@@ -138,6 +140,9 @@ class CorpusStats:
     # Annotations a reader does not read into Docs, by kind (brat events,
     # attributes, notes), counted and reported (W807).
     skipped_annotations: Dict[str, int] = field(default_factory=dict)
+    # BioC XML text values that held markup (child elements): text kept, tags dropped.
+    markup: int = 0
+    markup_examples: List[str] = field(default_factory=list)
 
     def add_error(self, err: CorpusFormatError, *, document: bool = False) -> None:
         self.skipped += 1
@@ -160,6 +165,7 @@ class CorpusStats:
             "duplicate_lines": self.duplicate_lines,
             "missing_files": list(self.missing_files),
             "skipped_annotations": dict(self.skipped_annotations),
+            "markup": self.markup,
         }
 
     def add_duplicate_line(self, path: Union[str, Path], line: int) -> None:
@@ -182,6 +188,8 @@ class CorpusStats:
                                                    "examples": ", ".join(self.duplicate_line_examples[:5])}),
             (self.skipped_annotations, Warnings.W807, {"counts": ", ".join(
                 f"{n} {kind}(s)" for kind, n in sorted(self.skipped_annotations.items()))}),
+            (self.markup, Warnings.W107, {"count": self.markup,
+                                          "examples": "; ".join(self.markup_examples[:3])}),
         )
         for count, template, values in found:
             if count:
@@ -252,11 +260,19 @@ def title_abstract_passages(
 
 def title_and_abstract(src: "SourceDocument") -> Tuple[str, str]:
     """(title, abstract) of a record, for the formats whose text is title +
-    one separator + abstract (PubTator, ChemProt)."""
+    one separator + abstract (PubTator, ChemProt). Two passages are title
+    and abstract when they cover the text; otherwise the text is cut at the
+    second passage, or at its first line break (`losses.title_abstract_layout`
+    tells when the text written differs from the record's)."""
     p = src.passages
-    if len(p) == 2 and p[1][1] == len(p[0][2]) + 1:
-        return p[0][2], p[1][2]
     text = src.text
+    if (
+        len(p) == 2
+        and p[0][1] == 0
+        and p[1][1] == len(p[0][2]) + 1
+        and p[1][1] + len(p[1][2]) == len(text)
+    ):
+        return p[0][2], p[1][2]
     if len(p) >= 2 and p[1][1] >= 1 and text[p[1][1] - 1] in " \t":
         cut = p[1][1] - 1
         return text[:cut], text[cut + 1 :]
@@ -370,15 +386,65 @@ class _Replay(io.RawIOBase):
         return n
 
 
+GZIP_FIX = (
+    "copy or download the file again (`gzip -t FILE` tests one), or pass the "
+    "uncompressed file"
+)
+
+
+def gzip_error(path: Union[str, Path], err: BaseException) -> CorpusFormatError:
+    """E120 for a gzip file that is truncated or damaged (`err`: what the
+    decompressor said)."""
+    reason = str(err).strip() or type(err).__name__
+    if isinstance(err, EOFError):
+        reason = f"it ends early: {reason}"
+    return CorpusFormatError(path, 0, Errors.E120.format(reason=reason), fix=GZIP_FIX)
+
+
+class _CheckedGzip(io.RawIOBase):
+    """The decompressed bytes of a gzip file, where a truncated or damaged
+    file (`EOFError`, `zlib.error`, `gzip.BadGzipFile` from the decompressor)
+    is one coded error, E120 naming the file, wherever it is read."""
+
+    def __init__(self, path: Union[str, Path]):
+        self.path = path
+        self.fp = gzip.open(path, "rb")
+        # gzip reads a 0-byte file as empty content; a gzip file is >= 20 bytes
+        self.empty = os.path.getsize(path) == 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self.empty and len(b):
+            raise gzip_error(self.path, EOFError("the file is 0 bytes long"))
+        try:
+            return self.fp.readinto(b)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+            raise gzip_error(self.path, err) from None
+
+    def close(self) -> None:
+        self.fp.close()
+        super().close()
+
+
+def open_gzip(path: Union[str, Path]) -> IO[bytes]:
+    """A binary file of the decompressed content of the gzip file `path`;
+    a truncated or damaged file raises E120 (a CorpusFormatError naming the
+    file) when read, never a zlib or EOF error."""
+    return io.BufferedReader(_CheckedGzip(path), _CHUNK)
+
+
 @contextlib.contextmanager
 def open_binary(source: Source, *, head: bytes = b"") -> Iterator[IO[bytes]]:
     """A binary stream over `source`: a path (decompressed when its name ends
-    in ".gz"), a binary stream (as it is, left open) or a text stream (its
-    text as UTF-8 bytes, left open). `head`: bytes already read from a binary
-    source (`peek`), given again first."""
+    in ".gz"; a truncated or damaged one is E120 when read), a binary stream
+    (as it is, left open) or a text stream (its text as UTF-8 bytes, left
+    open). `head`: bytes already read from a binary source (`peek`), given
+    again first."""
     if not is_stream(source):
-        opener: Any = gzip.open if is_gzip_name(source) else open
-        with opener(source, "rb") as fp:
+        opener: Any = open_gzip if is_gzip_name(source) else lambda p: open(p, "rb")
+        with opener(source) as fp:
             yield fp
     elif head or isinstance(source.read(0), str):
         text = isinstance(source.read(0), str)
@@ -531,6 +597,10 @@ def load_json(text: str) -> Tuple[Any, Optional[str], int]:
         return json.loads(text), None, 0
     except json.JSONDecodeError as err:
         return None, f"not valid JSON ({err.msg})", err.lineno
+    except ValueError:
+        # Python's limit on converting text to int (4,300 digits by default)
+        limit = getattr(sys, "get_int_max_str_digits", lambda: 4300)()
+        return None, f"not usable JSON: it holds an integer of more than {limit:,} digits", 0
     except RecursionError:
         return None, "JSON nested too deeply", 0
 

@@ -91,7 +91,11 @@ def iter_bioc_records(
     passages would span more than `max_chars` characters (E113, checked from
     the offsets before any text is built; None: no bound) and, in XML, a
     document that uses an entity reference (E115: XML entities are never
-    resolved and nothing is fetched). A bad annotation or relation (offsets
+    resolved and nothing is fetched). In XML the text of a passage (and of an
+    id, infon, offset or annotation text) is all of its character data:
+    comments and processing instructions carry no text and are passed over,
+    and markup (a child element, which BioC does not allow there) keeps its
+    text, its tags dropped and counted (`stats.markup`, W107). A bad annotation or relation (offsets
     outside the text, a repeated id, a "score" infon that is not a number)
     skips that item. With on_error="skip" each is counted instead of raised.
     """
@@ -100,7 +104,7 @@ def iter_bioc_records(
     with peek(reading.source, 4096) as (head, fp):
         if not head.strip():
             raise empty_file_error(path)
-        docs = _iter_json(path, fp) if _is_json(path, head) else _iter_xml(path, fp)
+        docs = _iter_json(path, fp) if _is_json(path, head) else _iter_xml(path, fp, reading.stats)
         n = 0
         for line, bdoc in docs:
             n += 1
@@ -114,11 +118,20 @@ def iter_bioc_records(
         raise empty_file_error(path)
 
 
-def _iter_xml(path: Union[str, Path], fp: Any) -> Iterator[Tuple[int, Any]]:
+# The elements of a BioC document whose content is character data only.
+_TEXT_ELEMENTS = ("id", "infon", "offset", "text")
+
+
+def _iter_xml(path: Union[str, Path], fp: Any, stats: CorpusStats) -> Iterator[Tuple[int, Any]]:
     from bioc import biocxml
     from lxml import etree
 
-    context = secure_iterparse(fp, "document", attribute_defaults=False)
+    # Comments and processing instructions are dropped by the parser, and the
+    # text around them joined: they carry no text (`<text>a<!-- n -->b</text>`
+    # is "ab"), where the `bioc` package would keep the text before them only.
+    context = secure_iterparse(
+        fp, "document", attribute_defaults=False, remove_comments=True, remove_pis=True
+    )
     try:
         for _, elem in context:
             line = elem.sourceline or 0
@@ -133,6 +146,7 @@ def _iter_xml(path: Union[str, Path], fp: Any) -> Iterator[Tuple[int, Any]]:
                     record=doc_id,
                 )
             else:
+                _keep_text_of_markup(elem, line, stats)
                 xml = b"<collection>" + etree.tostring(elem) + b"</collection>"
                 try:
                     bdoc = biocxml.loads(xml.decode("utf8")).documents[0]
@@ -151,6 +165,31 @@ def _iter_xml(path: Union[str, Path], fp: Any) -> Iterator[Tuple[int, Any]]:
                 path, line, Errors.E104.format(encoding="UTF8", reason=msg)
             ) from None
         raise malformed(path, line, f"not well-formed XML ({msg})") from None
+
+
+def _keep_text_of_markup(doc: Any, line: int, stats: CorpusStats) -> None:
+    """Markup inside an element that holds text (`<text>H<sub>2</sub>O</text>`,
+    which BioC's DTD does not allow): its text is kept and its tags dropped
+    (the element's string value, "H2O"; the `bioc` package would keep "H"),
+    counted in `stats.markup` (W107)."""
+    from lxml import etree
+
+    # Found first, stripped after (stripping changes the tree); an element
+    # inside another one that holds text (a <text> in an <infon>) is its markup.
+    outer = [
+        elem
+        for elem in doc.iter(*_TEXT_ELEMENTS)
+        if len(elem) and not any(a.tag in _TEXT_ELEMENTS for a in elem.iterancestors())
+    ]
+    for elem in outer:
+        stats.markup += 1
+        if len(stats.markup_examples) < 5:
+            tags = sorted({child.tag for child in elem.iterdescendants()})
+            doc_id = "".join(next(doc.iter("id"), etree.Element("id")).itertext()) or "?"
+            stats.markup_examples.append(
+                f"document {doc_id} (line {line}): <{'>, <'.join(tags)}> in <{elem.tag}>"
+            )
+        etree.strip_tags(elem, "*")
 
 
 def _iter_json(path: Union[str, Path], fp: Any) -> Iterator[Tuple[int, Any]]:
@@ -550,10 +589,25 @@ read_bioc = docs_reader(
 
 
 def doc_to_bioc(doc: Doc, *, threshold: float = 0.5) -> Any:
-    """A bioc.BioCDocument for a Doc (gold or predicted)."""
+    """A bioc.BioCDocument for a Doc (gold or predicted). A Doc whose
+    passages BioC cannot hold (overlapping, or text other than whitespace
+    outside them: `losses.bioc_text`) is an error (E110), never a file the
+    reader rejects or reads with other offsets."""
     import bioc
 
+    from .losses import bioc_layout_problem
+
     src = with_relation_arguments(doc, doc_to_source(doc), threshold)
+    layout = bioc_layout_problem(src)
+    if layout is not None:  # the reader would reject it (E101) or change its text
+        raise ValueError(
+            Errors.E110.format(
+                format="BioC",
+                problem=f"document {src.doc_id!r}: {layout}",
+                fix="write JSONL (or .spacy), which keep any passages, or convert with "
+                "--allow-loss to write the document as one passage",
+            )
+        )
     bdoc = bioc.BioCDocument()
     bdoc.id = src.doc_id
     for k, v in (src.extra.get("bioc_infons") or {}).items():

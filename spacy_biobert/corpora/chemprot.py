@@ -370,6 +370,27 @@ def write_chemprot(
     return n
 
 
+def _chemprot_ids(ids: List[str]) -> Dict[str, str]:
+    """The ChemProt id (T<n>) of each mention id: a T<n> id stays, the others
+    take the next T<n> not in use."""
+    out: Dict[str, str] = {}
+    used = set()
+    for mid in ids:
+        if re.fullmatch(r"T\d+", mid) and mid not in used:
+            out[mid] = mid
+            used.add(mid)
+    n = 0
+    for mid in ids:
+        if mid in out:
+            continue
+        n += 1
+        while f"T{n}" in used:
+            n += 1
+        out[mid] = f"T{n}"
+        used.add(out[mid])
+    return out
+
+
 def _write_doc(doc: Doc, handles: Dict[str, Any], threshold: float) -> None:
     src = with_relation_arguments(doc, doc_to_source(doc), threshold)
     doc_id = src.doc_id or "0"
@@ -380,6 +401,18 @@ def _write_doc(doc: Doc, handles: Dict[str, Any], threshold: float) -> None:
         fields.append(
             (f"text of mention {m.id}", m.raw_text if m.raw_text is not None else m.text)
         )
+    # ChemProt ids are T<n>: other ids are renamed, never to an id in use, and
+    # the relations follow them (a relation whose head or tail is no mention
+    # is not written: the reader would reject it; `losses` counts it).
+    ids = _chemprot_ids([m.id for m in src.mentions])
+    relations = []
+    for r in src.relations:
+        if r.get("level") != "mention" or r.get("head") not in ids or r.get("tail") not in ids:
+            continue
+        relations.append(dict(r, head=ids[r["head"]], tail=ids[r["tail"]]))
+    for r in relations:
+        for key in ("label", "relation", "eval", "eval_raw"):
+            fields.append((f"{key} of relation {r['head']}-{r['tail']}", str(r.get(key, ""))))
     for name, value in fields:
         if any(c in value for c in _SEPARATORS) or value.startswith("\ufeff"):
             raise ValueError(
@@ -396,15 +429,13 @@ def _write_doc(doc: Doc, handles: Dict[str, Any], threshold: float) -> None:
     handles["abstracts"].write(f"{doc_id}\t{title}\t{abstract}\n")
     # ChemProt offsets count one separator char; PubTator-style docs match.
     by_offsets = {}
-    for i, m in enumerate(src.mentions, start=1):
-        mid = m.id if re.fullmatch(r"T\d+", m.id) else f"T{i}"
+    for m in src.mentions:
+        mid = ids[m.id]
         by_offsets.setdefault((m.start, m.end), mid)
         mention_text = m.raw_text if m.raw_text is not None else m.text
         handles["entities"].write(
             f"{doc_id}\t{mid}\t{m.type}\t{m.start}\t{m.end}\t{mention_text}\n"
         )
-        m.id = mid
-    relations = [r for r in src.relations if r.get("level") == "mention"]
     if not src.relations:
         for p in predicted_relations(doc, threshold):
             if p["level"] != "mention":

@@ -48,6 +48,7 @@ from .brat import iter_brat_records, write_brat
 from .chemprot import SUFFIXES as CHEMPROT_SUFFIXES
 from .chemprot import iter_chemprot_records, write_chemprot
 from .jsonl import iter_jsonl_records, write_jsonl
+from .losses import LossReport, check_losses
 from .pubtator import iter_pubtator_records, write_pubtator
 from .text import DEFAULT_TEXT_DOCS, iter_text_records
 
@@ -440,16 +441,30 @@ def read_corpus(
 
 
 def write_corpus(
-    docs: Iterable[Doc], path: Union[str, Path], format: Optional[str] = None
+    docs: Iterable[Doc],
+    path: Union[str, Path],
+    format: Optional[str] = None,
+    *,
+    allow_loss: bool = False,
+    losses: Optional[LossReport] = None,
 ) -> int:
     """Write Docs in the format of `path` (or `format`); returns the count.
     Every format is written atomically (a temporary file in the same folder,
-    renamed when complete): on an error the output is left as it was."""
+    renamed when complete): on an error the output is left as it was.
+
+    What the format cannot hold (`spacy_biobert.corpora.losses`: ChemProt's
+    relations in PubTator, kb ids in ChemProt, ...) is never dropped without
+    a word: it is an error (E121, with the counts of the whole file) unless
+    `allow_loss`, when the file is written without it. `losses`: a
+    `LossReport` filled with the counts (set its `source` to name the input
+    in E121)."""
     fmt = format or output_format(path)
     f = FORMATS.get(fmt)
     if f is None or f.write is None:
         raise _unknown_output(path)
-    return f.write(docs, path)
+    report = losses if losses is not None else LossReport(fmt)
+    report.format = fmt
+    return f.write(check_losses(docs, fmt, report, allow_loss=allow_loss), path)
 
 
 @dataclass

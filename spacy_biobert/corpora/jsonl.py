@@ -23,6 +23,8 @@ when present) as `spacy_biobert.extensions.predicted_relations` gives them:
 document-level ones (BC5CDR CID: kb ids, from `doc._.kb_relations`, what the
 scorer scores) and mention-level ones (ChemProt: mention ids and offsets).
 Only "text" is required when reading, so plain `{"text": ...}` lines (optionally with "id") are accepted too.
+A relation is an object with "head", "tail" and "label" strings and a "level"
+of "concept" (non-empty ids) or "mention" (the default); another is E114.
 
 Prodigy / spaCy span JSONL (`prodigy db-out` of `ner.manual`, `spans.manual`,
 `rel.manual`) is read as well, when a line has "spans" and no "mentions":
@@ -202,14 +204,14 @@ def _record(
         mentions.append(mention)
     relations = []
     for i, r in enumerate(obj.get("relations") or [], start=1):
-        if not isinstance(r, dict):
+        bad = _relation_problem(r)
+        if bad is not None:
             policy(
                 CorpusFormatError(
                     path,
                     lineno,
                     Errors.E114.format(
-                        doc_id=record, what=f"relation #{i}", expected="a JSON object",
-                        value=show_value(r),
+                        doc_id=record, what=f"relation #{i}{bad[0]}", expected=bad[1], value=bad[2]
                     ),
                     record=record,
                 )
@@ -406,6 +408,25 @@ def _mention_problem(m: Any, text: str) -> Optional[Tuple[str, str, str]]:
         )
     ):
         return ("'locations'", "a list of [offset, length] pairs", show_value(locations))
+    return None
+
+
+def _relation_problem(r: Any) -> Optional[Tuple[str, str, str]]:
+    """(where, expected, found) for a relation that is not what every reader
+    gives and every writer takes: an object with "head", "tail" and "label"
+    strings, "level" "concept" (non-empty head and tail: ids) or "mention"
+    (the default: mention ids)."""
+    if not isinstance(r, dict):
+        return ("", "a JSON object", show_value(r))
+    level = r.get("level", "mention")
+    if level not in ("concept", "mention"):
+        return (" 'level'", "'concept' or 'mention'", show_value(level))
+    for key in ("head", "tail", "label"):
+        if not isinstance(r.get(key), str):
+            return (f" '{key}'", "a string", show_value(r.get(key)))
+    for key in ("head", "tail"):
+        if level == "concept" and not r[key].strip():
+            return (f" '{key}'", "a non-empty id (a concept relation)", show_value(r[key]))
     return None
 
 

@@ -343,6 +343,22 @@ def check_pubtator_writable(src: SourceDocument, doc_id: str) -> None:
                 "write BioC or JSONL, which take any id",
             )
         )
+    for r in src.relations:
+        if r.get("level") != "concept":
+            continue
+        cols = [doc_id] + [str(r.get(key, "")) for key in ("label", "head", "tail")]
+        problem = _relation_problem(cols)
+        if problem is None and any(c in v for v in cols[1:] for c in _FIELD_SEPARATORS):
+            problem = "a relation field holds a tab or line break, which PubTator uses as separators"
+        if problem is not None:  # the reader would reject the line
+            raise ValueError(
+                Errors.E110.format(
+                    format="PubTator",
+                    problem=f"relation {cols[1:]} of document {doc_id}: {problem}",
+                    fix="correct the relation (a label such as CID and two ids), or write "
+                    "BioC or JSONL",
+                )
+            )
     for m in src.mentions:
         fields = (
             ("mention text", m.raw_text if m.raw_text is not None else m.text),

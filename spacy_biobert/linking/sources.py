@@ -42,7 +42,6 @@ with `on_error="skip"` bad records are skipped and counted in the returned
 """
 
 import csv
-import gzip
 import importlib.util
 import re
 import sys
@@ -51,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
-from ..corpora._base import secure_iterparse
+from ..corpora._base import open_gzip, secure_iterparse
 from ..errors import Errors
 from .kb import NameKB
 
@@ -129,7 +128,7 @@ def _open_binary(path: Path) -> IO[bytes]:
     with path.open("rb") as fp:
         magic = fp.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return open_gzip(path)  # a truncated or damaged file: E120 naming it
     return path.open("rb")
 
 

@@ -113,6 +113,9 @@ def load_hf_objects(name: str, tokenizer_config: Dict, transformer_config: Dict)
                 use_safetensors=has_safetensors(source) or None,
             )
         except (OSError, HFValidationError) as err:
+            refused = _refused_pickle(err)
+            if refused is not None:  # transformers wraps torch's refusal in an OSError
+                raise refused from None  # E005, by refused_pickles
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise OSError(
                 Errors.E001.format(
@@ -186,6 +189,19 @@ def refused_pickles(where: str) -> Iterator[None]:
         # Not torch's advice to allow-list the global: that would run the code.
         reason = reason.split(" Please ")[0]
         raise OSError(Errors.E005.format(where=where, reason=reason[:300])) from None
+
+
+def _refused_pickle(err: BaseException) -> Optional[pickle.UnpicklingError]:
+    """The UnpicklingError (torch refusing a pickle) that `err` was raised
+    while handling, if any."""
+    seen = set()
+    cause: Optional[BaseException] = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, pickle.UnpicklingError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def load_pipeline(name: Any, **kwargs: Any) -> Any:
