@@ -244,3 +244,22 @@ def test_jsonl_relations_every_writer_can_take(tmp_path, relation, what):
         list(iter_records(src))
     res, text = convert(src, tmp_path / "o.xml")  # used to be a KeyError traceback
     assert res.exit_code == 1 and "E114" in text and isinstance(res.exception, SystemExit)
+
+
+BRAT = DATA / "brat_sample"
+
+
+def test_brat_written_as_itself_loses_nothing(tmp_path, nlp):
+    assert all(not document_losses(d, "brat") for d in read_corpus(BRAT, nlp))
+    res, text = convert(BRAT, tmp_path / "out", "--to", "brat")
+    assert res.exit_code == 0 and "Not written" not in text, text
+
+
+def test_pubtator_to_brat_refuses_to_drop_cid_and_passages(tmp_path, nlp):
+    """brat keeps kb ids (N lines) and the text, not BC5CDR's document-level
+    relations or the title/abstract passages."""
+    with pytest.raises(ValueError, match=r"E121.*to brat.*document-level relations"):
+        write_corpus(read_corpus(PUBTATOR, nlp), tmp_path / "o", "brat")
+    res, text = convert(PUBTATOR, tmp_path / "o", "--to", "brat", "--allow-loss")
+    assert res.exit_code == 0 and "Not written" in text and "passage layouts" in text, text
+    assert "kb ids" not in text

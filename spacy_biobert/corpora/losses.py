@@ -72,7 +72,7 @@ BIOC_PASSAGES = Kind(
     ("jsonl", "spacy"),
     True,
 )
-KB_IDS = Kind("kb ids", ("pubtator",) + _BIOC + ("jsonl", "spacy"))
+KB_IDS = Kind("kb ids", ("pubtator", "brat") + _BIOC + ("jsonl", "spacy"))
 COMPONENTS = Kind(
     "individual-mention columns (BC5CDR's 7th column)", ("pubtator",) + _BIOC + ("jsonl", "spacy")
 )
@@ -81,7 +81,7 @@ LOCATIONS = Kind(
 )
 MENTION_FIELDS = Kind("other mention fields", ("jsonl", "spacy"))
 MENTION_RELATIONS = Kind(
-    "mention-level relations (such as ChemProt's CPR)", ("chemprot",) + _BIOC + ("jsonl", "spacy")
+    "mention-level relations (such as ChemProt's CPR)", ("chemprot", "brat") + _BIOC + ("jsonl", "spacy")
 )
 CONCEPT_RELATIONS = Kind(
     "document-level relations (such as BC5CDR's CID)", ("pubtator",) + _BIOC + ("jsonl", "spacy")
@@ -92,10 +92,16 @@ UNLINKED_RELATIONS = Kind(
 RELATION_FIELDS = Kind("relation fields", ("jsonl", "spacy"))
 DOCUMENT_FIELDS = Kind("documents' other fields (such as BioC infons)", ("jsonl", "spacy"), True)
 PREDICTED_MENTION_RELATIONS = Kind(
-    "predicted mention-level relations", ("chemprot",) + _BIOC + ("jsonl", "spacy")
+    "predicted mention-level relations", ("chemprot", "brat") + _BIOC + ("jsonl", "spacy")
 )
 PREDICTED_CONCEPT_RELATIONS = Kind(
     "predicted document-level relations", ("pubtator",) + _BIOC + ("jsonl", "spacy")
+)
+
+BRAT_PASSAGES = Kind(
+    "passage layouts (brat keeps one text, read back as one passage)",
+    _BIOC + ("jsonl", "spacy"),
+    True,
 )
 
 # The relation keys each format writes (other keys are lost).
@@ -110,6 +116,10 @@ _BIOC_BOOL_KEYS = ("gold", "gold_only")
 _LAYOUT_FIELDS = ("separator",)
 _BIOC_DOCUMENT_FIELDS = ("bioc_infons",) + _LAYOUT_FIELDS
 _BIOC_MENTION_FIELDS = ("locations", "bioc_text")
+# What the brat writer writes back: fragments, the text as written, N lines;
+# relation ids and argument roles.
+_BRAT_MENTION_FIELDS = ("fragments", "brat_text", "norms")
+_BRAT_RELATION_KEYS = ("level", "head", "tail", "label", "id", "roles")
 
 
 def bioc_text(src: SourceDocument) -> Tuple[Optional[str], str]:
@@ -187,6 +197,8 @@ def document_losses(doc: Doc, fmt: str, *, threshold: float = 0.5) -> Counter:
         if extra - set(_BIOC_DOCUMENT_FIELDS):
             found[DOCUMENT_FIELDS] += 1
         return +found
+    if fmt == "brat":
+        return +_brat_losses(doc, src, extra, threshold)
     # PubTator and ChemProt: a title and an abstract.
     if not src.doc_id:
         found[DOCUMENT_ID] += 1
@@ -226,6 +238,38 @@ def document_losses(doc: Doc, fmt: str, *, threshold: float = 0.5) -> Counter:
         kind = PREDICTED_MENTION_RELATIONS if dropped == "mention" else PREDICTED_CONCEPT_RELATIONS
         found[kind] += sum(1 for p in predicted_relations(doc, threshold) if p["level"] == dropped)
     return +found
+
+
+def _brat_losses(doc: Doc, src: SourceDocument, extra: set, threshold: float) -> Counter:
+    """brat keeps the text, mentions (fragments too), kb ids and mention-level
+    relations; not passages, document-level relations or other fields."""
+    from .brat import BRAT_KEY
+
+    found: Counter = Counter()
+    if not src.doc_id:
+        found[DOCUMENT_ID] += 1
+    if [tuple(p) for p in src.passages] not in ([], [("text", 0, src.text)]):
+        found[BRAT_PASSAGES] += 1
+    if extra - {BRAT_KEY}:
+        found[DOCUMENT_FIELDS] += 1
+    for m in src.mentions:
+        if "locations" in m.extra:
+            found[LOCATIONS] += 1
+        if set(m.extra) - set(_BRAT_MENTION_FIELDS) - {"locations"}:
+            found[MENTION_FIELDS] += 1
+    mention_ids = {m.id for m in src.mentions}
+    for r in src.relations:
+        if r.get("level") == "concept":
+            found[CONCEPT_RELATIONS] += 1
+        elif r.get("head") not in mention_ids or r.get("tail") not in mention_ids:
+            found[UNLINKED_RELATIONS] += 1
+        elif set(r) - set(_BRAT_RELATION_KEYS):
+            found[RELATION_FIELDS] += 1
+    if not src.relations:
+        found[PREDICTED_CONCEPT_RELATIONS] += sum(
+            1 for p in predicted_relations(doc, threshold) if p["level"] == "concept"
+        )
+    return found
 
 
 def mention_kb_id(kb_id: str, raw_kb_id: Optional[str]) -> bool:
