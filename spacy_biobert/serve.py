@@ -90,19 +90,18 @@ class Annotator:
         max_bytes: Optional[int] = DEFAULT_MAX_BYTES,
         max_docs: Optional[int] = DEFAULT_MAX_DOCS,
         max_chars: Optional[int] = DEFAULT_MAX_CHARS,
-        threshold: float = 0.5,
+        threshold: Optional[float] = None,
         batch_size: int = 16,
     ):
-        from .pipeline.relations import check_threshold
+        from .pipeline.relations import resolve_threshold
 
         for name, value in (("max_bytes", max_bytes), ("max_docs", max_docs), ("max_chars", max_chars)):
             _check_limit(name, value)
-        check_threshold(threshold)
         self.nlp = nlp
         self.max_bytes = max_bytes
         self.max_docs = max_docs
         self.max_chars = max_chars
-        self.threshold = threshold
+        self.threshold = resolve_threshold(nlp, threshold)  # None: the pipeline's own
         self.batch_size = batch_size
         self._lock = threading.Lock()
 
@@ -115,6 +114,7 @@ class Annotator:
             "version": self.nlp.meta.get("version", ""),
             "pipeline": list(self.nlp.pipe_names),
             "precision": pipeline_precision(self.nlp),
+            "threshold": self.threshold,
             "limits": {
                 "max_bytes": self.max_bytes,
                 "max_docs": self.max_docs,
@@ -320,7 +320,7 @@ def create_app(
     max_bytes: Optional[int] = DEFAULT_MAX_BYTES,
     max_docs: Optional[int] = DEFAULT_MAX_DOCS,
     max_chars: Optional[int] = DEFAULT_MAX_CHARS,
-    threshold: float = 0.5,
+    threshold: Optional[float] = None,
     token: Optional[str] = None,
     allowed_hosts: Optional[Sequence[str]] = None,
     docs: bool = False,
@@ -331,7 +331,9 @@ def create_app(
     or folder). Limits: None = unlimited. `token`: a shared secret every
     request must send as `Authorization: Bearer TOKEN` (None: no check);
     `allowed_hosts`: the Host header values served (e.g. ["api.example.org",
-    "*.example.org"]; None: any); `docs`: serve /docs, /redoc and
+    "*.example.org"]; None: any); `threshold`: the default relation threshold
+    (None: the one the pipeline's `biobert_relations` was configured with; a
+    request's `?threshold=` overrides it); `docs`: serve /docs, /redoc and
     /openapi.json; `body_timeout`: seconds a request body may take to arrive
     (408 after); `precision`: "fp32", "bf16" or "auto", how the transformer
     runs on the CPU (`spacy_biobert.precision.set_precision`; None: as the

@@ -38,10 +38,11 @@ LISTENER = {
 }
 
 
-def relation_config(gold_entities: bool) -> dict:
+def relation_config(gold_entities: bool, threshold: float = 0.5) -> dict:
     """A small `biobert_relations` listening to `biobert`, Chemical -> Disease pairs."""
     return {
         "gold_entities": gold_entities,
+        "threshold": threshold,
         "candidates": {
             "@misc": "spacy-biobert.EntityPairs.v1",
             "allowed_pairs": [["Chemical", "Disease"]],
@@ -50,7 +51,9 @@ def relation_config(gold_entities: bool) -> dict:
     }
 
 
-def tiny_relation_pipeline(tiny_bert: str, kb_ids: bool = True, gold_entities: bool = False):
+def tiny_relation_pipeline(
+    tiny_bert: str, kb_ids: bool = True, gold_entities: bool = False, threshold: float = 0.5
+):
     """kb_ids=False leaves out the test-only component, so that the saved
     pipeline loads in another process too."""
     nlp = spacy.blank("en")
@@ -58,7 +61,7 @@ def tiny_relation_pipeline(tiny_bert: str, kb_ids: bool = True, gold_entities: b
     ruler = nlp.add_pipe("entity_ruler")
     if kb_ids:
         nlp.add_pipe("test_kb_ids_from_ruler")
-    nlp.add_pipe("biobert_relations", config=relation_config(gold_entities))
+    nlp.add_pipe("biobert_relations", config=relation_config(gold_entities, threshold))
     text = "cocaine induced seizures"
     sample = [Example(nlp.make_doc(text), nlp.make_doc(text))]
     # Component by component: nlp.initialize() would empty the ruler.
@@ -71,9 +74,13 @@ def tiny_relation_pipeline(tiny_bert: str, kb_ids: bool = True, gold_entities: b
 
 
 def save_tiny_relation_pipeline(
-    tiny_bert: str, path: Path, kb_ids: bool = True, gold_entities: bool = False
+    tiny_bert: str, path: Path, kb_ids: bool = True, gold_entities: bool = False,
+    threshold: float = 0.5,
 ) -> str:
-    tiny_relation_pipeline(tiny_bert, kb_ids=kb_ids, gold_entities=gold_entities).to_disk(path)
+    nlp = tiny_relation_pipeline(
+        tiny_bert, kb_ids=kb_ids, gold_entities=gold_entities, threshold=threshold
+    )
+    nlp.to_disk(path)
     return str(path)
 
 

@@ -14,6 +14,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, List, Optional, Protocol
 
+from ..pipeline.relations import resolve_threshold
 from .inputs import Item
 from .options import AnnotateOptions
 from .window import Result, annotate_window, load_annotation_pipeline, windows
@@ -40,6 +41,7 @@ class LocalBackend:
     def __init__(self, nlp: Any, options: AnnotateOptions) -> None:
         self.nlp = load_annotation_pipeline(nlp, options.quantize, options.precision)
         self.options = options
+        self.threshold = resolve_threshold(self.nlp, options.threshold)
 
     def run(
         self,
@@ -54,7 +56,7 @@ class LocalBackend:
                 self.nlp,
                 chunk,
                 output_format=opts.output_format or "jsonl",
-                threshold=opts.threshold,
+                threshold=self.threshold,
                 batch_size=opts.batch_size,
                 # The checkpoint drops the BioC JSON separator of the output's first document.
                 first=False,

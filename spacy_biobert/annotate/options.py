@@ -26,7 +26,8 @@ class AnnotateOptions:
     max_chars: longer documents are rejected (None: no bound).
     batch_size: documents per `nlp.pipe` batch; window: input items read,
         sorted by length and checkpointed together.
-    threshold: relations scored at least this are written.
+    threshold: relations scored at least this are written; None (the default):
+        the threshold the pipeline's `biobert_relations` was configured with.
     resume / overwrite: continue an interrupted run / replace what it left.
     quantize: None (fp32) or "int8" (`spacy_biobert.annotate.quantize`).
     precision: None (as the pipeline's `biobert` is set: fp32 for every
@@ -46,7 +47,7 @@ class AnnotateOptions:
     max_chars: Optional[int] = DEFAULT_MAX_CHARS
     batch_size: int = 64
     window: int = 1000
-    threshold: float = 0.5
+    threshold: Optional[float] = None
     resume: bool = False
     overwrite: bool = False
     quantize: Optional[str] = None
@@ -77,7 +78,8 @@ class AnnotateOptions:
             else detect_output_format(output_path)
         )
         check_text_docs(self.text_docs)
-        check_threshold(self.threshold)
+        if self.threshold is not None:
+            check_threshold(self.threshold)
         _check_positive("batch_size", self.batch_size)
         _check_positive("window", self.window)
         if self.max_chars is not None:

@@ -82,7 +82,7 @@ class BatchAnnotator:
         model: str,
         quantize: Optional[str],
         output_format: str,
-        threshold: float,
+        threshold: Optional[float],
         torch_threads: int,
         precision: Optional[str] = None,
     ) -> None:
@@ -95,11 +95,12 @@ class BatchAnnotator:
             torch.set_num_threads(torch_threads)
         except ImportError:  # a pipeline without torch
             pass
+        from ..pipeline.relations import resolve_threshold
         from .window import load_annotation_pipeline
 
         self.nlp = load_annotation_pipeline(model, quantize, precision)
         self.output_format = output_format
-        self.threshold = threshold
+        self.threshold = resolve_threshold(self.nlp, threshold)  # None: the pipeline's own
 
     def max_length(self) -> Optional[int]:
         value = getattr(self.nlp, "max_length", None)

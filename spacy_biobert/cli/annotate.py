@@ -44,7 +44,12 @@ def annotate_cli(
         "--window",
         help="Documents read, sorted by length and checkpointed together (bounds memory)",
     ),
-    threshold: float = typer.Option(0.5, "--threshold", help="Write relations scored at least this"),
+    threshold: Optional[float] = typer.Option(
+        None,
+        "--threshold",
+        help="Write relations scored at least this (default: the threshold the pipeline's "
+        "biobert_relations was configured with)",
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run"),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace OUTPUT and any files left by an interrupted run"
@@ -88,7 +93,8 @@ def annotate_cli(
 
     limit = positive_int_or_none("--max-chars", max_chars)
     try:
-        check_threshold(threshold)  # as serve and render do, before the pipeline loads
+        if threshold is not None:
+            check_threshold(threshold)  # as serve and render do, before the pipeline loads
     except ValueError as err:
         msg.fail(f"--threshold: {err}", exits=1)
     if precision is not None:

@@ -8,6 +8,8 @@ from wasabi import msg
 from ._app import app, load_pipeline_or_exit
 from ._scoring import GOLD_FORMAT_HELP, GOLD_HELP
 
+DEFAULT_THRESHOLDS = "0.3,0.4,0.5,0.6,0.7"
+
 
 @app.command("evaluate-relations")
 def evaluate_relations_cli(
@@ -15,8 +17,11 @@ def evaluate_relations_cli(
     corpus: Path = typer.Argument(..., exists=True, help=GOLD_HELP),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scores as JSON"),
     fmt: str = typer.Option("auto", "--format", "-f", help=GOLD_FORMAT_HELP),
-    thresholds: str = typer.Option(
-        "0.3,0.4,0.5,0.6,0.7", "--thresholds", help="Comma-separated probability thresholds"
+    thresholds: Optional[str] = typer.Option(
+        None,
+        "--thresholds",
+        help="Comma-separated probability thresholds (default: 0.3,0.4,0.5,0.6,0.7 and the "
+        "threshold the pipeline's biobert_relations was configured with)",
     ),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N documents"),
     batch_size: int = typer.Option(16, "--batch-size", "-b"),
@@ -41,11 +46,12 @@ def evaluate_relations_cli(
     concept labels (BC5CDR CID), as BioCreative scored them."""
 
     from ..evaluation import evaluate_relations
+    from ..pipeline.relations import pipeline_threshold
     from ._app import label_map_option
     from ._scoring import read_gold
 
     try:
-        values = [float(t) for t in thresholds.split(",") if t.strip()]
+        values = [float(t) for t in (thresholds or DEFAULT_THRESHOLDS).split(",") if t.strip()]
     except ValueError as err:
         msg.fail(str(err), exits=1)
     mapping = label_map_option(label_map)
@@ -61,6 +67,9 @@ def evaluate_relations_cli(
         from ..linking.compose import add_relations
 
         nlp = add_relations(load_pipeline_or_exit(entities), nlp)
+    own = pipeline_threshold(nlp)
+    if thresholds is None and own not in values:
+        values = sorted(values + [own])
     examples = read_gold(corpus, nlp, fmt, limit=limit, label_map=mapping)
     results = evaluate_relations(
         nlp, examples, thresholds=values, batch_size=batch_size, label_map=mapping
@@ -69,7 +78,8 @@ def evaluate_relations_cli(
     for t, scores in results.items():
         for level in ("micro", "doc"):
             if f"rel_{level}_f" in scores:
-                rows.append((t, level, *(f"{100 * scores[f'rel_{level}_{k}']:.2f}" for k in "prf")))
+                mark = f"{t} (pipeline)" if t == own else t
+                rows.append((mark, level, *(f"{100 * scores[f'rel_{level}_{k}']:.2f}" for k in "prf")))
     msg.table(rows, header=("threshold", "level", "P", "R", "F1"), divider=True)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -77,6 +87,7 @@ def evaluate_relations_cli(
         srsly.write_json(
             output,
             {"model": model, "corpus": str(corpus), "documents": len(examples),
+             "pipeline_threshold": own,
              "thresholds": {str(t): s for t, s in results.items()}},
         )
         msg.good(f"Saved scores to {output}")

@@ -31,7 +31,12 @@ def render_cli(
     max_chars: str = typer.Option(
         "100000", "--max-chars", help="Skip longer documents (characters); 'none' for no limit"
     ),
-    threshold: float = typer.Option(0.5, "--threshold", help="Draw relations scored at least this"),
+    threshold: Optional[float] = typer.Option(
+        None,
+        "--threshold",
+        help="Draw relations scored at least this (default: the threshold the pipeline's "
+        "biobert_relations was configured with)",
+    ),
     kb_url: Optional[str] = typer.Option(
         None,
         "--kb-url",
@@ -49,6 +54,7 @@ def render_cli(
     from ..annotate.window import make_doc
     from ..corpora._base import CorpusFormatError
     from ..models.base_models import load_pipeline
+    from ..pipeline.relations import check_threshold, resolve_threshold
     from ..visualize import check_kb_url_template, render
 
     if limit < 1:
@@ -61,6 +67,8 @@ def render_cli(
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     try:
+        if threshold is not None:
+            check_threshold(threshold)  # before the pipeline loads
         fmt = None if input_format == "auto" else input_format
         items = list(islice(iter_input(input_path, fmt, max_chars=chars, text_docs=text_docs), limit))
         records = [it for it in items if isinstance(it, Record)]
@@ -74,7 +82,7 @@ def render_cli(
             if doc.has_extension("trf_data"):
                 doc._.trf_data = None
             docs.append(doc)
-        page = render(docs, threshold=threshold, kb_url_template=kb_url)
+        page = render(docs, threshold=resolve_threshold(nlp, threshold), kb_url_template=kb_url)
     except (ValueError, OSError, CorpusFormatError) as err:
         msg.fail(str(err), exits=1)
     output.parent.mkdir(parents=True, exist_ok=True)

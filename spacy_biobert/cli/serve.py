@@ -22,7 +22,12 @@ def serve_cli(
     max_chars: str = typer.Option(
         "100000", "--max-chars", help="Longest document in characters (422 above); 'none' for no limit"
     ),
-    threshold: float = typer.Option(0.5, "--threshold", help="Default relation threshold"),
+    threshold: Optional[float] = typer.Option(
+        None,
+        "--threshold",
+        help="Default relation threshold of the service (default: the one the pipeline's "
+        "biobert_relations was configured with); a request's ?threshold= overrides it",
+    ),
     token: Optional[str] = typer.Option(
         None,
         "--token",

@@ -12,15 +12,26 @@ def show_cli(
     text: Optional[str] = typer.Option(
         None, "--text", "-t", help="Text to annotate (default: read standard input)"
     ),
+    threshold: Optional[float] = typer.Option(
+        None,
+        "--threshold",
+        help="Show relations scored at least this (default: the threshold the pipeline's "
+        "biobert_relations was configured with)",
+    ),
 ) -> None:
     """Print the entities (and relations, if the pipeline has them) found in a text."""
     import sys
 
     from ..extensions import install_extensions, predicted_relations
+    from ..pipeline.relations import resolve_threshold
 
     install_extensions()
     # refused pickles (E005), torch < 2.6 (E006) and a missing pipeline: one line each
     nlp = load_pipeline_or_exit(model)
+    try:
+        threshold = resolve_threshold(nlp, threshold)
+    except ValueError as err:
+        msg.fail(f"--threshold: {err}", exits=1)
     if text is None:
         text = sys.stdin.read()
     doc = nlp(text)
@@ -33,7 +44,7 @@ def show_cli(
         for kb_id in (ent.kb_id_ or "").replace("+", "|").split("|"):
             names.setdefault(kb_id, ent.text)
     rel_rows = []
-    for r in predicted_relations(doc, 0.5):
+    for r in predicted_relations(doc, threshold):
         if r["level"] == "concept":
             head = f"{names.get(r['head'], '')} ({r['head']})"
             tail = f"{names.get(r['tail'], '')} ({r['tail']})"

@@ -826,3 +826,28 @@ def check_threshold(threshold: float) -> None:
         or not (0.0 <= threshold <= 1.0)
     ):
         raise ValueError(Errors.E207.format(value=threshold))
+
+
+# What every reader of predictions uses when neither the user nor a pipeline
+# says otherwise (the component's own default).
+DEFAULT_THRESHOLD = 0.5
+
+
+def pipeline_threshold(nlp: Any) -> float:
+    """The relation threshold `nlp` was configured with: that of its (first)
+    `biobert_relations` component, else DEFAULT_THRESHOLD. Every output path
+    (annotate, serve, render, show, evaluate-relations) writes relations at
+    this threshold unless the user passes one."""
+    for _name, proc in getattr(nlp, "pipeline", ()):
+        if isinstance(proc, RelationExtractor):
+            return float(proc.threshold)
+    return DEFAULT_THRESHOLD
+
+
+def resolve_threshold(nlp: Any, threshold: Optional[float]) -> float:
+    """`threshold` checked (E207), or the pipeline's own where it is None."""
+    if threshold is None:
+        return pipeline_threshold(nlp)
+    check_threshold(threshold)
+    return float(threshold)
+
