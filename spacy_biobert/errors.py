@@ -56,6 +56,11 @@ class Errors:
         "Fix: load only pipelines from sources you trust; re-save the pipeline with "
         "spacy-biobert."
     )
+    E019 = (
+        "[E019] Refused to load {where}: the saved tokenizer option '{key}' is {value!r}, "
+        "not {kind}. Fix: load only pipelines from sources you trust; re-save the pipeline "
+        "with spacy-biobert."
+    )
     E009 = (
         "[E009] Refused to load {where}: the component's 'model' is a folder (the "
         "spacy-transformers v1.0 layout), which would be loaded with the settings of the "

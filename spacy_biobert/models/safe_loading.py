@@ -11,7 +11,7 @@ options to `AutoTokenizer.from_pretrained`. So before that happens we refuse:
   anywhere in the saved model config, a tokenizer JSON file, the tokenizer's
   load options or the initial configs (E007);
 - tokenizer load options other than `use_fast`, which is all spacy-transformers
-  saves (E007);
+  saves (E007), and a `use_fast` that is not true or false (E019);
 - file names that are not plain names (a path, `..`, a hidden file) or are not
   tokenizer data (`.json`, `.txt`, `.model`, `.vocab`): a code file is refused
   even without `auto_map` (E008);
@@ -122,10 +122,16 @@ def check_file_name(name: Any, where: str, what: str) -> None:
 
 def _check_tokenizer_options(options: Any, where: str) -> None:
     _check_settings(options, where, "the saved tokenizer options")
-    extra = sorted(set(options or {}) - set(TOKENIZER_OPTIONS)) if isinstance(options, dict) else []
+    if not isinstance(options, dict):
+        raise ValueError(Errors.E019.format(where=where, key="kwargs", value=options, kind="a mapping"))
+    extra = sorted(set(options) - set(TOKENIZER_OPTIONS))
     if extra:
         raise ValueError(Errors.E007.format(
             where=where, key=extra[0], file=f"the saved tokenizer options (only {TOKENIZER_OPTIONS[0]})"
+        ))
+    if not isinstance(options.get("use_fast", True), bool):
+        raise ValueError(Errors.E019.format(
+            where=where, key="use_fast", value=options["use_fast"], kind="true or false"
         ))
 
 
