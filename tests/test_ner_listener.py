@@ -34,6 +34,9 @@ LISTENER = {
 
 
 def train_ner(model_name: str, steps: int = 60):
+    from thinc.api import fix_random_seed
+
+    fix_random_seed(0)  # the same weights whatever ran before in this process
     nlp = spacy.blank("en")
     nlp.add_pipe("biobert", config={"model": {"name": model_name}})
     nlp.add_pipe("ner", config={"model": {"@architectures": "spacy.TransitionBasedParser.v2",
