@@ -38,17 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple, Union
 
-from ..corpora._base import (
-    CorpusFormatError,
-    CorpusStats,
-    Source,
-    is_gzip_name,
-    is_int,
-    is_stream,
-    open_binary,
-    show_value,
-)
+from ..corpora.checks import is_int, show_value
+from ..corpora.errors import CorpusFormatError, CorpusStats
 from ..corpora.formats import STREAM_FORMATS, detect_format, iter_records
+from ..corpora.io import Source, is_gzip_name, is_stream, open_binary
 from ..corpora.text import (
     DEFAULT_TEXT_DOCS,
     TEXT_BYTES_PER_CHAR,  # re-exported: plain text's bound lives in corpora.text

@@ -29,27 +29,18 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 from spacy.tokens import Doc
 
 from ..errors import Errors
-from ._base import (
-    DEFAULT_MAX_CHARS,
-    CorpusStats,
-    Source,
-    SourceDocument,
-    apply_limit,
-    atomic_write,
-    empty_file_error,
-    is_gzip_name,
-    is_stream,
-    open_binary,
-    read_docs,
-    source_name,
-)
 from .bioc_format import iter_bioc_records, write_bioc_json, write_bioc_xml
 from .brat import iter_brat_records, write_brat
+from .checks import DEFAULT_MAX_CHARS
 from .chemprot import SUFFIXES as CHEMPROT_SUFFIXES
 from .chemprot import iter_chemprot_records, write_chemprot
+from .errors import CorpusStats, empty_file_error
+from .io import Source, atomic_write, is_gzip_name, is_stream, open_binary, source_name
 from .jsonl import iter_jsonl_records, write_jsonl
 from .losses import LossReport, check_losses
 from .pubtator import iter_pubtator_records, write_pubtator
+from .reading import apply_limit, read_docs
+from .records import SourceDocument
 from .text import DEFAULT_TEXT_DOCS, iter_text_records
 
 _PUBTATOR_HEAD = re.compile(rb"^[^|\t\s]+\|[ta]\|")
