@@ -665,14 +665,32 @@ def doc_to_bioc(doc: Doc, *, threshold: float = 0.5) -> Any:
     return bdoc
 
 
+COLLECTION_INFO = {"source": "spacy-biobert", "date": "", "key": "spacy-biobert.key"}
+"""The collection header of every BioC file this package writes (`convert`'s
+writers and `annotate`'s streamed chunks, `collection_header`)."""
+
+
 def _collection_info() -> Any:
     import bioc
 
     c = bioc.BioCCollection()
-    c.source = "spacy-biobert"
-    c.date = ""
-    c.key = "spacy-biobert.key"
+    c.source = COLLECTION_INFO["source"]
+    c.date = COLLECTION_INFO["date"]
+    c.key = COLLECTION_INFO["key"]
     return c
+
+
+def collection_header(fmt: str) -> str:
+    """The text before the first document of a BioC output written in chunks
+    (`annotate`): "bioc-xml" or "bioc-json"."""
+    if fmt == "bioc-xml":
+        return (
+            "<?xml version='1.0' encoding='utf8' standalone='yes'?>\n<collection>"
+            f"<source>{COLLECTION_INFO['source']}</source><date>{COLLECTION_INFO['date']}</date>"
+            f"<key>{COLLECTION_INFO['key']}</key>\n"
+        )
+    head = dict(COLLECTION_INFO, infons={})
+    return json.dumps(head, ensure_ascii=False)[:-1] + ', "documents": [\n'
 
 
 def write_bioc_xml(

@@ -78,7 +78,9 @@ class Format:
     annotated: the format holds annotations (everything but plain text);
     hint: how its files are named, for messages (default: the extensions);
     reader: its registered corpus reader (`@readers` in a training config,
-        and what every evaluator reads gold with: `readers.gold_corpus`).
+        and what every evaluator reads gold with: `readers.gold_corpus`);
+    chunked: `annotate` writes it document by document (so a run can
+        checkpoint and resume: `annotate.outputs`).
     """
 
     name: str
@@ -94,6 +96,7 @@ class Format:
     annotated: bool = True
     hint: str = ""
     reader: str = ""
+    chunked: bool = False
 
     @property
     def readable(self) -> bool:
@@ -143,7 +146,7 @@ FORMATS: Dict[str, Format] = {
                 src, on_error=o.on_error, stats=o.stats, dedupe=o.dedupe, max_chars=o.max_chars
             ),
             write=write_pubtator, output_extensions=(".pubtator", ".txt"), gzip=True, streams=True,
-            hint=".txt/.pubtator", reader="spacy-biobert.PubTatorCorpus.v1",
+            hint=".txt/.pubtator", reader="spacy-biobert.PubTatorCorpus.v1", chunked=True,
         ),
         Format(
             "bioc", "BioC XML or BioC JSON", (".xml", ".json"),
@@ -167,7 +170,7 @@ FORMATS: Dict[str, Format] = {
                 src, on_error=o.on_error, stats=o.stats, max_chars=o.max_chars
             ),
             write=write_brat, hint=".ann, or a folder of .txt + .ann",
-            reader="spacy-biobert.BratCorpus.v1",
+            reader="spacy-biobert.BratCorpus.v1", chunked=True,
         ),
         Format(
             "jsonl", "JSONL, a JSON object per document", (".jsonl",),
@@ -176,7 +179,7 @@ FORMATS: Dict[str, Format] = {
                 src, on_error=o.on_error, stats=o.stats, max_chars=o.max_chars
             ),
             write=write_jsonl, output_extensions=(".jsonl",), gzip=True, streams=True,
-            reader="spacy-biobert.JSONLCorpus.v1",
+            reader="spacy-biobert.JSONLCorpus.v1", chunked=True,
         ),
         Format(
             "spacy", "spaCy DocBin", (".spacy",), read_docs=_read_docbin, write=_write_docbin,
@@ -189,8 +192,8 @@ FORMATS: Dict[str, Format] = {
             ),
             gzip=True, streams=True, annotated=False,
         ),
-        Format("bioc-xml", "BioC XML", write=write_bioc_xml, output_extensions=(".xml",)),
-        Format("bioc-json", "BioC JSON", write=write_bioc_json, output_extensions=(".json",)),
+        Format("bioc-xml", "BioC XML", write=write_bioc_xml, output_extensions=(".xml",), chunked=True),
+        Format("bioc-json", "BioC JSON", write=write_bioc_json, output_extensions=(".json",), chunked=True),
     )
 }
 """The format table, by name."""
@@ -205,6 +208,9 @@ READABLE_FORMATS = tuple(n for n, f in FORMATS.items() if f.readable)
 """Every format that can be read (pretrain's inputs)."""
 OUTPUT_FORMATS = tuple(n for n, f in FORMATS.items() if f.write is not None)
 OUTPUT_EXTENSIONS = {ext: n for n, f in FORMATS.items() for ext in f.output_extensions}
+
+CHUNKED_OUTPUT_FORMATS = tuple(n for n, f in FORMATS.items() if f.write is not None and f.chunked)
+"""What `annotate` writes: the outputs it writes document by document."""
 
 
 def file_extensions(formats: Sequence[str] = READABLE_FORMATS) -> Tuple[str, ...]:

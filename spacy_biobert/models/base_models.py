@@ -33,7 +33,7 @@ class KnownModel:
 
 KNOWN_MODELS: Dict[str, KnownModel] = {
     "biobert-v1.1": KnownModel("dmis-lab/biobert-v1.1", cased=True),
-    "biobert-v1.2": KnownModel("dmis-lab/biobert-base-cased-v1.2", cased=True),
+    "biobert-v1.2": KnownModel(DEFAULT_MODEL_NAME, cased=True),
     "pubmedbert": KnownModel(
         "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext", cased=False
     ),
