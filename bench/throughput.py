@@ -106,8 +106,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def load_gold(path: str, limit: int) -> List[Tuple[str, str, List[Tuple[int, int, str]]]]:
-    from spacy_biobert.corpora._base import apply_limit
     from spacy_biobert.corpora.formats import iter_records
+    from spacy_biobert.corpora.reading import apply_limit
 
     records = apply_limit(iter_records(path, dedupe=True), limit)
     return [

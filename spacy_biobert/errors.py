@@ -333,10 +333,7 @@ class Errors:
     E408 = (
         "[E408] the pipeline has no component '{name}'{what}. Fix: {fix}"
     )
-    E409 = (
-        "[E409] {path}:{line}: the line is not UTF-8 (first bad byte {byte!r}). Fix: convert "
-        "the file to UTF-8 (e.g. iconv -f LATIN1 -t UTF-8), or correct that line."
-    )
+    # E409 (a KB source line not UTF-8) is E104 now: one line reader, one code.
     E410 = (
         "[E410] {path}:{line}: not well-formed XML ({detail}). Fix: download the MeSH XML "
         "file again (desc20XX.xml / supp20XX.xml, or their .gz) from NLM; a truncated "

@@ -1,9 +1,17 @@
-"""Doc extensions and the keys under which corpora and components keep data.
+"""The Doc data contract: Doc extensions, the keys under which corpora and
+components keep data, mention ids, and the one reader of predicted relations.
+
+Every package (corpora, models, pipeline, evaluation, linking, annotate, the
+service and the renderer) takes the contract from here, never from a reader or
+writer module.
 
 Installed idempotently by `install_extensions()` (never `force=True` at import).
 Values live in `doc.user_data`, so `DocBin(store_user_data=True)` keeps them.
 
 - `doc._.doc_id` (str | None): the source document id (PMID).
+- `doc.user_data[SOURCE_KEY]`: what a reader keeps for byte-exact round trips
+  that is not a span attribute (passages, BC5CDR's composite column, original
+  offsets of expanded mentions, raw fields; see `corpora.records`).
 - `doc.spans[MENTIONS_KEY]`: every gold mention, including nested and
   overlapping ones that cannot be `doc.ents`; `span.label_` = corpus type,
   `span.kb_id_` = normalised id(s) as in the source, `span.id_` = the source
@@ -32,17 +40,22 @@ Values live in `doc.user_data`, so `DocBin(store_user_data=True)` keeps them.
 every writer (PubTator, BioC, JSONL, ChemProt, the service), the renderer and
 the relation scorer take relations from it, so what is written is what is
 scored.
+`mention_ids(span_or_kb_id)` splits a mention's `kb_id_` into its ids, the
+one rule every user of kb ids (pairs, pooling, scorers, linking) follows.
 - `doc._.abbreviations` (getter): `biobert_abbreviations`' detections, a
   list of (short form Span, long form Span), one per occurrence of a defined
   short form; stored as token offsets in `doc.user_data[ABBREVIATIONS_KEY]`.
 - `span._.long_form` (getter): the long form Span of a span whose text is a
   detected short form of its doc, else None.
 """
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+import re
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from spacy.tokens import Doc, Span
 
 MENTIONS_KEY = "mentions"
+SOURCE_KEY = "spacy_biobert.source"
+"""`doc.user_data` key of the round-trip information (a JSON-able dict)."""
 ABBREVIATIONS_KEY = "spacy_biobert.abbreviations"
 # Multi-corpus NER (corpora/multi.py sets them on reference Docs): the corpus
 # name, the entity types its corpus annotates, and every gold mention under
@@ -181,3 +194,17 @@ def _mention_entry(
         "label": label,
         "score": float(score),
     }
+
+
+_KB_SPLIT = re.compile(r"[|+]")
+
+
+def mention_ids(span_or_kb_id: Union[Span, str]) -> List[str]:
+    """The individual ids of a mention: its `kb_id_` split on "|" and "+",
+    stripped, with "-1" and empty parts dropped.
+
+    `mention_ids("D014786|D006311") == ["D014786", "D006311"]`;
+    `mention_ids("-1") == []`.
+    """
+    value = span_or_kb_id if isinstance(span_or_kb_id, str) else span_or_kb_id.kb_id_
+    return [p.strip() for p in _KB_SPLIT.split(value) if p.strip() not in ("", "-1")]

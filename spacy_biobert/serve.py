@@ -215,7 +215,7 @@ class Annotator:
 
 def _json_record(text: str) -> Any:
     """The one document of a JSON body, or a 422 RequestError."""
-    from .annotate.inputs import Record
+    from .annotate.inputs import BadRecord, Record, json_record
 
     try:
         obj = json.loads(text)
@@ -229,14 +229,15 @@ def _json_record(text: str) -> Any:
         raise RequestError(
             422, 'the JSON body is nested too deeply. Fix: send {"text": "...", "id": "..."}.'
         ) from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-        raise RequestError(
-            422, 'the JSON body must be an object with a "text" string, e.g. {"text": "..."}.'
-        )
-    doc_id = obj.get("id")
-    if doc_id is not None and (isinstance(doc_id, bool) or not isinstance(doc_id, (str, int))):
-        raise RequestError(422, '"id" must be a string or an integer.')
-    return Record(0, "" if doc_id is None else str(doc_id), obj["text"])
+    try:
+        text, doc_id = json_record(obj)  # the per-record check annotate's JSONL input uses
+    except BadRecord as bad:
+        if bad.field == "text":
+            raise RequestError(
+                422, 'the JSON body must be an object with a "text" string, e.g. {"text": "..."}.'
+            ) from None
+        raise RequestError(422, '"id" must be a string or an integer.') from None
+    return Record(0, "" if doc_id is None else doc_id, text)
 
 
 class ClientGone(Exception):

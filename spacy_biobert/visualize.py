@@ -256,8 +256,7 @@ def doc_relations(
     probability of `doc._.kb_relations`, the one the writers write and the
     scorer scores, drawn between its strongest mention pair (the evidence)
     with the pair's ids on the spans."""
-    from .corpora._base import mention_ids
-    from .extensions import concept_labels, document_relations
+    from .extensions import concept_labels, document_relations, mention_ids
     from .pipeline.relations import _to_span, relation_triples
 
     keep = set(labels) if labels is not None else None

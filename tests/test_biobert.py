@@ -151,3 +151,15 @@ def test_real_offline_base_model(offline_model):
     doc = nlp("Naloxone reverses the antihypertensive effect of clonidine.")
     assert doc._.trf_data.tensors[0].shape[-1] == 384
     assert all(n > 0 for n in doc._.trf_data.align.lengths)
+
+
+def test_default_config_names_the_default_base_model():
+    """The default base model is spelled once in Python (`DEFAULT_MODEL_NAME`);
+    the factory's DEFAULT_CONFIG string (a config cannot import) must agree."""
+    from thinc.api import Config
+
+    from spacy_biobert.models.base_models import DEFAULT_MODEL_NAME, KNOWN_MODELS
+    from spacy_biobert.pipeline.transformer import DEFAULT_CONFIG
+
+    assert Config().from_str(DEFAULT_CONFIG)["biobert"]["model"]["name"] == DEFAULT_MODEL_NAME
+    assert KNOWN_MODELS["biobert-v1.2"].source == DEFAULT_MODEL_NAME

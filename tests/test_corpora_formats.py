@@ -16,7 +16,6 @@ import spacy
 from spacy_biobert.annotate.inputs import INPUT_FORMATS as ANNOTATE_FORMATS
 from spacy_biobert.annotate.inputs import Record, Reject, detect_input_format, iter_input
 from spacy_biobert.corpora import CorpusFormatError, CorpusStats
-from spacy_biobert.corpora._base import get_make_doc, set_sentences
 from spacy_biobert.corpora.formats import (
     FORMATS,
     INPUT_FORMATS,
@@ -32,7 +31,8 @@ from spacy_biobert.corpora.formats import (
     write_corpus,
 )
 from spacy_biobert.corpora.readers import READERS
-from spacy_biobert.corpora.sentences import sentence_starts, split_sentences
+from spacy_biobert.corpora.records import get_make_doc
+from spacy_biobert.corpora.sentences import sentence_starts, set_sentences, split_sentences
 from spacy_biobert.corpora.text import DEFAULT_TEXT_DOCS, TEXT_DOCS, iter_text
 from spacy_biobert.pretraining.data import TEXT_FORMATS, iter_documents
 

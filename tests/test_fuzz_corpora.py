@@ -36,9 +36,9 @@ from hypothesis import strategies as st
 
 from spacy_biobert.annotate.inputs import Record, Reject, iter_input
 from spacy_biobert.corpora import CorpusFormatError, CorpusStats, SourceDocument, SourceMention
-from spacy_biobert.corpora._base import source_to_doc, title_abstract_passages
 from spacy_biobert.corpora.formats import iter_records, write_corpus
 from spacy_biobert.corpora.losses import LossReport
+from spacy_biobert.corpora.records import source_to_doc, title_abstract_passages
 
 # No shrinking: a failing example is reported as found (shrinking one through
 # the readers and writers takes minutes).
@@ -282,8 +282,8 @@ def full(rec: SourceDocument) -> Any:
 def kept(rec: SourceDocument, target: str) -> Any:
     """What `target` keeps of a record: `full` of what it holds once written
     and read back, by the table of docs/corpora.md ("What each format keeps")."""
-    from spacy_biobert.corpora._base import title_and_abstract
     from spacy_biobert.corpora.losses import bioc_text
+    from spacy_biobert.corpora.records import title_and_abstract
 
     rec = SourceDocument(rec.doc_id, rec.text, list(rec.passages),
                          [SourceMention(**vars(m)) for m in rec.mentions],

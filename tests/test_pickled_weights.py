@@ -86,3 +86,19 @@ def test_show_reports_refused_weights_in_one_line(tiny_bert, tmp_path):
     assert not marker.exists()
     missing = CliRunner().invoke(app, ["show", str(tmp_path / "nope"), "--text", "x"])
     assert missing.exit_code == 1 and isinstance(missing.exception, SystemExit)
+
+
+def test_pretraining_refuses_a_pickled_base_model_with_the_factorys_e005(pickled_base_model):
+    """One guarded loader: `pretrain`'s model loading refuses the same folder
+    with the same coded error as the `biobert` factory, and runs nothing."""
+    from spacy_biobert.models.base_models import load_hf_objects
+    from spacy_biobert.pretraining.loop import load_pretraining_model
+
+    base, marker = pickled_base_model
+    with pytest.raises(OSError) as factory:
+        load_hf_objects(str(base), {}, {})
+    with pytest.raises(OSError, match=r"^\[E005\] .*the base model .*Unsupported global") as pretraining:
+        load_pretraining_model(str(base), "mlm+nsp")
+    assert str(pretraining.value) == str(factory.value)
+    assert "E604" not in str(pretraining.value)
+    assert not marker.exists()

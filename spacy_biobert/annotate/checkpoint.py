@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Union
 
-from ..corpora._base import atomic_write
+from ..corpora.io import atomic_write
 from ..errors import Errors
 from .inputs import Reject
 from .outputs import BIOC_JSON_SEPARATOR, footer, header

@@ -36,19 +36,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple, Union
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
-from ..corpora._base import (
-    CorpusFormatError,
-    CorpusStats,
-    Source,
-    is_gzip_name,
-    is_int,
-    is_stream,
-    open_binary,
-    show_value,
-)
+from ..corpora.checks import is_int, show_value
+from ..corpora.errors import CorpusFormatError, CorpusStats
 from ..corpora.formats import STREAM_FORMATS, detect_format, iter_records
+from ..corpora.io import Source, is_gzip_name, is_stream, open_binary
 from ..corpora.text import (
     DEFAULT_TEXT_DOCS,
     TEXT_BYTES_PER_CHAR,  # re-exported: plain text's bound lives in corpora.text
@@ -232,6 +225,31 @@ def _iter_folder(path: Path, max_chars: Optional[int]) -> Iterator[Item]:
         yield Record(i, doc_id, text, [("text", 0, text)])
 
 
+class BadRecord(ValueError):
+    """A JSON document object without a "text" string (`field` "text") or
+    with an "id" that is neither a string nor an integer (`field` "id",
+    `value` the id)."""
+
+    def __init__(self, field: str, value: Any = None):
+        super().__init__(field)
+        self.field = field
+        self.value = value
+
+
+def json_record(obj: Any) -> Tuple[str, Optional[str]]:
+    """(text, id as a string or None) of one JSON document object, or
+    BadRecord: the per-record check `annotate`'s JSONL input and the service's
+    JSON body share (each words its own message)."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        raise BadRecord("text")
+    raw_id = obj.get("id")
+    if raw_id is None:
+        return obj["text"], None
+    if isinstance(raw_id, str) or is_int(raw_id):
+        return obj["text"], str(raw_id)
+    raise BadRecord("id", raw_id)
+
+
 def _iter_jsonl(source: Source, max_chars: Optional[int] = None) -> Iterator[Item]:
     """The texts (and ids) of a JSONL input: nothing else of a line is read."""
     cap = None if max_chars is None else JSON_BYTES_PER_CHAR * max_chars + JSON_EXTRA_BYTES
@@ -260,21 +278,20 @@ def _iter_jsonl(source: Source, max_chars: Optional[int] = None) -> Iterator[Ite
             except RecursionError:
                 yield Reject(index, doc_id, f"line {lineno} is JSON nested too deeply to read", "json")
             else:
-                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                    yield Reject(index, doc_id, f"line {lineno} has no \"text\" string", "json")
-                else:
-                    raw_id = obj.get("id")
-                    if raw_id is None:
-                        yield Record(index, doc_id, obj["text"], [("text", 0, obj["text"])])
-                    elif isinstance(raw_id, str) or is_int(raw_id):
-                        doc_id = str(raw_id)
-                        yield Record(index, doc_id, obj["text"], [("text", 0, obj["text"])])
+                try:
+                    text, rec_id = json_record(obj)
+                except BadRecord as bad:
+                    if bad.field == "text":
+                        yield Reject(index, doc_id, f"line {lineno} has no \"text\" string", "json")
                     else:  # what the corpus reader (convert) refuses too: never str(["x"])
                         problem = Errors.E114.format(
                             doc_id=f"at line {lineno}", what="'id'",
-                            expected="a string or an integer", value=show_value(raw_id),
+                            expected="a string or an integer", value=show_value(bad.value),
                         )
                         yield Reject(index, doc_id, problem, "json")
+                else:
+                    doc_id = doc_id if rec_id is None else rec_id
+                    yield Record(index, doc_id, text, [("text", 0, text)])
             index += 1
 
 

@@ -13,12 +13,13 @@ from typing import Union
 
 from spacy.tokens import Doc
 
+from ..corpora.formats import CHUNKED_OUTPUT_FORMATS
 from ..errors import Errors
 
-OUTPUT_FORMATS = ("jsonl", "pubtator", "bioc-xml", "bioc-json", "brat")
+# the format table's outputs written document by document (`Format.chunked`)
+OUTPUT_FORMATS = CHUNKED_OUTPUT_FORMATS
 # Between two documents of a BioC JSON output.
 BIOC_JSON_SEPARATOR = ",\n"
-_COLLECTION = {"source": "spacy-biobert", "date": "", "key": "spacy-biobert.key"}
 
 
 def detect_output_format(path: Union[str, Path]) -> str:
@@ -54,15 +55,10 @@ def check_output_format(fmt: str) -> str:
 
 
 def header(fmt: str) -> str:
-    if fmt == "bioc-xml":
-        return (
-            "<?xml version='1.0' encoding='utf8' standalone='yes'?>\n<collection>"
-            f"<source>{_COLLECTION['source']}</source><date>{_COLLECTION['date']}</date>"
-            f"<key>{_COLLECTION['key']}</key>\n"
-        )
-    if fmt == "bioc-json":
-        head = dict(_COLLECTION, infons={})
-        return json.dumps(head, ensure_ascii=False)[:-1] + ', "documents": [\n'
+    if fmt in ("bioc-xml", "bioc-json"):
+        from ..corpora.bioc_format import collection_header
+
+        return collection_header(fmt)
     return ""
 
 

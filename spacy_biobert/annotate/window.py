@@ -89,8 +89,7 @@ def _inference_mode() -> Any:
 def make_doc(nlp: Any, rec: Record) -> Doc:
     """The unannotated Doc of `rec`: `nlp.make_doc` of its text, with its id
     (`doc._.doc_id`) and passages (what the writers need to write it back)."""
-    from ..corpora._base import SOURCE_KEY
-    from ..extensions import install_extensions
+    from ..extensions import SOURCE_KEY, install_extensions
 
     install_extensions()
     doc = nlp.make_doc(rec.text)
@@ -178,7 +177,7 @@ def annotate_batch(
     (`window_results` drops it from the output's first document); a document
     the format cannot represent is rejected. Under `torch.inference_mode` and
     inside `nlp.memory_zone()` (the caller's, when it opened one)."""
-    from ..corpora._base import predicted_relations
+    from ..extensions import predicted_relations
 
     out: List[Result] = []
     with _inference_mode(), _memory_zone(nlp):

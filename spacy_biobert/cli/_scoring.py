@@ -23,7 +23,7 @@ def read_gold(
 ) -> List[Any]:
     """The Examples of a gold corpus in any supported format (`fmt` None or
     "auto": detected), read for `nlp`; a bad corpus exits with its message."""
-    from ..corpora._base import CorpusFormatError
+    from ..corpora.errors import CorpusFormatError
     from ..corpora.readers import gold_corpus
 
     try:

@@ -87,7 +87,7 @@ def annotate_cli(
     from tqdm import tqdm
 
     from ..annotate import AnnotateOptions, annotate
-    from ..corpora._base import CorpusFormatError
+    from ..corpora.errors import CorpusFormatError
     from ..models.base_models import load_pipeline
     from ..pipeline.relations import check_threshold
 

@@ -56,7 +56,7 @@ def build_kb_cli(
     """Build a name -> id knowledge base for biobert_linker from vocabularies
     (MeSH XML, CTD, the MeSH CSV), corpora and TSV files, merged; every name
     keeps its source (meta.json counts names per source)."""
-    from ..corpora._base import CorpusFormatError
+    from ..corpora.errors import CorpusFormatError
     from ..linking import sources
     from ..linking.kb import NameKB
 

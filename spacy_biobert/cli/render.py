@@ -52,7 +52,7 @@ def render_cli(
 
     from ..annotate.inputs import Record, iter_input, printable
     from ..annotate.window import make_doc
-    from ..corpora._base import CorpusFormatError
+    from ..corpora.errors import CorpusFormatError
     from ..models.base_models import load_pipeline
     from ..pipeline.relations import check_threshold, resolve_threshold
     from ..visualize import check_kb_url_template, render

@@ -34,33 +34,13 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Text
 from spacy.tokens import Doc
 
 from ..errors import Errors
-from ._base import (
-    DEFAULT_MAX_CHARS,
-    CorpusFormatError,
-    CorpusStats,
-    ErrorPolicy,
-    Source,
-    SourceDocument,
-    SourceMention,
-    atomic_write,
-    check_length,
-    check_mention,
-    doc_to_source,
-    docs_reader,
-    empty_file_error,
-    find_lone_surrogate,
-    is_int,
-    load_json,
-    malformed,
-    peek,
-    plain_suffix,
-    predicted_relations,
-    secure_iterparse,
-    show_value,
-    start_reading,
-    with_relation_arguments,
-    write_text,
-)
+from ..extensions import predicted_relations
+from .checks import DEFAULT_MAX_CHARS, check_length, find_lone_surrogate, is_int, load_json, show_value
+from .errors import CorpusFormatError, CorpusStats, ErrorPolicy, empty_file_error, malformed
+from .io import Source, atomic_write, peek, plain_suffix, write_text
+from .reading import docs_reader, start_reading
+from .records import SourceDocument, SourceMention, check_mention, doc_to_source, with_relation_arguments
+from .safe_xml import secure_iterparse
 
 ID_INFONS = ("identifier", "MESH", "MeSH", "Identifier", "NCBI Gene", "NCBI_Gene")
 _BOOL_FIELDS = ("gold", "gold_only")
@@ -685,14 +665,32 @@ def doc_to_bioc(doc: Doc, *, threshold: float = 0.5) -> Any:
     return bdoc
 
 
+COLLECTION_INFO = {"source": "spacy-biobert", "date": "", "key": "spacy-biobert.key"}
+"""The collection header of every BioC file this package writes (`convert`'s
+writers and `annotate`'s streamed chunks, `collection_header`)."""
+
+
 def _collection_info() -> Any:
     import bioc
 
     c = bioc.BioCCollection()
-    c.source = "spacy-biobert"
-    c.date = ""
-    c.key = "spacy-biobert.key"
+    c.source = COLLECTION_INFO["source"]
+    c.date = COLLECTION_INFO["date"]
+    c.key = COLLECTION_INFO["key"]
     return c
+
+
+def collection_header(fmt: str) -> str:
+    """The text before the first document of a BioC output written in chunks
+    (`annotate`): "bioc-xml" or "bioc-json"."""
+    if fmt == "bioc-xml":
+        return (
+            "<?xml version='1.0' encoding='utf8' standalone='yes'?>\n<collection>"
+            f"<source>{COLLECTION_INFO['source']}</source><date>{COLLECTION_INFO['date']}</date>"
+            f"<key>{COLLECTION_INFO['key']}</key>\n"
+        )
+    head = dict(COLLECTION_INFO, infons={})
+    return json.dumps(head, ensure_ascii=False)[:-1] + ', "documents": [\n'
 
 
 def write_bioc_xml(

@@ -48,25 +48,12 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 from spacy.tokens import Doc
 
 from ..errors import Errors
-from ._base import (
-    DEFAULT_MAX_CHARS,
-    SOURCE_KEY,
-    CorpusFormatError,
-    CorpusStats,
-    ErrorPolicy,
-    SourceDocument,
-    SourceMention,
-    atomic_write_many,
-    check_length,
-    doc_to_source,
-    docs_reader,
-    is_stream,
-    malformed,
-    mention_ids,
-    predicted_relations,
-    start_reading,
-    with_relation_arguments,
-)
+from ..extensions import SOURCE_KEY, mention_ids, predicted_relations
+from .checks import DEFAULT_MAX_CHARS, check_length
+from .errors import CorpusFormatError, CorpusStats, ErrorPolicy, malformed
+from .io import atomic_write_many, is_stream
+from .reading import docs_reader, start_reading
+from .records import SourceDocument, SourceMention, doc_to_source, with_relation_arguments
 
 BRAT_KEY = "brat"
 """The key, in a document's source info, of what writing brat back needs."""

@@ -28,24 +28,16 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple, Un
 from spacy.tokens import Doc
 
 from ..errors import Errors
-from ._base import (
-    DEFAULT_MAX_CHARS,
-    CorpusFormatError,
-    CorpusStats,
-    ErrorPolicy,
+from ..extensions import predicted_relations
+from .checks import DEFAULT_MAX_CHARS, check_length
+from .errors import CorpusFormatError, CorpusStats, ErrorPolicy, malformed
+from .io import atomic_write_many, is_stream, iter_lines
+from .reading import docs_reader, document_lines, start_reading
+from .records import (
     SourceDocument,
     SourceMention,
-    atomic_write_many,
-    check_length,
     check_mention,
     doc_to_source,
-    docs_reader,
-    document_lines,
-    is_stream,
-    iter_lines,
-    malformed,
-    predicted_relations,
-    start_reading,
     title_abstract_passages,
     title_and_abstract,
     with_relation_arguments,

@@ -29,27 +29,18 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 from spacy.tokens import Doc
 
 from ..errors import Errors
-from ._base import (
-    DEFAULT_MAX_CHARS,
-    CorpusStats,
-    Source,
-    SourceDocument,
-    apply_limit,
-    atomic_write,
-    empty_file_error,
-    is_gzip_name,
-    is_stream,
-    open_binary,
-    read_docs,
-    source_name,
-)
 from .bioc_format import iter_bioc_records, write_bioc_json, write_bioc_xml
 from .brat import iter_brat_records, write_brat
+from .checks import DEFAULT_MAX_CHARS
 from .chemprot import SUFFIXES as CHEMPROT_SUFFIXES
 from .chemprot import iter_chemprot_records, write_chemprot
+from .errors import CorpusStats, empty_file_error
+from .io import Source, atomic_write, is_gzip_name, is_stream, open_binary, source_name
 from .jsonl import iter_jsonl_records, write_jsonl
 from .losses import LossReport, check_losses
 from .pubtator import iter_pubtator_records, write_pubtator
+from .reading import apply_limit, read_docs
+from .records import SourceDocument
 from .text import DEFAULT_TEXT_DOCS, iter_text_records
 
 _PUBTATOR_HEAD = re.compile(rb"^[^|\t\s]+\|[ta]\|")
@@ -87,7 +78,9 @@ class Format:
     annotated: the format holds annotations (everything but plain text);
     hint: how its files are named, for messages (default: the extensions);
     reader: its registered corpus reader (`@readers` in a training config,
-        and what every evaluator reads gold with: `readers.gold_corpus`).
+        and what every evaluator reads gold with: `readers.gold_corpus`);
+    chunked: `annotate` writes it document by document (so a run can
+        checkpoint and resume: `annotate.outputs`).
     """
 
     name: str
@@ -103,6 +96,7 @@ class Format:
     annotated: bool = True
     hint: str = ""
     reader: str = ""
+    chunked: bool = False
 
     @property
     def readable(self) -> bool:
@@ -152,7 +146,7 @@ FORMATS: Dict[str, Format] = {
                 src, on_error=o.on_error, stats=o.stats, dedupe=o.dedupe, max_chars=o.max_chars
             ),
             write=write_pubtator, output_extensions=(".pubtator", ".txt"), gzip=True, streams=True,
-            hint=".txt/.pubtator", reader="spacy-biobert.PubTatorCorpus.v1",
+            hint=".txt/.pubtator", reader="spacy-biobert.PubTatorCorpus.v1", chunked=True,
         ),
         Format(
             "bioc", "BioC XML or BioC JSON", (".xml", ".json"),
@@ -176,7 +170,7 @@ FORMATS: Dict[str, Format] = {
                 src, on_error=o.on_error, stats=o.stats, max_chars=o.max_chars
             ),
             write=write_brat, hint=".ann, or a folder of .txt + .ann",
-            reader="spacy-biobert.BratCorpus.v1",
+            reader="spacy-biobert.BratCorpus.v1", chunked=True,
         ),
         Format(
             "jsonl", "JSONL, a JSON object per document", (".jsonl",),
@@ -185,7 +179,7 @@ FORMATS: Dict[str, Format] = {
                 src, on_error=o.on_error, stats=o.stats, max_chars=o.max_chars
             ),
             write=write_jsonl, output_extensions=(".jsonl",), gzip=True, streams=True,
-            reader="spacy-biobert.JSONLCorpus.v1",
+            reader="spacy-biobert.JSONLCorpus.v1", chunked=True,
         ),
         Format(
             "spacy", "spaCy DocBin", (".spacy",), read_docs=_read_docbin, write=_write_docbin,
@@ -198,8 +192,8 @@ FORMATS: Dict[str, Format] = {
             ),
             gzip=True, streams=True, annotated=False,
         ),
-        Format("bioc-xml", "BioC XML", write=write_bioc_xml, output_extensions=(".xml",)),
-        Format("bioc-json", "BioC JSON", write=write_bioc_json, output_extensions=(".json",)),
+        Format("bioc-xml", "BioC XML", write=write_bioc_xml, output_extensions=(".xml",), chunked=True),
+        Format("bioc-json", "BioC JSON", write=write_bioc_json, output_extensions=(".json",), chunked=True),
     )
 }
 """The format table, by name."""
@@ -214,6 +208,9 @@ READABLE_FORMATS = tuple(n for n, f in FORMATS.items() if f.readable)
 """Every format that can be read (pretrain's inputs)."""
 OUTPUT_FORMATS = tuple(n for n, f in FORMATS.items() if f.write is not None)
 OUTPUT_EXTENSIONS = {ext: n for n, f in FORMATS.items() for ext in f.output_extensions}
+
+CHUNKED_OUTPUT_FORMATS = tuple(n for n, f in FORMATS.items() if f.write is not None and f.chunked)
+"""What `annotate` writes: the outputs it writes document by document."""
 
 
 def file_extensions(formats: Sequence[str] = READABLE_FORMATS) -> Tuple[str, ...]:

@@ -51,29 +51,12 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, TextIO, Tuple,
 from spacy.tokens import Doc
 
 from ..errors import Errors
-from ._base import (
-    DEFAULT_MAX_CHARS,
-    CorpusFormatError,
-    CorpusStats,
-    ErrorPolicy,
-    Source,
-    SourceDocument,
-    SourceMention,
-    check_length,
-    check_mention,
-    doc_to_source,
-    docs_reader,
-    document_lines,
-    find_lone_surrogate,
-    is_int,
-    load_json,
-    malformed,
-    predicted_relations,
-    show_value,
-    start_reading,
-    with_relation_arguments,
-    write_text,
-)
+from ..extensions import predicted_relations
+from .checks import DEFAULT_MAX_CHARS, check_length, find_lone_surrogate, is_int, load_json, show_value
+from .errors import CorpusFormatError, CorpusStats, ErrorPolicy, malformed
+from .io import Source, write_text
+from .reading import docs_reader, document_lines, start_reading
+from .records import SourceDocument, SourceMention, check_mention, doc_to_source, with_relation_arguments
 
 _MENTION_FIELDS = (
     "id",

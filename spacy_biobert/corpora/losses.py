@@ -28,15 +28,9 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 from spacy.tokens import Doc
 
 from ..errors import Errors, Warnings
-from ._base import (
-    SOURCE_KEY,
-    SourceDocument,
-    doc_to_source,
-    logger,
-    predicted_relations,
-    title_abstract_passages,
-    title_and_abstract,
-)
+from ..extensions import SOURCE_KEY, predicted_relations
+from .errors import logger
+from .records import SourceDocument, doc_to_source, title_abstract_passages, title_and_abstract
 
 _ALL = ("pubtator", "chemprot", "bioc-xml", "bioc-json", "jsonl", "spacy")
 _BIOC = ("bioc-xml", "bioc-json")

@@ -18,25 +18,18 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, TextIO, Union
 from spacy.tokens import Doc
 
 from ..errors import Errors
-from ._base import (
-    DEFAULT_MAX_CHARS,
-    CorpusFormatError,
-    CorpusStats,
-    Source,
+from ..extensions import predicted_relations
+from .checks import DEFAULT_MAX_CHARS, check_length
+from .errors import CorpusFormatError, CorpusStats, empty_file_error, malformed
+from .io import Source, iter_lines, write_text
+from .reading import docs_reader, start_reading
+from .records import (
     SourceDocument,
     SourceMention,
-    check_length,
     check_mention,
     doc_to_source,
-    docs_reader,
-    empty_file_error,
-    iter_lines,
-    malformed,
-    predicted_relations,
-    start_reading,
     title_abstract_passages,
     title_and_abstract,
-    write_text,
 )
 
 _HEADER = re.compile(r"^([^|\t]+)\|([ta])\|(.*)$", re.DOTALL)

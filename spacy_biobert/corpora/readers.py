@@ -25,9 +25,12 @@ from spacy.language import Language
 from spacy.training import Example
 from spacy.util import registry
 
-from ._base import CorpusStats, SourceDocument, apply_limit, max_chars_of, source_to_doc
+from .checks import max_chars_of
+from .errors import CorpusStats
 from .formats import FORMATS, iter_records
 from .label_maps import resolve_label_map
+from .reading import apply_limit
+from .records import SourceDocument, source_to_doc
 
 # (stats, on_error, max_chars) -> records
 RecordsFn = Callable[[CorpusStats, str, Optional[int]], Iterable[SourceDocument]]

@@ -1,7 +1,7 @@
 """The one sentence splitter: where sentences start in a text, by rule.
 
 The corpus readers set sentence boundaries on Docs with it
-(`_base.set_sentences`, never inside a mention), and pretraining splits its
+(`set_sentences`, never inside a mention), and pretraining splits its
 text with it (`split_sentences`), so both cut a text in the same places.
 
 A sentence ends at [.!?] (plus closing quotes/brackets) followed by
@@ -10,7 +10,11 @@ before is a common abbreviation (e.g., i.e., vs., Fig., al.) or an initial.
 """
 
 import re
-from typing import Iterator, List
+from typing import Iterable, Iterator, List, Sequence
+
+import numpy
+from spacy.attrs import SENT_START
+from spacy.tokens import Doc, Span
 
 _SENT_END = re.compile(r"[.!?][\"')\]]*(?=\s+[\"'(\[]*[A-Z0-9])")
 _NO_SPLIT_BEFORE = re.compile(
@@ -37,3 +41,30 @@ def split_sentences(text: str) -> List[str]:
     starts = [0, *sentence_starts(text), len(text)]
     pieces = (text[a:b].strip() for a, b in zip(starts, starts[1:]))
     return [" ".join(p.split()) for p in pieces if p]
+
+
+def set_sentences(
+    doc: Doc, passage_starts: Iterable[int], protected: Sequence[Span]
+) -> None:
+    """Rule-based sentence boundaries: every passage starts a sentence, and so
+    does every start the one sentence splitter finds (`sentences.sentence_starts`).
+    Never inside a mention. Every token gets is_sent_start set, so DocBin
+    keeps them."""
+    if len(doc) == 0:
+        return
+    text = doc.text
+    starts = set()
+    for offset in passage_starts:
+        starts.add(offset)
+    starts.update(sentence_starts(text))
+    inside = set()
+    for span in protected:
+        inside.update(range(span.start + 1, span.end))
+    # 1 = starts a sentence, -1 = does not; set in one call (the per-token
+    # `is_sent_start` setter is linear in the document: quadratic in all)
+    flags = numpy.full((len(doc), 1), -1, dtype="int64")
+    flags[0, 0] = 1
+    for token in doc:
+        if token.idx in starts and token.i not in inside:
+            flags[token.i, 0] = 1
+    doc.from_array([SENT_START], flags.astype("uint64"))

@@ -25,15 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, List, Optional, Tuple
 
 from ..errors import Errors
-from ._base import (
-    DEFAULT_MAX_CHARS,
-    CorpusFormatError,
-    CorpusStats,
-    Source,
-    SourceDocument,
-    open_binary,
-    start_reading,
-)
+from .checks import DEFAULT_MAX_CHARS
+from .errors import CorpusFormatError, CorpusStats
+from .io import Source, open_binary
+from .reading import start_reading
+from .records import SourceDocument
 
 TEXT_DOCS = ("line", "blank-line")
 DEFAULT_TEXT_DOCS = "line"

@@ -17,9 +17,8 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import filter_spans
 
-from ..corpora._base import mention_ids
 from ..errors import Errors
-from ..extensions import MENTIONS_KEY
+from ..extensions import MENTIONS_KEY, mention_ids
 from .scores import pipe_docs, score_tuples
 
 LINKING_FACTORIES = ("biobert_abbreviations", "biobert_linker")

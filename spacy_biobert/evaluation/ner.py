@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Hashable, Iterable, List, Optional, Set,
 from spacy.language import Language
 from spacy.training import Example
 
-from ..corpora._base import doc_to_source
+from ..corpora.records import doc_to_source
 from ..extensions import DROPPED_KEY, PREDICTIONS_KEY, install_extensions
 from .scores import PRF, doc_key, pipe_docs, score_tuples
 

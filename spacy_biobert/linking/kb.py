@@ -118,7 +118,7 @@ class Candidate(tuple):
 def clean_kb_id(kb_id: str) -> str:
     """The id string to store: stripped; "-1" and empty parts of a composite
     dropped ("D002544|-1" -> "D002544"); "" when no id is left."""
-    from ..corpora._base import mention_ids
+    from ..extensions import mention_ids
 
     value = (kb_id or "").strip()
     ids = mention_ids(value)
@@ -581,8 +581,7 @@ class NameKB:
     ) -> int:
         """Add the gold mentions of Docs from the corpus readers
         (`doc.spans["mentions"]`, else `doc.ents`) with their `kb_id_`."""
-        from ..corpora._base import SOURCE_KEY
-        from ..extensions import MENTIONS_KEY
+        from ..extensions import MENTIONS_KEY, SOURCE_KEY
 
         added = 0
         for doc in docs:
@@ -610,21 +609,22 @@ class NameKB:
         """Add `name<TAB>id[<TAB>label]` lines (UTF-8, or gzipped; blank lines
         and lines starting with "#" are skipped). A third column overrides
         `label`. Returns the number of names added."""
-        from .sources import iter_lines
+        from ..corpora.io import open_sniffed, strict_lines
 
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(Errors.E403.format(path=path))
         added = 0
         source = f"tsv:{path.name}"
-        for line_no, line in iter_lines(path):
-            if not line.strip() or line.startswith("#"):
-                continue
-            cols = line.split("\t")
-            if len(cols) not in (2, 3) or not cols[0].strip() or not cols[1].strip():
-                raise ValueError(Errors.E404.format(path=path, line=line_no, text=line[:80]))
-            row_label = cols[2].strip() if len(cols) == 3 else label
-            added += int(self.add(cols[0], cols[1], row_label, source=source))
+        with open_sniffed(path) as fp:
+            for line_no, line in strict_lines(fp, name=str(path)):
+                if not line.strip() or line.startswith("#"):
+                    continue
+                cols = line.split("\t")
+                if len(cols) not in (2, 3) or not cols[0].strip() or not cols[1].strip():
+                    raise ValueError(Errors.E404.format(path=path, line=line_no, text=line[:80]))
+                row_label = cols[2].strip() if len(cols) == 3 else label
+                added += int(self.add(cols[0], cols[1], row_label, source=source))
         return added
 
     # --- building ---------------------------------------------------------------

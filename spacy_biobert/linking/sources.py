@@ -50,7 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
-from ..corpora._base import open_gzip, secure_iterparse
+from ..corpora.io import open_sniffed, strict_lines
+from ..corpora.safe_xml import secure_iterparse
 from ..errors import Errors
 from .kb import NameKB
 
@@ -125,29 +126,17 @@ def _check(on_error: str, untyped: str = "skip") -> None:
 def _open_binary(path: Path) -> IO[bytes]:
     if not path.exists():
         raise FileNotFoundError(Errors.E403.format(path=path))
-    with path.open("rb") as fp:
-        magic = fp.read(2)
-    if magic == b"\x1f\x8b":
-        return open_gzip(path)  # a truncated or damaged file: E120 naming it
-    return path.open("rb")
+    return open_sniffed(path)  # a truncated or damaged gzip file: E120 naming it
 
 
 def iter_lines(path: Union[str, Path]) -> Iterator[Tuple[int, str]]:
     """(line number, line without its line break) of a UTF-8 text file,
-    plain or gzipped; a line that is not UTF-8 raises E409 naming the file
-    and the line."""
+    plain or gzipped (by content); E403 when it does not exist, E104 naming
+    the file and the line when a line is not UTF-8 (`corpora.io.strict_lines`,
+    the one line reader)."""
     path = Path(path)
     with _open_binary(path) as fp:
-        for line_no, raw in enumerate(fp, 1):
-            try:
-                line = raw.decode("utf8")
-            except UnicodeDecodeError as err:
-                raise ValueError(
-                    Errors.E409.format(path=path, line=line_no, byte=raw[err.start : err.start + 1])
-                ) from None
-            if line_no == 1 and line.startswith("\ufeff"):
-                line = line[1:]
-            yield line_no, line.rstrip("\r\n")
+        yield from strict_lines(fp, name=str(path))
 
 
 def clean_vocabulary_id(value: str) -> str:

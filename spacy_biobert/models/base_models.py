@@ -33,7 +33,7 @@ class KnownModel:
 
 KNOWN_MODELS: Dict[str, KnownModel] = {
     "biobert-v1.1": KnownModel("dmis-lab/biobert-v1.1", cased=True),
-    "biobert-v1.2": KnownModel("dmis-lab/biobert-base-cased-v1.2", cased=True),
+    "biobert-v1.2": KnownModel(DEFAULT_MODEL_NAME, cased=True),
     "pubmedbert": KnownModel(
         "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext", cased=False
     ),
@@ -78,38 +78,53 @@ def check_no_remote_code(config: Dict[str, Any], where: str) -> None:
             raise ValueError(Errors.E003.format(key=key, where=where))
 
 
-def load_hf_objects(name: str, tokenizer_config: Dict, transformer_config: Dict):
-    """Load tokenizer and encoder for `name` as spacy-transformers' HFObjects.
+def load_base_model(
+    name: str,
+    model_class: Any,
+    *,
+    error: str = Errors.E001,
+    tokenizer_config: Optional[Dict] = None,
+    transformer_config: Optional[Dict] = None,
+) -> Tuple[Any, Any, Any, Dict[str, Any]]:
+    """(tokenizer, config, model, loading info) of the base model `name`: the
+    one guarded Hugging Face loader, used by the `biobert` factory
+    (`load_hf_objects`) and by pretraining.
 
-    Like spacy_transformers' huggingface_from_pretrained, plus: alias and
-    folder resolution, cased tokenizers for cased models, never remote code,
-    safetensors preferred, and one clear error instead of a download trace.
-    """
+    The name is resolved (alias, folder, hub id; cased tokenizers for cased
+    models); a folder is checked first (`check_model_folder`); remote code is
+    never run; safetensors weights are preferred; a pickle payload in saved
+    weights is refused with E005 (also where transformers wraps torch's
+    refusal in an OSError); a model that cannot be loaded is `error` (a
+    template with name, resolved, aliases and reason: E001 for the factory,
+    E604 for pretraining) instead of a download trace.
+
+    model_class: a transformers class with `from_pretrained`, or a function of
+    the loaded config that returns one (it may raise its own error)."""
     from huggingface_hub.errors import HFValidationError
-    from spacy_transformers.data_classes import HFObjects
-    from thinc.api import get_torch_default_device
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
-    check_no_remote_code(tokenizer_config, "tokenizer_config")
-    check_no_remote_code(transformer_config, "transformer_config")
+    check_no_remote_code(tokenizer_config or {}, "tokenizer_config")
+    check_no_remote_code(transformer_config or {}, "transformer_config")
     source, cased = resolve_model_name(name)
+    where = f"the base model '{name}' ({source})"
     if Path(source).is_dir():
-        check_model_folder(source, f"the base model '{name}' ({source})")
-    tok_cfg = dict(tokenizer_config)
+        check_model_folder(source, where)
+    tok_cfg = dict(tokenizer_config or {})
     if cased is not None:
         tok_cfg.setdefault("do_lower_case", not cased)
-    trf_cfg = dict(transformer_config, return_dict=True)
-    # Outside the try: a refused pickle is E005, not "could not be loaded" (E001).
-    with refused_pickles(f"the base model '{name}' ({source})"):
+    # Outside the try: a refused pickle is E005, not "could not be loaded" (`error`).
+    with refused_pickles(where):
         try:
-            tokenizer = AutoTokenizer.from_pretrained(
-                source, trust_remote_code=False, **tok_cfg
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **tok_cfg)
+            config = AutoConfig.from_pretrained(
+                source, trust_remote_code=False, **(transformer_config or {})
             )
-            config = AutoConfig.from_pretrained(source, trust_remote_code=False, **trf_cfg)
-            transformer = AutoModel.from_pretrained(
+            cls = model_class if hasattr(model_class, "from_pretrained") else model_class(config)
+            model, info = cls.from_pretrained(
                 source,
                 config=config,
                 trust_remote_code=False,
+                output_loading_info=True,
                 use_safetensors=has_safetensors(source) or None,
             )
         except (OSError, HFValidationError) as err:
@@ -118,13 +133,35 @@ def load_hf_objects(name: str, tokenizer_config: Dict, transformer_config: Dict)
                 raise refused from None  # E005, by refused_pickles
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise OSError(
-                Errors.E001.format(
+                error.format(
                     name=name,
                     resolved=source,
                     aliases=", ".join(sorted(KNOWN_MODELS)),
                     reason=reason,
                 )
             ) from None
+    return tokenizer, config, model, info
+
+
+def load_hf_objects(name: str, tokenizer_config: Dict, transformer_config: Dict):
+    """Load tokenizer and encoder for `name` as spacy-transformers' HFObjects.
+
+    Like spacy_transformers' huggingface_from_pretrained, plus everything
+    `load_base_model` guards (alias and folder resolution, cased tokenizers for
+    cased models, never remote code, safetensors preferred, E005 for a pickle,
+    one clear error (E001) instead of a download trace).
+    """
+    from spacy_transformers.data_classes import HFObjects
+    from thinc.api import get_torch_default_device
+    from transformers import AutoModel
+
+    tokenizer, config, transformer, _ = load_base_model(
+        name,
+        AutoModel,
+        error=Errors.E001,
+        tokenizer_config=tokenizer_config,
+        transformer_config=dict(transformer_config, return_dict=True),
+    )
     cap_model_max_length(tokenizer, config)
     vocab_file_contents = None
     if getattr(tokenizer, "vocab_file", None):

@@ -31,8 +31,8 @@ import numpy
 from spacy.tokens import Doc, Span
 from spacy.util import registry
 
-from ..corpora._base import mention_ids
 from ..errors import Errors
+from ..extensions import mention_ids
 
 Candidates = List[Tuple[Span, Span]]
 GetCandidates = Callable[[Doc], Candidates]

@@ -59,16 +59,16 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
-from ..corpora._base import mention_ids
 from ..errors import Errors
 from ..evaluation.relations import relations_score
-from ..extensions import MENTIONS_KEY, install_extensions
+from ..extensions import install_extensions, mention_ids
 from ..models.pairs import (
     Candidates,
     EntityPairs,
     GetCandidates,
     candidate_spans_key,
 )
+from .relation_targets import concept_groups, gold_sets, mention_targets
 
 logger = logging.getLogger("spacy_biobert.relations")
 
@@ -476,9 +476,9 @@ class RelationExtractor(TrainablePipe):
             gold = eg.reference._.gold_relations
             if gold is None or not pairs:
                 continue
-            gold_mentions, gold_concepts, ref_spans = _gold_sets(eg.reference, gold)
+            gold_mentions, gold_concepts, ref_spans = gold_sets(eg.reference, gold)
             if m_cols:
-                targets = _mention_targets(pairs, gold_mentions, labels)
+                targets = mention_targets(pairs, gold_mentions, labels)
                 zm = z[rows][:, m_cols]
                 pm = _sigmoid(zm)
                 ym = targets[:, m_cols]
@@ -486,7 +486,7 @@ class RelationExtractor(TrainablePipe):
                 m_loss += float(_bce_with_logits(zm, ym).sum())
                 m_rows += len(pairs)
             if c_cols:
-                groups = _concept_groups(pairs, ref_spans)
+                groups = concept_groups(pairs, ref_spans)
                 for (head_kb, tail_kb), members in groups.items():
                     member_rows = rows[members]
                     for j, label in c_cols:
@@ -594,71 +594,6 @@ def copy_gold_entities(eg: Example, spans_key: Optional[str] = None) -> Doc:
 
 def _span_key(span: Span) -> PairKey:
     return (span.start, span.end, span.label_, span.kb_id_)
-
-
-def _reference_spans(doc: Doc) -> List[Span]:
-    spans = list(doc.spans[MENTIONS_KEY]) if MENTIONS_KEY in doc.spans else []
-    return spans + list(doc.ents)
-
-
-def _gold_sets(reference: Doc, gold: List[Dict[str, Any]]):
-    """(mention relations {(h_start_char, h_end_char, t_start_char, t_end_char): {labels}},
-    concept relations {(head kb, tail kb, label)}, {(start_char, end_char): [kb ids]})."""
-    spans = _reference_spans(reference)
-    by_id: Dict[str, Span] = {}
-    ref_kb: Dict[Tuple[int, int], List[str]] = {}
-    for span in spans:
-        if span.id_:
-            by_id.setdefault(span.id_, span)
-        ids = mention_ids(span)
-        if ids:
-            ref_kb.setdefault((span.start_char, span.end_char), ids)
-    mentions: Dict[Tuple[int, int, int, int], set] = {}
-    concepts = set()
-    for rel in gold:
-        level = rel.get("level", "mention")
-        if level == "concept":
-            concepts.add((str(rel["head"]), str(rel["tail"]), rel["label"]))
-            continue
-        head, tail = by_id.get(str(rel["head"])), by_id.get(str(rel["tail"]))
-        if head is None or tail is None:
-            # e.g. an argument the reader could not place on tokens: it can
-            # never be a candidate, so it cannot be learned either.
-            logger.debug("gold relation %r has an argument without a span", rel)
-            continue
-        key = (head.start_char, head.end_char, tail.start_char, tail.end_char)
-        mentions.setdefault(key, set()).add(rel["label"])
-    return mentions, concepts, ref_kb
-
-
-def _mention_targets(pairs, gold_mentions, labels: Sequence[str]) -> numpy.ndarray:
-    targets = numpy.zeros((len(pairs), len(labels)), dtype="float32")
-    if not gold_mentions:
-        return targets
-    col = {label: j for j, label in enumerate(labels)}
-    for i, (head, tail) in enumerate(pairs):
-        found = gold_mentions.get(
-            (head.start_char, head.end_char, tail.start_char, tail.end_char)
-        )
-        if found:
-            for label in found:
-                if label in col:
-                    targets[i, col[label]] = 1.0
-    return targets
-
-
-def _concept_groups(pairs, ref_kb) -> Dict[Tuple[str, str], List[int]]:
-    """Mention pairs by (head kb id, tail kb id). A span's ids are its own
-    kb_id_, or, when it has none (entities from `ner`), those of the gold
-    mention with the same characters."""
-    groups: Dict[Tuple[str, str], List[int]] = {}
-    for i, (head, tail) in enumerate(pairs):
-        h_ids = mention_ids(head) or ref_kb.get((head.start_char, head.end_char), [])
-        t_ids = mention_ids(tail) or ref_kb.get((tail.start_char, tail.end_char), [])
-        for a in h_ids:
-            for b in t_ids:
-                groups.setdefault((a, b), []).append(i)
-    return groups
 
 
 # --- numerics ----------------------------------------------------------------------

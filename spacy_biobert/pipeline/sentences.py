@@ -12,7 +12,8 @@ recognisers). A Doc that already has sentence boundaries is left as it is.
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..corpora._base import SOURCE_KEY, set_sentences
+from ..corpora.sentences import set_sentences
+from ..extensions import SOURCE_KEY
 
 
 @Language.component("biobert_sentences", assigns=["token.is_sent_start"])

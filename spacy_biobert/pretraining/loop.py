@@ -116,35 +116,20 @@ def load_pretraining_model(name: str, objective: str):
     alias or hub id, resolved like the `biobert` factory's base models).
     BERT models load as BertForPreTraining (MLM + NSP heads), others as
     AutoModelForMaskedLM (mlm only)."""
-    from huggingface_hub.errors import HFValidationError
-    from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer, BertForPreTraining
+    from transformers import AutoModelForMaskedLM, BertForPreTraining
 
-    from ..models.base_models import KNOWN_MODELS, has_safetensors, resolve_model_name
-    from ..models.safe_loading import check_model_folder
+    from ..models.base_models import load_base_model
 
-    source, cased = resolve_model_name(name)
-    if Path(source).is_dir():
-        check_model_folder(source, f"the base model '{name}' ({source})")
-    tok_cfg = {} if cased is None else {"do_lower_case": not cased}
-    try:
-        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **tok_cfg)
+    def model_class(config):
         if config.model_type == "bert":
-            cls = BertForPreTraining
-        elif objective == "mlm+nsp":
+            return BertForPreTraining
+        if objective == "mlm+nsp":
             raise ValueError(Errors.E605.format(name=name, model_type=config.model_type))
-        else:
-            cls = AutoModelForMaskedLM
-        model, info = cls.from_pretrained(
-            source, config=config, trust_remote_code=False, output_loading_info=True,
-            use_safetensors=has_safetensors(source) or None,
-        )
-    except (OSError, HFValidationError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise OSError(
-            Errors.E604.format(name=name, resolved=source, reason=reason,
-                               aliases=", ".join(sorted(KNOWN_MODELS)))
-        ) from None
+        return AutoModelForMaskedLM
+
+    # the one guarded loader: folder checks, no remote code, safetensors
+    # preferred, E005 for a pickle, E604 for a model that cannot be loaded
+    tokenizer, _, model, info = load_base_model(name, model_class, error=Errors.E604)
     tokenizer.padding_side = "right"
     initialized = sorted(k for k in info.get("missing_keys", []) if "position_ids" not in k)
     return model, tokenizer, initialized

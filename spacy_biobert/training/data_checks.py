@@ -318,7 +318,7 @@ def check_relation_data(
     entities). configured: the labels were given (config or `add_label`),
     not read from the data. Positives are counted for every label the data
     states too (`labels` can be set on the report afterwards)."""
-    from ..pipeline.relations import _concept_groups, _gold_sets, _mention_targets
+    from ..pipeline.relation_targets import concept_groups, gold_sets, mention_targets
 
     install_extensions()
     report = RelationDataReport(
@@ -356,11 +356,11 @@ def check_relation_data(
         _count_arguments(report, doc, gold, mentions, spans)
         if not pairs:
             continue
-        gold_mentions, gold_concepts, ref_kb = _gold_sets(doc, gold)
-        targets = _mention_targets(pairs, gold_mentions, all_labels)
+        gold_mentions, gold_concepts, ref_kb = gold_sets(doc, gold)
+        targets = mention_targets(pairs, gold_mentions, all_labels)
         for j, label in enumerate(all_labels):
             report.mention_positives[label] += int(targets[:, j].sum())
-        for (head_kb, tail_kb), _ in _concept_groups(pairs, ref_kb).items():
+        for (head_kb, tail_kb), _ in concept_groups(pairs, ref_kb).items():
             for label in all_labels:
                 if (head_kb, tail_kb, label) in gold_concepts:
                     report.concept_positives[label] += 1
@@ -392,7 +392,7 @@ def _count_arguments(
     """Arguments that name no mention, mention-level arguments the generator
     does not pair, and the (head type, tail type) of each gold relation as the
     generator's spans are labelled (None where an argument is not one)."""
-    from ..corpora._base import mention_ids
+    from ..extensions import mention_ids
 
     by_id: Dict[str, Span] = {}
     for span in mentions + list(doc.ents):
