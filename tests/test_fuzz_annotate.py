@@ -1,4 +1,4 @@
-"""Fuzz suite for `annotate` and the service (issue 18, "No document lost, no
+"""Fuzz suite for `annotate` and the service ("No document lost, no
 traceback"), with Hypothesis.
 
 Inputs are hostile but fair JSONL records: lone surrogate escapes in texts and

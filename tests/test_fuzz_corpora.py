@@ -1,4 +1,4 @@
-"""Fuzz suite for the corpus readers and the writer round trips (issue 18).
+"""Fuzz suite for the corpus readers and the writer round trips.
 
 Over every reader (PubTator, BioC XML, BioC JSON, ChemProt, JSONL, and the
 plain-text input of `annotate`) and every writer:

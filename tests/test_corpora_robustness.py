@@ -1,5 +1,5 @@
-"""Issue 18, corpus side ("No document lost, no traceback"): one table-driven
-test per defect, with the reproduction the issue gives. Each failed before
+"""The corpus readers and writers under hostile input (no document lost, no
+traceback): one table-driven test per defect found, with its reproduction. Each failed before
 the fix (a raw TypeError/ValueError, a silent change or loss) and passes now."""
 
 import http.server
@@ -41,7 +41,7 @@ def nlp():
     return spacy.blank("en")
 
 
-# --- 2. malformed BioC JSON values ----------------------------------------------
+# --- malformed BioC JSON values ----------------------------------------------
 
 
 def _bioc_doc(doc_id, *, offset=0, text="Aspirin helps.", locations=None, rel_infons=None):
@@ -101,7 +101,7 @@ def _write_bioc_json(path, bad):
 
 
 @pytest.mark.parametrize("name", list(BAD_BIOC_JSON))
-def test_2_bioc_json_bad_values_are_coded_and_skippable(nlp, tmp_path, name):
+def test_bioc_json_bad_values_are_coded_and_skippable(nlp, tmp_path, name):
     bad, code, whole = BAD_BIOC_JSON[name]
     path = _write_bioc_json(tmp_path / "c.json", bad)
     with pytest.raises(CorpusFormatError, match=rf"c\.json:\d+: \[{code}\] document 2") as info:
@@ -116,7 +116,7 @@ def test_2_bioc_json_bad_values_are_coded_and_skippable(nlp, tmp_path, name):
 
 
 @pytest.mark.parametrize("name", list(BAD_BIOC_JSON))
-def test_2_bioc_json_bad_values_in_convert(tmp_path, name):
+def test_bioc_json_bad_values_in_convert(tmp_path, name):
     bad, code, whole = BAD_BIOC_JSON[name]
     path = _write_bioc_json(tmp_path / "c.json", bad)
     out = tmp_path / "out.jsonl"
@@ -131,7 +131,7 @@ def test_2_bioc_json_bad_values_in_convert(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", list(BAD_BIOC_JSON))
-def test_2_bioc_json_bad_values_in_annotate_inputs(tmp_path, name):
+def test_bioc_json_bad_values_in_annotate_inputs(tmp_path, name):
     """annotate reads corpora with on_error="skip": a bad document is a
     Reject in its place, and the good ones all stay."""
     bad, code, whole = BAD_BIOC_JSON[name]
@@ -143,13 +143,13 @@ def test_2_bioc_json_bad_values_in_annotate_inputs(tmp_path, name):
         assert f"[{code}]" in items[1].reason
 
 
-# --- 3. document ids in PubTator output ----------------------------------------
+# --- document ids in PubTator output ----------------------------------------
 
 BAD_IDS = ["5\n6|t|fake title", "7|t|x", "a\tb", "c\rd", "e|f"]
 
 
 @pytest.mark.parametrize("doc_id", BAD_IDS)
-def test_3_pubtator_refuses_ids_it_cannot_write(nlp, tmp_path, doc_id):
+def test_pubtator_refuses_ids_it_cannot_write(nlp, tmp_path, doc_id):
     src = tmp_path / "in.jsonl"
     src.write_text(
         json.dumps({"id": "1", "text": "Good title"})
@@ -173,7 +173,7 @@ def test_3_pubtator_refuses_ids_it_cannot_write(nlp, tmp_path, doc_id):
         assert [d._.doc_id for d in back] == ["1", doc_id]
 
 
-def test_3_issue_reproduction_24_documents(nlp, tmp_path):
+def test_pubtator_ids_of_24_hostile_documents(nlp, tmp_path):
     """24 documents, one id with a newline and '|t|': 23 written, never 31."""
     lines = [json.dumps({"id": str(i), "text": f"Title {i}"}) for i in range(23)]
     lines.insert(5, json.dumps({"id": "99\n100|t|fake\n101|t|fake", "text": "Bad"}))
@@ -191,7 +191,7 @@ def test_3_issue_reproduction_24_documents(nlp, tmp_path):
     assert len(list(iter_pubtator_records(out))) == 23
 
 
-# --- 4. lines the readers should not accept -------------------------------------
+# --- lines the readers should not accept -------------------------------------
 
 PUBTATOR_HEAD = "1|t|Aspirin and ulcer\n1|a|Aspirin causes ulcer.\n"
 BAD_PUBTATOR_LINES = {
@@ -202,7 +202,7 @@ BAD_PUBTATOR_LINES = {
 
 
 @pytest.mark.parametrize("name", list(BAD_PUBTATOR_LINES))
-def test_4_pubtator_rejects_non_relation_lines(tmp_path, name):
+def test_pubtator_rejects_non_relation_lines(tmp_path, name):
     path = tmp_path / "c.pubtator"
     path.write_text(PUBTATOR_HEAD + BAD_PUBTATOR_LINES[name] + "\n1\tCID\tD1\tD2\n\n")
     with pytest.raises(CorpusFormatError, match=r"c\.pubtator:3: \[E101\]"):
@@ -228,7 +228,7 @@ def _chemprot_copy(tmp_path, edit=None, drop=()):
 
 
 @pytest.mark.parametrize("missing", ["entities", "relations", "gold_standard"])
-def test_4_chemprot_missing_file_is_counted_and_warned(tmp_path, caplog, missing):
+def test_chemprot_missing_file_is_counted_and_warned(tmp_path, caplog, missing):
     folder = _chemprot_copy(tmp_path, drop=(missing,))
     stats = CorpusStats()
     with caplog.at_level(logging.WARNING, logger="spacy_biobert.corpora"):
@@ -240,7 +240,7 @@ def test_4_chemprot_missing_file_is_counted_and_warned(tmp_path, caplog, missing
     assert "[W106]" in caplog.text and f"cp_{missing}.tsv" in caplog.text
 
 
-def test_4_chemprot_duplicate_t_id_is_an_error(tmp_path):
+def test_chemprot_duplicate_t_id_is_an_error(tmp_path):
     def dup(text):  # a second, different entity with the id T10 of document 100
         return text + "100\tT10\tCHEMICAL\t0\t7\tAspirin\n"
 
@@ -255,7 +255,7 @@ def test_4_chemprot_duplicate_t_id_is_an_error(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", ["entities", "relations", "gold_standard"])
-def test_4_chemprot_repeated_lines_are_dropped_and_counted(tmp_path, caplog, suffix):
+def test_chemprot_repeated_lines_are_dropped_and_counted(tmp_path, caplog, suffix):
     def repeat_first(text):
         return text + text.splitlines(keepends=True)[0]
 
@@ -270,7 +270,7 @@ def test_4_chemprot_repeated_lines_are_dropped_and_counted(tmp_path, caplog, suf
     assert "[W105]" in caplog.text
 
 
-def test_4_chemprot_duplicate_pmid(tmp_path):
+def test_chemprot_duplicate_pmid(tmp_path):
     def repeat(text):
         return text + text.splitlines(keepends=True)[0]
 
@@ -287,7 +287,7 @@ def test_4_chemprot_duplicate_pmid(tmp_path):
         list(iter_chemprot_records(folder2))
 
 
-# --- 5a. XML entities are never resolved, nothing is fetched ---------------------
+# --- XML entities are never resolved, nothing is fetched ---------------------
 
 
 class _Server:
@@ -350,7 +350,7 @@ def _entity_files(tmp_path, url):
     return out
 
 
-def test_5a_bioc_xml_never_resolves_entities(tmp_path):
+def test_bioc_xml_never_resolves_entities(tmp_path):
     server = _Server()
     try:
         files = _entity_files(tmp_path, server.url)
@@ -367,7 +367,7 @@ def test_5a_bioc_xml_never_resolves_entities(tmp_path):
     assert server.hits == []
 
 
-def test_5a_iterparse_settings_are_explicit(tmp_path, monkeypatch):
+def test_iterparse_settings_are_explicit(tmp_path, monkeypatch):
     from lxml import etree
 
     seen = []
@@ -388,10 +388,10 @@ def test_5a_iterparse_settings_are_explicit(tmp_path, monkeypatch):
     assert seen[0]["load_dtd"] is False
 
 
-# --- 6b/6c. size limits ----------------------------------------------------------
+# --- size limits ----------------------------------------------------------
 
 
-def test_6b_long_abstract_is_a_coded_skippable_error(tmp_path):
+def test_long_abstract_is_a_coded_skippable_error(tmp_path):
     path = tmp_path / "big.pubtator"
     path.write_text("1|t|Short\n1|a|Fine.\n\n9|t|T\n9|a|" + "word " * 420_000 + "\n\n2|t|Also\n2|a|fine.\n\n")
     out = tmp_path / "out.jsonl"
@@ -409,7 +409,7 @@ def test_6b_long_abstract_is_a_coded_skippable_error(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
-def test_6c_absurd_offset_is_rejected_in_bounded_memory(tmp_path, fmt):
+def test_absurd_offset_is_rejected_in_bounded_memory(tmp_path, fmt):
     path = tmp_path / f"c.{fmt}"
     if fmt == "json":
         path.write_text(
@@ -443,10 +443,10 @@ def test_6c_absurd_offset_is_rejected_in_bounded_memory(tmp_path, fmt):
     assert peak < 20_000_000  # the 300M-character text was never built
 
 
-# --- 9. small ones -----------------------------------------------------------------
+# --- small ones -----------------------------------------------------------------
 
 
-def test_9_convert_leaves_no_partial_output(tmp_path):
+def test_convert_leaves_no_partial_output(tmp_path):
     path = tmp_path / "c.pubtator"
     path.write_text(TINY.read_text() + "\n333|t|Bad\n333|a|doc\n333\tx\t1\tB\tChemical\tD1\n\n")
     for name in ("out.jsonl", "out.pubtator", "out.xml", "out.json", "out.spacy", "cp"):
@@ -462,7 +462,7 @@ def test_9_convert_leaves_no_partial_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
-def test_9_empty_pubtator_file_says_it_is_empty(tmp_path):
+def test_empty_pubtator_file_says_it_is_empty(tmp_path):
     path = tmp_path / "empty.pubtator"
     path.write_text("")
     assert detect_format(path) == "pubtator"
@@ -477,7 +477,7 @@ def test_9_empty_pubtator_file_says_it_is_empty(tmp_path):
 
 
 @pytest.mark.parametrize("eol", ["\r", "\r\n", "\n"])
-def test_9_line_endings(tmp_path, eol):
+def test_line_endings(tmp_path, eol):
     path = tmp_path / "c.pubtator"
     text = "".join(
         f"{i}|t|Title {i}{eol}{i}|a|Abstract {i}.{eol}{i}\t0\t5\tTitle\tChemical\tD{i}{eol}{eol}"

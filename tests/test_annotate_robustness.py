@@ -1,6 +1,7 @@
-"""Issue 18 ("No document lost, no traceback"), the annotate / model-loading /
-render side: one regression test per defect, each with the issue's
-reproduction."""
+"""`annotate`, model loading and `render` under hostile input: no document
+lost, no traceback. Lone surrogates, pickled weights, memory bounded by the
+defaults, `--resume` checking its input, kb-url links, window budgets; one
+regression test per defect found, each with its reproduction."""
 
 import io
 import json
@@ -51,7 +52,7 @@ def stop_after_first_window(stats):
     raise Stop
 
 
-# --- 1. a lone surrogate ----------------------------------------------------------
+# --- a lone surrogate ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".pubtator", ".xml", ".json"])
@@ -93,7 +94,7 @@ def test_resume_over_a_lone_surrogate(tmp_path, ruler_model):
     assert out.read_text(encoding="utf8").count("<document>") == 5
 
 
-# --- 5b. pickled code in saved weights ------------------------------------------------
+# --- pickled code in saved weights ------------------------------------------------
 
 
 def test_setup_cfg_requires_torch_2_6():
@@ -160,7 +161,7 @@ def test_torch_older_than_2_6_is_refused(monkeypatch, ner_model):
         load_pipeline(ner_model)
 
 
-# --- 6a. memory is bounded by the defaults ----------------------------------------------
+# --- memory is bounded by the defaults ----------------------------------------------
 
 
 def test_defaults_reject_the_958k_character_document(tmp_path, ruler_model):
@@ -262,7 +263,7 @@ def test_memory_zone_keeps_the_vocab_flat_over_windows(tmp_path, ruler_model):
     assert read_jsonl(tmp_path / "o2.jsonl")[5]["text"] == "cocaine w2x5 z2y5"
 
 
-# --- 8. --resume checks the input --------------------------------------------------------
+# --- --resume checks the input --------------------------------------------------------
 
 
 def _interrupted_run(model, src: Path, out: Path, n: int = 100):
@@ -327,7 +328,7 @@ def test_resume_with_a_missing_or_corrupt_progress_file_says_so(tmp_path, ruler_
     assert OutputPaths.for_output(out).partial.exists()  # nothing silently removed
 
 
-# --- 9. render: kb-url links ------------------------------------------------------------
+# --- render: kb-url links ------------------------------------------------------------
 
 
 def test_kb_url_links_percent_encode_the_id():
