@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from live_server import running
 from tiny_pipelines import save_tiny_relation_pipeline, tiny_relation_pipeline
 
 pytest.importorskip("fastapi", reason="needs the serve extra: pip install -e '.[serve]'")
@@ -39,16 +40,8 @@ def server(tiny_bert):
     """The service on a uvicorn server in a thread; its base URL."""
     app = create_app(tiny_relation_pipeline(tiny_bert), **LIMITS)
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not srv.started:
-        assert thread.is_alive() and time.time() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=30)
+    with running(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")):
+        yield f"http://127.0.0.1:{port}"
 
 
 def request(url, body=None, content_type=None, method=None):
@@ -234,16 +227,8 @@ def configured_server():
 
     port = free_port()
     config = server_config(create_app(spacy.blank("en")), port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not srv.started:
-        assert thread.is_alive() and time.time() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield port
-    srv.should_exit = True
-    thread.join(timeout=30)
+    with running(config):
+        yield port
 
 
 def _answer(port: int, data: bytes, chunk: int = 0) -> bytes:

@@ -8,13 +8,13 @@ import random
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 import spacy
+from live_server import running
 from tiny_pipelines import tiny_relation_pipeline
 from typer.testing import CliRunner
 
@@ -213,16 +213,8 @@ def strict_server(nlp):
     service = create_app(nlp, body_timeout=1.0)
     port = free_port()
     config = server_config(service, port=port, header_timeout=1.0, keep_alive=1, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not srv.started:
-        assert thread.is_alive() and time.time() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield port
-    srv.should_exit = True
-    thread.join(timeout=30)
+    with running(config):
+        yield port
 
 
 def _closed_by_server(sock: socket.socket, dribble: bytes = b"", limit: float = 20.0) -> bytes:
