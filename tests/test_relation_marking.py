@@ -2,6 +2,7 @@
 its shared encoder (`spacy-biobert.SharedTransformer.v1`): marking, wordpieces,
 bad input, gradient flow into the one transformer, save/load, overfitting."""
 
+import numpy
 import pytest
 import spacy
 import srsly
@@ -374,6 +375,64 @@ def test_chunks_bound_the_sequences_encoded_at_once(tiny_bert, monkeypatch):
         assert all(abs(a[k] - b[k]) < 1e-4 for k in a)
 
 
+def shared_gradients(bert, recompute, seed=7):
+    """The shared transformer's gradients after one backward pass of the
+    marked model, in chunks of 2 pairs, with the transformer's dropout on."""
+    import torch
+
+    spacy.util.fix_random_seed(0)  # the same scorer weights for both settings
+    nlp = initialized(bert, max_pairs_per_batch=2, recompute_chunks=recompute)
+    rel = nlp.get_pipe("biobert_relations")
+    trf = nlp.get_pipe("biobert").model.transformer
+    assert trf.config.hidden_dropout_prob > 0  # the two passes must draw the same masks
+    docs = [eg.reference for eg in cp_examples(nlp.vocab)]
+    candidates = [rel.candidates(doc) for doc in docs]
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor.numel())
+        return tensor
+
+    torch.manual_seed(seed)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        Y, backprop = rel.model((docs, candidates), is_train=True)
+    kept_by_forward = len(saved)
+    for p in trf.parameters():
+        p.grad = None
+    backprop(rel.model.ops.xp.ones_like(Y))
+    grads = {n: p.grad.clone() for n, p in trf.named_parameters() if p.grad is not None}
+    return Y, grads, kept_by_forward, sum(len(c) for c in candidates)
+
+
+def test_recomputed_chunks_keep_no_activations_and_give_the_same_gradients(tiny_bert):
+    """recompute_chunks: the training forward keeps nothing for autograd, and
+    the backward pass (each chunk encoded again, with the same dropout) gives
+    the gradients of keeping every chunk's activations."""
+    import torch
+
+    Y_kept, kept, saved_kept, n_pairs = shared_gradients(tiny_bert, recompute=False)
+    Y_re, recomputed, saved_re, _ = shared_gradients(tiny_bert, recompute=True)
+    assert n_pairs > 2  # several chunks
+    assert saved_kept > 0 and saved_re == 0
+    assert numpy.allclose(Y_kept, Y_re, atol=1e-6)
+    assert sorted(kept) == sorted(recomputed) and kept
+    for name in kept:
+        assert torch.allclose(kept[name], recomputed[name], atol=1e-5, rtol=1e-4), name
+
+
+def test_recomputing_a_chunk_restores_the_random_state(tiny_bert):
+    import torch
+
+    nlp = initialized(tiny_bert, max_pairs_per_batch=2, recompute_chunks=True)
+    rel = nlp.get_pipe("biobert_relations")
+    docs = [eg.reference for eg in cp_examples(nlp.vocab)]
+    candidates = [rel.candidates(doc) for doc in docs]
+    Y, backprop = rel.model((docs, candidates), is_train=True)
+    state = torch.get_rng_state()
+    backprop(rel.model.ops.xp.ones_like(Y))
+    assert torch.equal(state, torch.get_rng_state())
+
+
 # --- one transformer ------------------------------------------------------------------
 
 
@@ -551,6 +610,7 @@ def test_relations_initialized_before_the_transformer_is_a_coded_error(tiny_bert
         ({"max_length": 8}, r"\[E234\] max_length must be None or an integer >= 16"),
         ({"max_pairs_per_batch": 0}, r"\[E234\] max_pairs_per_batch"),
         ({"window": -1}, r"\[E234\] window"),
+        ({"recompute_chunks": "yes"}, r"\[E234\] recompute_chunks"),
         ({"type_words": {"CHEMICAL": ""}}, r"\[E234\] type_words"),
     ],
 )

@@ -40,9 +40,15 @@ output (n_pairs, n_labels) logits, pairs in the order given):
 4. Encoding: `SharedTransformer` (see models/shared_transformer.py) runs the
    upstream's HF wrapper over sequences in chunks of `max_pairs_per_batch`
    (sequences sorted by length, so chunks pad little). At prediction nothing
-   is kept between chunks; in training each chunk's activations are kept for
-   the backward pass (like v2), and the gradient goes to the shared weights,
-   which the `biobert` component's `finish_update` applies (once).
+   is kept between chunks. In training, with `recompute_chunks` (the
+   default) each chunk is encoded without keeping its activations, and
+   encoded again in the backward pass, with the same dropout (the random
+   state of its first pass), and back-propagated at once: memory holds one
+   chunk's activations whatever the number of pairs, for one more encoder
+   forward per chunk. Without it every chunk's activations are kept until the
+   backward pass (faster; memory grows with the pairs of a batch). Either way
+   the gradient goes to the shared weights, which the `biobert` component's
+   `finish_update` applies (once).
 5. A pair is the concatenation of the hidden states at the head's and the
    tail's opening markers (`representation = "markers"`), of [CLS]
    (`"cls"`: BioBERT's sentence classification) or of both
@@ -56,9 +62,10 @@ wordpieces), on top of the document pass `biobert` makes for its listeners.
 A `biobert` that no listener reads skips its training forward
 (`BiobertTransformer.update`), so a pipeline of `biobert` and this model
 alone pays only the pair passes in training (at prediction `biobert` still
-sets `doc._.trf_data`). Training keeps every chunk's activations until the
-backward pass, so its memory grows with the pairs of a batch (ChemProt,
-batches of 1,500 padded tokens: peak RSS 5.2 GB on MiniLM-L6).
+sets `doc._.trf_data`). Keeping every chunk's activations until the backward
+pass (`recompute_chunks = false`) makes memory grow with the pairs of a batch
+(ChemProt, batches of 1,500 padded tokens: peak RSS 5.2 GB on MiniLM-L6);
+recomputing bounds it to one chunk for about a third more encoder time.
 
 Choices, where the code told better than a first sketch:
 - The shared layer returns `last_hidden_state` as an array (thinc's
@@ -88,7 +95,7 @@ import numpy
 from spacy.tokens import Doc, Span
 from spacy.util import registry
 from thinc.api import Linear, Model, Relu, chain
-from thinc.types import Floats2d
+from thinc.types import Floats2d, Floats3d
 
 from ..errors import Errors
 from .pairs import Candidates, sentence_ids
@@ -114,6 +121,7 @@ def create_marked_relation_model(
     max_length: Optional[int] = None,
     window: int = 32,
     max_pairs_per_batch: Optional[int] = 32,
+    recompute_chunks: bool = True,
     nO: Optional[int] = None,
 ) -> Model[RelationInput, Floats2d]:
     """Score the candidate pairs of each doc, each encoded marked in its
@@ -134,6 +142,11 @@ def create_marked_relation_model(
         model's max_position_embeddings).
     window: tokens either side of the pair when a doc has no sentences.
     max_pairs_per_batch: sequences encoded at once; None = all of a batch.
+    recompute_chunks: in training, keep no chunk's activations between the
+        forward and the backward pass (encode each chunk again there, with the
+        same dropout): memory bounded by one chunk, for one more encoder
+        forward per chunk. False: keep them all (faster, memory grows with the
+        pairs of a batch).
     nO: number of labels; set by the component at initialize.
     """
     _check_choice("marking", MARKINGS, marking)
@@ -143,6 +156,10 @@ def create_marked_relation_model(
     _check_int("window", window, 0, "an integer >= 0")
     if max_pairs_per_batch is not None:
         _check_int("max_pairs_per_batch", max_pairs_per_batch, 1, "None or an integer >= 1")
+    if not isinstance(recompute_chunks, bool):
+        raise ValueError(
+            Errors.E234.format(what="recompute_chunks", expected="true or false", value=recompute_chunks)
+        )
     if type_words is not None and (
         not isinstance(type_words, dict)
         or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in type_words.items())
@@ -170,6 +187,7 @@ def create_marked_relation_model(
             "max_length": max_length,
             "window": window,
             "max_pairs_per_batch": max_pairs_per_batch,
+            "recompute_chunks": recompute_chunks,
         },
     )
     return model
@@ -285,9 +303,7 @@ def mark_pair(
             events.append(
                 _Event(span.start_char, 1, (-span.end_char, rank), opening.format(word), role + "_open")
             )
-            events.append(
-                _Event(span.end_char, 0, (-span.start_char, -rank), closing, role + "_close")
-            )
+            events.append(_Event(span.end_char, 0, (-span.start_char, -rank), closing, role + "_close"))
     events.sort(key=lambda e: (e.pos, e.kind, e.order))
     chars = [(doc[s].idx, doc[e - 1].idx + len(doc[e - 1].text)) for s, e in segments]
     return _render(doc.text, chars, events, cut)
@@ -332,9 +348,7 @@ def _segments(
     return [first, second]
 
 
-def _render(
-    text: str, segments: List[Tuple[int, int]], events: List[_Event], cut: bool
-) -> MarkedText:
+def _render(text: str, segments: List[Tuple[int, int]], events: List[_Event], cut: bool) -> MarkedText:
     """The character ranges `segments` of `text` (joined by a space) with the
     markers of `events` inserted, each with whitespace on both sides."""
     pieces: List[str] = []
@@ -447,8 +461,7 @@ def mark_batch(
     for k, (row, m) in enumerate(zip(rows, marked)):
         ids = encoding["input_ids"][k]
         ho, hc, to, tc = (
-            encoding.char_to_token(k, c)
-            for c in (m.head_open, m.head_close, m.tail_open, m.tail_close)
+            encoding.char_to_token(k, c) for c in (m.head_open, m.head_close, m.tail_open, m.tail_close)
         )
         if ho is None or to is None:  # a tokenizer that drops the marker character
             batch.skipped["marker_not_tokenized"] += 1
@@ -522,9 +535,7 @@ def wordpiece_batch(sequences: List[List[int]], tokenizer: Any) -> Any:
     for i, seq in enumerate(sequences):
         input_ids[i, : len(seq)] = seq
         mask[i, : len(seq)] = 1.0
-    token_types = (
-        numpy.zeros_like(input_ids) if "token_type_ids" in tokenizer.model_input_names else None
-    )
+    token_types = numpy.zeros_like(input_ids) if "token_type_ids" in tokenizer.model_input_names else None
     return WordpieceBatch(
         strings=[tokenizer.convert_ids_to_tokens(seq) for seq in sequences],
         input_ids=input_ids,
@@ -568,9 +579,7 @@ def _forward(model: Model, X: RelationInput, is_train: bool):
     tokenizer = encoder.tokenizer  # E230 / E231 when not linked or not initialized
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(
-            Errors.E236.format(
-                upstream=encoder.upstream_component, tokenizer=type(tokenizer).__name__
-            )
+            Errors.E236.format(upstream=encoder.upstream_component, tokenizer=type(tokenizer).__name__)
         )
     batch = mark_batch(
         docs,
@@ -599,13 +608,19 @@ def _forward(model: Model, X: RelationInput, is_train: bool):
     size = model.attrs["max_pairs_per_batch"] or max(len(encoded), 1)
     xp = ops.xp
     Y = xp.full((n_pairs, nO), SKIPPED_LOGIT, dtype="float32")
+    recompute = is_train and model.attrs.get("recompute_chunks", False)
     chunks = []
     for start in range(0, len(encoded), size):
         rows = encoded[start : start + size]
         wordpieces = wordpiece_batch([batch.input_ids[r] for r in rows], tokenizer)
         heads = numpy.asarray([batch.head[r] for r in rows], dtype="int64")
         tails = numpy.asarray([batch.tail[r] for r in rows], dtype="int64")
-        if is_train:
+        if recompute:
+            random_state = _random_state(encoder)
+            with _no_grad():
+                H, _ = encoder(wordpieces, is_train)
+            backprop_encoder = _recomputing_backprop(encoder, wordpieces, random_state)
+        elif is_train:
             H, backprop_encoder = encoder(wordpieces, is_train)
         else:
             H, backprop_encoder = encoder.predict(wordpieces), None
@@ -616,7 +631,7 @@ def _forward(model: Model, X: RelationInput, is_train: bool):
         else:
             Z = scorer.predict(F)
         Y[ops.asarray1i(rows)] = Z
-        del H  # at prediction, nothing of the chunk is kept
+        del H  # nothing of the chunk's encoding is kept (but its backprop, if kept)
 
     def backprop(dY: Floats2d) -> List[Doc]:
         for rows, heads, tails, shape, backprop_encoder, backprop_scorer in chunks:
@@ -625,6 +640,45 @@ def _forward(model: Model, X: RelationInput, is_train: bool):
         return []
 
     return Y, backprop
+
+
+# --- recomputing a chunk in the backward pass ----------------------------------------------
+
+
+def _no_grad():
+    import torch
+
+    return torch.no_grad()
+
+
+def _random_state(encoder: Model) -> Tuple[Any, List[int], List[Any]]:
+    """torch's random state (CPU, and the encoder's CUDA device), so that the
+    chunk's second pass draws the same dropout masks as its first."""
+    import torch
+
+    devices = sorted(
+        {p.device.index or 0 for p in encoder.transformer.parameters() if p.device.type == "cuda"}
+    )
+    cuda = [torch.cuda.get_rng_state(d) for d in devices]
+    return torch.get_rng_state(), devices, cuda
+
+
+def _recomputing_backprop(encoder: Model, wordpieces: Any, random_state):
+    """The chunk's backprop: encode it again with gradients (same random
+    state, restored afterwards) and back-propagate through it at once."""
+    import torch
+
+    cpu, devices, cuda = random_state
+
+    def backprop(dH: Floats3d) -> None:
+        with torch.random.fork_rng(devices=devices):
+            torch.set_rng_state(cpu)
+            for device, state in zip(devices, cuda):
+                torch.cuda.set_rng_state(state, device)
+            _, backprop_encoder = encoder(wordpieces, True)
+        backprop_encoder(dH)
+
+    return backprop
 
 
 def _slots(representation: str) -> List[str]:
