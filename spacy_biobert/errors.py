@@ -444,8 +444,13 @@ class Errors:
         "reader under [corpora.train.corpora] (and [corpora.dev.corpora])."
     )
     E704 = (
-        "[E704] spacy-biobert.MultiCorpus.v1: annotates names '{name}', which is not "
+        "[E704] spacy-biobert.MultiCorpus.v1: {setting} names '{name}', which is not "
         "one of the corpora ({known}). Fix: use the names of [corpora.*.corpora]."
+    )
+    E705 = (
+        "[E705] spacy-biobert.MultiCorpus.v1: repeat of '{name}' must be an integer >= 1 "
+        "(copies of its documents per pass), not {value!r}. Fix: set "
+        "[corpora.train] repeat = {{\"{name}\": 2}}, or leave the corpus out of it (1)."
     )
 
     # --- your own data: init-config, data checks (E8xx, W8xx) ---------------------

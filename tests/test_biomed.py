@@ -146,6 +146,43 @@ def test_multi_corpus_errors(corpus_files):
         multi_corpus(corpus_files, annotates={"bc5": ["Chemical"]})
 
 
+def test_multi_corpus_repeat_gives_a_corpus_more_of_each_pass(nlp, corpus_files, examples):
+    corpus = MultiCorpus(
+        {
+            "bc5cdr": create_pubtator_corpus(corpus_files / "bc5cdr.txt"),
+            "chemprot": create_chemprot_corpus(CHEMPROT, label_map=CHEMPROT_MAP),
+        },
+        repeat={"chemprot": 3},
+    )
+    repeated = list(corpus(nlp))
+    assert len(by_corpus(repeated, "bc5cdr")) == len(by_corpus(examples, "bc5cdr"))
+    copies = by_corpus(repeated, "chemprot")
+    once = by_corpus(examples, "chemprot")
+    assert len(copies) == 3 * len(once)
+    ids = [eg.reference._.doc_id for eg in copies]
+    assert sorted(ids) == sorted(3 * [eg.reference._.doc_id for eg in once])
+    # copies are separate Examples with the same annotation, relations included
+    first, second = copies[0], copies[1]
+    assert first is not second and first.reference is not second.reference
+    assert first.reference._.doc_id == second.reference._.doc_id
+    assert first.reference._.gold_relations == second.reference._.gold_relations
+    assert [(s.start, s.end, s.label_) for s in first.reference.spans[TYPED_GOLD_KEY]] == [
+        (s.start, s.end, s.label_) for s in second.reference.spans[TYPED_GOLD_KEY]
+    ]
+    second.reference.user_data[CORPUS_KEY] = "changed"
+    assert first.reference.user_data[CORPUS_KEY] == "chemprot"
+
+
+@pytest.mark.parametrize(
+    "repeat, match",
+    [({"bc5": 2}, r"E704\] .*repeat names 'bc5'"), ({"bc5cdr": 0}, "E705"),
+     ({"bc5cdr": 1.5}, "E705"), ({"bc5cdr": True}, "E705")],
+)
+def test_multi_corpus_repeat_is_checked(corpus_files, repeat, match):
+    with pytest.raises(ValueError, match=match):
+        MultiCorpus({"bc5cdr": create_pubtator_corpus(corpus_files / "bc5cdr.txt")}, repeat=repeat)
+
+
 def test_each_head_sees_only_corpora_that_annotate_its_type(nlp, examples):
     gene = nlp.get_pipe("ner_gene")
     chemical = nlp.get_pipe("ner_chemical")

@@ -4,6 +4,7 @@
 [corpora.train]
 @readers = "spacy-biobert.MultiCorpus.v1"
 annotates = null        # {corpus: [types]}; default: the types its gold has
+repeat = {"chemprot": 2}  # copies of a corpus's documents per pass (default 1)
 
 [corpora.train.corpora.bc5cdr]
 @readers = "spacy-biobert.PubTatorCorpus.v1"
@@ -24,6 +25,12 @@ longest). A relation component trained on gold entities can take its
 candidates from that group: name it after the group the `biobert_ner` heads
 predict into (`typed_gold_key = "biobert_ner"`), and the same candidate
 setting serves gold entities in training and predicted ones end to end.
+
+`repeat` gives a corpus a larger share of the training steps: each pass over
+the training data yields its documents that many times (copies; spaCy shuffles
+them with the rest). In a joint pipeline where only one corpus carries a
+component's labels (biomed: ChemProt alone has (Chemical, Gene) relations),
+that component otherwise learns from a fraction of each batch.
 """
 
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
@@ -45,12 +52,20 @@ class MultiCorpus:
         corpora: Dict[str, Reader],
         annotates: Optional[Dict[str, List[str]]] = None,
         typed_gold_key: str = TYPED_GOLD_KEY,
+        repeat: Optional[Dict[str, int]] = None,
     ):
         if not corpora:
             raise ValueError(Errors.E703)
-        for name in annotates or {}:
-            if name not in corpora:
-                raise ValueError(Errors.E704.format(name=name, known=", ".join(corpora)))
+        for setting, names in (("annotates", annotates), ("repeat", repeat)):
+            for name in names or {}:
+                if name not in corpora:
+                    raise ValueError(
+                        Errors.E704.format(setting=setting, name=name, known=", ".join(corpora))
+                    )
+        for name, times in (repeat or {}).items():
+            if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+                raise ValueError(Errors.E705.format(name=name, value=times))
+        self.repeat: Dict[str, int] = dict(repeat or {})
         self.corpora = dict(corpora)
         self.typed_gold_key = typed_gold_key
         self.annotates: Dict[str, List[str]] = {
@@ -79,6 +94,8 @@ class MultiCorpus:
                 reference.user_data[ANNOTATED_TYPES_KEY] = list(types)
                 reference.user_data[CORPUS_KEY] = name
                 yield eg
+                for _ in range(self.repeat.get(name, 1) - 1):
+                    yield eg.copy()
 
 
 def _typed_gold(eg: Example, reader: Reader) -> List[Span]:
@@ -103,8 +120,10 @@ def create_multi_corpus(
     corpora: Dict[str, Any],
     annotates: Optional[Dict[str, List[str]]] = None,
     typed_gold_key: str = TYPED_GOLD_KEY,
+    repeat: Optional[Dict[str, int]] = None,
 ) -> MultiCorpus:
     """Examples of several corpora in turn (spaCy shuffles the training
     examples each epoch), each marked with its name and annotated types, with
-    every gold mention under its mapped type in doc.spans[typed_gold_key]."""
-    return MultiCorpus(corpora, annotates, typed_gold_key)
+    every gold mention under its mapped type in doc.spans[typed_gold_key];
+    `repeat` {corpus: n} yields a corpus's documents n times a pass."""
+    return MultiCorpus(corpora, annotates, typed_gold_key, repeat)
