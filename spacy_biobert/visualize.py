@@ -248,41 +248,16 @@ def render(
 def doc_relations(
     doc: Doc, threshold: float = 0.5, labels: Optional[Iterable[str]] = None
 ) -> List[Tuple[Span, Span, List[Tuple[str, float]]]]:
-    """The confident relations of a doc grouped by (head, tail) span, in
-    document order: (head, tail, [(label, probability), ...] best first).
+    """The confident relations of a doc (`relation_triples`: document-level
+    labels once per pair of ids, on their strongest mention pair) grouped by
+    (head, tail) span, in document order: (head, tail, [(label,
+    probability), ...] best first)."""
+    from .pipeline.relations import relation_triples
 
-    Mention-level labels (ChemProt) come per mention pair. A document-level
-    label (BC5CDR CID) comes once per (head kb id, tail kb id) with the pooled
-    probability of `doc._.kb_relations`, the one the writers write and the
-    scorer scores, drawn between its strongest mention pair (the evidence)
-    with the pair's ids on the spans."""
-    from .extensions import concept_labels, document_relations, mention_ids
-    from .pipeline.relations import _to_span, relation_triples
-
-    keep = set(labels) if labels is not None else None
-    concept = set(concept_labels(doc))
     grouped: Dict[Tuple[int, int, int, int], List[Any]] = {}
-
-    def add(head: Span, tail: Span, label: str, p: float) -> None:
+    for head, tail, label, p in relation_triples(doc, threshold, labels):
         key = (head.start, head.end, tail.start, tail.end)
         grouped.setdefault(key, [head, tail, []])[2].append((label, float(p)))
-
-    for head, tail, label, p in relation_triples(doc, threshold, labels):
-        if label not in concept:
-            add(head, tail, label, p)
-    wanted = concept if keep is None else concept & keep
-    for rel in document_relations(doc, threshold, wanted):
-        best = None
-        for h, t, scores in doc._.relation_pairs or []:
-            if rel["head"] in mention_ids(h[3]) and rel["tail"] in mention_ids(t[3]):
-                score = scores.get(rel["label"], 0.0)
-                if best is None or score > best[0]:
-                    best = (score, h, t)
-        if best is None:
-            continue
-        head = _to_span(doc, best[1][:3] + (rel["head"],))
-        tail = _to_span(doc, best[2][:3] + (rel["tail"],))
-        add(head, tail, rel["label"], rel["score"])
     out = []
     for key in sorted(grouped):
         head, tail, scores = grouped[key]

@@ -662,6 +662,39 @@ def test_relation_triples_at_threshold():
         relation_triples(doc, threshold=-0.1)
 
 
+def test_document_level_labels_come_once_per_pair_of_ids_with_the_pooled_probability():
+    """relation_triples, relations_to_displacy and visualize read one meaning:
+    a concept-level label is the pooled doc._.kb_relations (what the writers
+    write and the scorer scores), once per pair of ids, on its strongest
+    mention pair."""
+    from spacy_biobert.visualize import doc_relations
+
+    doc = _predicted_doc(spacy.blank("en").vocab)
+    doc._.relation_levels = {"CID": "concept"}
+    doc._.kb_relations = aggregate_by_kb_id(doc, pooling="logsumexp")
+    pooled = doc._.kb_relations[("D003042", "D012640")]["CID"]
+    assert pooled > 0.9  # two mention pairs, 0.9 and 0.6, pooled
+    triples = relation_triples(doc, threshold=0.5)
+    assert [(h.text, h.kb_id_, t.text, t.kb_id_, label) for h, t, label, _ in triples] == [
+        ("cocaine", "D003042", "seizures", "D012640", "CID"),  # the stronger of two pairs
+        ("naloxone", "D009270", "hypotension", "D007022", "CID"),  # composite: each id
+        ("naloxone", "D003042", "hypotension", "D007022", "CID"),
+    ]
+    assert triples[0][3] == pytest.approx(pooled)
+    # a pair of ids whose mention pairs are each under the threshold, but pooled over it
+    doc._.kb_relations[("D003042", "D064420")] = {"CID": 0.55}
+    assert [(h.text, t.text, round(p, 2)) for h, t, _, p in relation_triples(doc, 0.5)][1] == (
+        "cocaine", "toxicity", 0.55
+    )
+    arcs = relations_to_displacy(doc, threshold=0.5)["arcs"]
+    assert [a["label"] for a in arcs] == [f"CID {pooled:.2f}", "CID 0.55", "CID 0.70", "CID 0.70"]
+    drawn = [(h.text, t.text, scores) for h, t, scores in doc_relations(doc, 0.5)]
+    assert drawn[0] == ("cocaine", "seizures", [("CID", pytest.approx(pooled))])
+    # mention-level labels stay per mention pair
+    doc._.relation_levels = {"CID": "mention"}
+    assert [p for *_, p in relation_triples(doc, 0.5)] == [0.9, 0.7, 0.6]
+
+
 def test_aggregation_by_kb_id():
     doc = _predicted_doc(spacy.blank("en").vocab)
     by_max = aggregate_by_kb_id(doc, pooling="max")

@@ -61,7 +61,7 @@ from thinc.types import Floats2d
 
 from ..errors import Errors
 from ..evaluation.relations import relations_score
-from ..extensions import install_extensions, mention_ids
+from ..extensions import concept_labels, document_relations, install_extensions, mention_ids
 from ..models.pairs import (
     Candidates,
     EntityPairs,
@@ -657,15 +657,43 @@ def relation_triples(
     doc: Doc, threshold: float = 0.5, labels: Optional[Iterable[str]] = None
 ) -> List[Tuple[Span, Span, str, float]]:
     """Confident relations of a processed doc: (head, tail, label, probability)
-    for every candidate pair and label with probability >= threshold, in
-    document order. Head and tail are Spans with their label and kb_id_."""
+    with probability >= threshold, in document order (head, then tail). Head
+    and tail are Spans with their label and kb_id_.
+
+    A mention-level label (ChemProt) comes once per candidate pair. A
+    document-level label (`doc._.relation_levels` "concept": BC5CDR CID) comes
+    once per (head kb id, tail kb id), with the pooled probability of
+    `doc._.kb_relations` (the one the writers write and the scorer scores),
+    on its strongest mention pair (the evidence), whose spans carry that pair
+    of ids as kb_id_."""
     check_threshold(threshold)
     keep = set(labels) if labels is not None else None
+    concept = set(concept_labels(doc))
+    pairs = doc._.relation_pairs or []
     out = []
-    for head, tail, scores in doc._.relation_pairs or []:
+    for head, tail, scores in pairs:
         for label, p in scores.items():
-            if p >= threshold and (keep is None or label in keep):
+            if label not in concept and p >= threshold and (keep is None or label in keep):
                 out.append((_to_span(doc, head), _to_span(doc, tail), label, p))
+    wanted = concept if keep is None else concept & keep
+    for rel in document_relations(doc, threshold, wanted):
+        evidence = None
+        for head, tail, scores in pairs:
+            if rel["head"] in mention_ids(head[3]) and rel["tail"] in mention_ids(tail[3]):
+                score = scores.get(rel["label"], 0.0)
+                if evidence is None or score > evidence[0]:
+                    evidence = (score, head, tail)
+        if evidence is not None:
+            _, head, tail = evidence
+            out.append(
+                (
+                    _to_span(doc, tuple(head[:3]) + (rel["head"],)),
+                    _to_span(doc, tuple(tail[:3]) + (rel["tail"],)),
+                    rel["label"],
+                    rel["score"],
+                )
+            )
+    out.sort(key=lambda r: (r[0].start, r[0].end, r[1].start, r[1].end, r[2]))
     return out
 
 
@@ -714,7 +742,9 @@ def relations_to_displacy(
 ) -> Dict[str, Any]:
     """displaCy "dep" data (use `displacy.render(data, style="dep", manual=True)`):
     entities merged into one word each, tagged with their label, and an arc
-    per confident relation, labelled "LABEL 0.93", pointing at the tail."""
+    per confident relation of `relation_triples` (document-level labels once
+    per pair of ids, on their strongest mention pair, as `visualize` draws
+    them), labelled "LABEL 0.93", pointing at the tail."""
     from spacy.util import filter_spans
 
     triples = relation_triples(doc, threshold, labels)
