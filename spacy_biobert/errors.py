@@ -243,6 +243,19 @@ class Errors:
         "{{\"use_fast\": true}} and use a base model with a tokenizer.json or a vocab a "
         "fast tokenizer can be built from."
     )
+    # document-level entity-marked relation model (EntityMarkedRelationModel): E240-E249
+    E240 = (
+        "[E240] spacy-biobert.EntityMarkedRelationModel.v1 takes (docs, candidates), not "
+        "{value}: the candidates come from the generator of 'biobert_relations' "
+        "([components.biobert_relations.candidates]). Fix: call the component "
+        "(nlp.pipe, predict), or give the model (docs, [generator(doc) for doc in docs])."
+    )
+    E241 = (
+        "[E241] stride {stride} is longer than a window ({size} wordpieces: max_length "
+        "{max_length} less the special tokens), so the windows of a long document would "
+        "leave wordpieces out. Fix: set [components.biobert_relations.model] stride to at "
+        "most {size}, or null (3/4 of a window)."
+    )
     # --- annotate (E3xx) ---------------------------------------------------------
     E301 = (
         "[E301] '{partial}' is left over from an interrupted run. Fix: continue it with "

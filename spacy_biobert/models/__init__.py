@@ -1,5 +1,6 @@
 """Thinc architectures (shape only; weights load at `initialize`)."""
 from .base_models import DEFAULT_MODEL_NAME, KNOWN_MODELS, OFFLINE_ALIAS, resolve_model_name
+from .entity_marked_model import create_entity_marked_relation_model
 from .marked_relation_model import create_marked_relation_model
 from .ner_features import create_listener_with_features
 from .pairs import EntityPairs, create_entity_pairs
@@ -17,6 +18,7 @@ __all__ = [
     "create_relation_model",
     "create_relation_model_v2",
     "create_marked_relation_model",
+    "create_entity_marked_relation_model",
     "create_shared_transformer",
     "SharedTransformer",
     "create_entity_pairs",

@@ -351,6 +351,23 @@ def _segments(
 def _render(text: str, segments: List[Tuple[int, int]], events: List[_Event], cut: bool) -> MarkedText:
     """The character ranges `segments` of `text` (joined by a space) with the
     markers of `events` inserted, each with whitespace on both sides."""
+    marked, found = render_events(text, segments, events)
+    return MarkedText(
+        text=marked,
+        head_open=found["head_open"],
+        head_close=found["head_close"],
+        tail_open=found["tail_open"],
+        tail_close=found["tail_close"],
+        cut=cut,
+    )
+
+
+def render_events(
+    text: str, segments: List[Tuple[int, int]], events: List[_Event]
+) -> Tuple[str, Dict[str, int]]:
+    """What `_render` writes, for markers of any roles: the marked text and
+    the offset in it of each event's marker, by role (the document-level
+    model marks every mention of a doc: models/entity_marked_model.py)."""
     pieces: List[str] = []
     length = 0
     last = " "
@@ -397,14 +414,7 @@ def _render(text: str, segments: List[Tuple[int, int]], events: List[_Event], cu
             else:
                 emit_marker(event.role, event.marker)
         emit_text(text[cursor:c1])
-    return MarkedText(
-        text="".join(pieces),
-        head_open=found["head_open"],
-        head_close=found["head_close"],
-        tail_open=found["tail_open"],
-        tail_close=found["tail_close"],
-        cut=cut,
-    )
+    return "".join(pieces), found
 
 
 def mark_batch(

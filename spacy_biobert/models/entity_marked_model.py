@@ -1,0 +1,480 @@
+"""The document-level pair-aware relation model
+(`spacy-biobert.EntityMarkedRelationModel.v1`): every mention of a document is
+marked once, the marked document is encoded once (in windows when long), and
+a pair is classified from its two mentions' embeddings.
+
+`MarkedRelationModel.v1` (models/marked_relation_model.py) encodes each
+candidate pair in a sequence of its own. For BC5CDR's document-level CID
+relation, where the candidates are every Chemical x Disease mention pair of an
+abstract (often hundreds), one encoder pass per pair is unaffordable. This
+model follows ATLOP (Zhou et al. 2021, "Document-Level Relation Extraction
+with Adaptive Thresholding and Localized Context Pooling"): entity markers
+around every mention, one encoder pass per document, each mention embedded at
+its opening marker, a pair scored from its head and tail embeddings. Drop-in
+for `biobert_relations`: input `(docs, candidates)`, output (n_pairs, n_labels)
+logits, pairs in the order given, doc after doc; the component pools mention
+pairs per concept pair (logsumexp) for document-level labels.
+
+1. Marking ("typed_punct", the markers of MarkedRelationModel's head): every
+   distinct mention among the doc's candidates (one per (start, end, label))
+   becomes `@ * <type> * <text> @`, the type word being the label
+   lower-cased or what `type_words` maps it to. Markers are inserted by
+   character offsets (the marking machinery of marked_relation_model: the
+   same bracket order where markers meet, closing before opening at one
+   offset, the outer span opening first and the inner closing first), never
+   found by searching the text, so a text that already holds "@" or "*" is
+   marked like any other.
+2. Wordpieces: the marked document is tokenized once (the upstream's fast
+   tokenizer, no special tokens); `char_to_token` gives each mention's
+   opening-marker wordpiece.
+3. Windows: a document longer than `max_length` less the special tokens is
+   split into windows of that many wordpieces, `stride` apart (3/4 of a window
+   by default; the last one ends at the document's end). Each mention takes
+   its vector from the window in which its opening marker has the most
+   context on its nearer side (a document edge counting as unlimited context):
+   the most centred. Only windows some mention takes are encoded. Each window
+   gets the tokenizer's own special tokens (`build_inputs_with_special_tokens`).
+4. Encoding: `SharedTransformer` (models/shared_transformer.py), the
+   `biobert` component's own weights, over the windows of a batch in chunks of
+   `max_sequences_per_batch` (sorted by length, so chunks pad little). In
+   training each chunk's activations are kept for the backward pass; the
+   gradient goes to the shared weights, which `biobert`'s `finish_update`
+   applies.
+5. A pair is [h; t; h * t] (h, t: its head's and tail's mention vectors),
+   fed to the scorer of MarkedRelationModel (Relu with layer norm and
+   dropout, then Linear): one logit per label. A mention serves many pairs,
+   so its gradient is the sum over them (scattered with `scatter_add`).
+
+Left out of ATLOP: localized context pooling (the attention of the head and
+the tail over the document, which would need the encoder's attention maps
+through the spacy-transformers wrapper, for every window), the entity-level
+embedding (logsumexp over an entity's mentions: here the component pools pair
+logits per concept instead), the grouped bilinear classifier (here the
+Relu-Linear scorer over [h; t; h * t]) and the adaptive-threshold loss (the
+component trains independent sigmoids with a fixed threshold).
+
+Edge cases: a doc without candidates contributes no rows (a batch without any
+gives a (0, n_labels) array). A pair of one span with itself (same offsets and
+label; `EntityPairs` never proposes one) is scored from the same vector twice,
+not skipped. Two spans with the same offsets and different labels are two
+mentions, both marked. A pair whose mention lost its opening marker in
+tokenization (a tokenizer that drops "@"; none of the BERT family does) gets
+`SKIPPED_LOGIT`, no gradient, and is counted in `model.skipped`.
+
+Cost: one encoder pass per window of each document with candidates (a PubMed
+abstract: one or two windows, whatever its number of pairs), on top of the
+document pass `biobert` makes for its listeners, instead of one per pair.
+"""
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy
+from spacy.tokens import Doc, Span
+from spacy.util import registry
+from thinc.api import Linear, Model, Relu, chain
+from thinc.types import Floats2d
+
+from ..errors import Errors
+from .marked_relation_model import (
+    _MIN_LENGTH,
+    SKIPPED_LOGIT,
+    _check_choice,
+    _check_int,
+    _Event,
+    _prefix_length,
+    encoder_max_length,
+    render_events,
+    type_word,
+    wordpiece_batch,
+)
+from .pairs import Candidates
+from .relation_model import RelationInput
+
+logger = logging.getLogger("spacy_biobert.relations")
+
+MARKINGS = ("typed_punct",)
+MentionKey = Tuple[int, int, str]  # (start, end, label) of a span
+
+
+@registry.architectures("spacy-biobert.EntityMarkedRelationModel.v1")
+def create_entity_marked_relation_model(
+    encoder: Model,
+    marking: str = "typed_punct",
+    type_words: Optional[Dict[str, str]] = None,
+    hidden_width: int = 256,
+    dropout: float = 0.1,
+    max_length: Optional[int] = None,
+    stride: Optional[int] = None,
+    max_sequences_per_batch: Optional[int] = 8,
+    nO: Optional[int] = None,
+) -> Model[RelationInput, Floats2d]:
+    """Score the candidate pairs of each doc from one encoding of the doc with
+    every mention marked: input `(docs, candidates)`, output (n_pairs_in_batch,
+    n_labels) logits, pairs in the order given, doc after doc.
+
+    encoder: spacy-biobert.SharedTransformer.v1, the `biobert` component's
+        encoder (its weights, not a copy).
+    marking: "typed_punct" (`@ * type * mention @`).
+    type_words: entity label -> word in the markers; labels not in it are
+        lower-cased. None: every label lower-cased.
+    hidden_width, dropout: the classifier's hidden layer.
+    max_length: wordpieces per window, special tokens included; None: what
+        the encoder takes (the tokenizer's model_max_length, at most the
+        model's max_position_embeddings).
+    stride: wordpieces between the starts of two windows of a long doc, at
+        most a window; None: 3/4 of a window.
+    max_sequences_per_batch: windows encoded at once; None = all of a batch.
+    nO: number of labels; set by the component at initialize.
+    """
+    _check_choice("marking", MARKINGS, marking)
+    if max_length is not None:
+        _check_int("max_length", max_length, _MIN_LENGTH, f"None or an integer >= {_MIN_LENGTH}")
+    if stride is not None:
+        _check_int("stride", stride, 1, "None or an integer >= 1")
+        if max_length is not None and stride > max_length:
+            raise ValueError(
+                Errors.E234.format(
+                    what="stride", expected=f"None or at most max_length ({max_length})", value=stride
+                )
+            )
+    if max_sequences_per_batch is not None:
+        _check_int("max_sequences_per_batch", max_sequences_per_batch, 1, "None or an integer >= 1")
+    _check_type_words(type_words)
+    output = Linear(nO=nO, nI=hidden_width)
+    scorer = chain(Relu(nO=hidden_width, dropout=dropout, normalize=True), output)
+    return EntityMarkedRelationModel(
+        "biobert-entity-marked-relation-model",
+        _forward,
+        init=_init,
+        layers=[encoder, scorer],
+        refs={"encoder": encoder, "scorer": scorer, "output": output},
+        dims={"nO": nO},
+        attrs={
+            "marking": marking,
+            "type_words": dict(type_words or {}),
+            "max_length": max_length,
+            "stride": stride,
+            "max_sequences_per_batch": max_sequences_per_batch,
+        },
+    )
+
+
+class EntityMarkedRelationModel(Model):
+    """A thinc Model that also counts the pairs it skipped, by reason
+    (`skipped`), since it was built (not saved)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        Model.__init__(self, *args, **kwargs)
+        self.skipped: Counter = Counter()
+
+
+def _check_type_words(type_words: Any) -> None:
+    if type_words is not None and (
+        not isinstance(type_words, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in type_words.items())
+    ):
+        raise ValueError(
+            Errors.E234.format(
+                what="type_words",
+                expected='a {"LABEL": "word"} table of non-empty strings, or None',
+                value=type_words,
+            )
+        )
+
+
+def _init(model: Model, X: Any = None, Y: Any = None) -> Model:
+    encoder = model.get_ref("encoder")
+    encoder.initialize()  # its width, from the linked transformer (E230/E231)
+    if model.has_dim("nO"):
+        model.get_ref("output").set_dim("nO", model.get_dim("nO"))
+    # A sample of the right width ([h; t; h * t]) sets the hidden layer's input.
+    model.get_ref("scorer").initialize(X=model.ops.alloc2f(2, 3 * encoder.get_dim("nO")))
+    return model
+
+
+# --- marking ------------------------------------------------------------------------
+
+
+@dataclass
+class MarkedDoc:
+    """A doc's text with every mention of its candidates marked: the mentions
+    (keys, in marker order) and the offset in `text` of each one's opening
+    marker."""
+
+    text: str
+    mentions: List[MentionKey]
+    opening: List[int]
+
+
+def mention_key(span: Span) -> MentionKey:
+    return (span.start, span.end, span.label_)
+
+
+def mark_doc(doc: Doc, pairs: Candidates, *, type_words: Optional[Dict[str, str]] = None) -> MarkedDoc:
+    """The text of `doc` with typed markers around every distinct mention of
+    `pairs` (see the module docstring)."""
+    type_words = type_words or {}
+    spans = {mention_key(span): span for pair in pairs for span in pair}
+    # Marker order: the rank breaks ties between spans with the same offsets.
+    keys = sorted(spans, key=lambda k: (spans[k].start_char, -spans[k].end_char, k[2]))
+    events: List[_Event] = []
+    for rank, key in enumerate(keys):
+        span = spans[key]
+        opening = f"@ * {type_word(span.label_, type_words)} *"
+        # As in mark_pair: at one offset closings come first; the outer
+        # (longer) span opens first, the inner (later-starting) closes first.
+        events.append(_Event(span.start_char, 1, (-span.end_char, rank), opening, f"open {rank}"))
+        events.append(_Event(span.end_char, 0, (-span.start_char, -rank), "@", f"close {rank}"))
+    events.sort(key=lambda e: (e.pos, e.kind, e.order))
+    text, found = render_events(doc.text, [(0, len(doc.text))], events)
+    return MarkedDoc(text, keys, [found[f"open {rank}"] for rank in range(len(keys))])
+
+
+@dataclass
+class MentionBatch:
+    """The encoder input of a batch: the windows to encode (wordpiece ids,
+    special tokens included) and, for every mention (batch order), the window
+    it takes its vector from and the position of its opening marker there
+    (-1, -1: its marker was lost, counted in `skipped`). Every pair (batch order) is a head and a
+    tail mention index."""
+
+    sequences: List[List[int]]
+    origins: List[Tuple[int, int]]  # per sequence: (doc in the batch, first wordpiece)
+    window: numpy.ndarray  # (n_mentions,) int
+    position: numpy.ndarray  # (n_mentions,) int
+    head: numpy.ndarray  # (n_pairs,) int
+    tail: numpy.ndarray  # (n_pairs,) int
+    n_windows: int = 0  # windows the docs were split into, encoded or not
+    skipped: Counter = field(default_factory=Counter)
+
+
+def mark_mentions(
+    docs: Sequence[Doc],
+    candidates: Sequence[Candidates],
+    tokenizer: Any,
+    *,
+    type_words: Optional[Dict[str, str]] = None,
+    max_length: int = 512,
+    stride: Optional[int] = None,
+) -> MentionBatch:
+    """The windows of the marked docs and where each mention is in them."""
+    n_special = len(tokenizer.build_inputs_with_special_tokens([]))
+    prefix = _prefix_length(tokenizer)
+    size = max_length - n_special
+    if stride is None:
+        stride = max(1, size * 3 // 4)
+    if stride > size:
+        raise ValueError(Errors.E241.format(stride=stride, size=size, max_length=max_length))
+    marked: List[MarkedDoc] = []
+    heads: List[int] = []
+    tails: List[int] = []
+    n_mentions = 0  # mentions are numbered across the batch
+    for doc, pairs in zip(docs, candidates):
+        if not pairs:
+            continue
+        m = mark_doc(doc, pairs, type_words=type_words)
+        index = {key: n_mentions + i for i, key in enumerate(m.mentions)}
+        heads.extend(index[mention_key(h)] for h, _ in pairs)
+        tails.extend(index[mention_key(t)] for _, t in pairs)
+        marked.append(m)
+        n_mentions += len(m.mentions)
+    batch = MentionBatch(
+        sequences=[],
+        origins=[],
+        window=numpy.full((n_mentions,), -1, dtype="int64"),
+        position=numpy.full((n_mentions,), -1, dtype="int64"),
+        head=numpy.asarray(heads, dtype="int64"),
+        tail=numpy.asarray(tails, dtype="int64"),
+    )
+    if not marked:
+        return batch
+    encoding = tokenizer(
+        [m.text for m in marked],
+        add_special_tokens=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
+    )
+    row = 0
+    docs_marked = [i for i, pairs in enumerate(candidates) if pairs]
+    for k, m in enumerate(marked):
+        ids = encoding["input_ids"][k]
+        starts = window_starts(len(ids), size, stride)
+        batch.n_windows += len(starts)
+        used: Dict[int, int] = {}  # window of this doc -> its sequence
+        for offset in m.opening:
+            p = encoding.char_to_token(k, offset)
+            if p is None:  # a tokenizer that drops the marker character
+                batch.skipped["marker_not_tokenized"] += 1
+            else:
+                w = best_window(p, starts, size, len(ids))
+                if w not in used:
+                    used[w] = len(batch.sequences)
+                    s = starts[w]
+                    batch.sequences.append(tokenizer.build_inputs_with_special_tokens(ids[s : s + size]))
+                    batch.origins.append((docs_marked[k], s))
+                batch.window[row] = used[w]
+                batch.position[row] = prefix + p - starts[w]
+            row += 1
+    return batch
+
+
+def window_starts(n: int, size: int, stride: int) -> List[int]:
+    """Starts of windows of `size` covering [0, n), `stride` apart; the last
+    ends at n, so every window is full (a sequence of at most `size`: one)."""
+    if n <= size:
+        return [0]
+    return list(range(0, n - size, stride)) + [n - size]
+
+
+def best_window(position: int, starts: List[int], size: int, n: int) -> int:
+    """The window (index in `starts`) holding `position` with the most context
+    on its nearer side; a side at the document's edge has unlimited context.
+    The first of equals."""
+    best, best_context = -1, -1.0
+    for w, s in enumerate(starts):
+        e = min(s + size, n)
+        if not s <= position < e:
+            continue
+        left = position - s if s > 0 else float("inf")
+        right = e - 1 - position if e < n else float("inf")
+        context = min(left, right)
+        if context > best_context:
+            best, best_context = w, context
+    return best
+
+
+# --- the model's forward ----------------------------------------------------------------
+
+
+def _inputs(X: Any) -> Tuple[List[Doc], Sequence[Candidates]]:
+    if not isinstance(X, tuple) or len(X) != 2:
+        raise ValueError(Errors.E240.format(value=f"a {type(X).__name__}"))
+    docs, candidates = X
+    docs = list(docs)
+    if len(candidates) != len(docs):
+        raise ValueError(Errors.E209.format(docs=len(docs), candidates=len(candidates)))
+    return docs, candidates
+
+
+def _forward(model: Model, X: RelationInput, is_train: bool) -> Tuple[Floats2d, Callable]:
+    docs, candidates = _inputs(X)
+    encoder = model.get_ref("encoder")
+    scorer = model.get_ref("scorer")
+    ops = model.ops
+    xp = ops.xp
+    nO = model.get_ref("output").get_dim("nO")
+    n_pairs = sum(len(pairs) for pairs in candidates)
+    if n_pairs == 0:
+        return ops.alloc2f(0, nO), lambda dY: []
+    tokenizer = encoder.tokenizer  # E230 / E231 when not linked or not initialized
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(
+            Errors.E236.format(upstream=encoder.upstream_component, tokenizer=type(tokenizer).__name__)
+        )
+    batch = mark_mentions(
+        docs,
+        candidates,
+        tokenizer,
+        type_words=model.attrs["type_words"],
+        max_length=encoder_max_length(model, encoder, tokenizer),
+        stride=model.attrs["stride"],
+    )
+    width = encoder.get_dim("nO")
+    M, chunks = _mention_vectors(model, encoder, batch, tokenizer, width, is_train)
+    # Pairs whose mentions both have a vector; the others keep SKIPPED_LOGIT.
+    found = batch.window >= 0
+    scored = numpy.flatnonzero(found[batch.head] & found[batch.tail])
+    if len(scored) < n_pairs:
+        counts = getattr(model, "skipped", None)
+        if counts is not None:  # pairs, by reason (batch.skipped counts mentions)
+            counts["marker_not_tokenized"] += n_pairs - len(scored)
+        logger.debug(
+            "entity-marked relation pass: %d of %d pairs skipped (mentions: %s)",
+            n_pairs - len(scored),
+            n_pairs,
+            dict(batch.skipped),
+        )
+    Y = xp.full((n_pairs, nO), SKIPPED_LOGIT, dtype="float32")
+    if not len(scored):
+        return Y, lambda dY: []
+    heads = ops.asarray1i(batch.head[scored])
+    tails = ops.asarray1i(batch.tail[scored])
+    Mh, Mt = M[heads], M[tails]
+    F = ops.asarray2f(xp.concatenate([Mh, Mt, Mh * Mt], axis=1))
+    rows = ops.asarray1i(scored)
+    if not is_train:
+        Y[rows] = scorer.predict(F)
+        return Y, lambda dY: []
+    Z, backprop_scorer = scorer(F, is_train)
+    Y[rows] = Z
+
+    def backprop(dY: Floats2d) -> List[Doc]:
+        dF = backprop_scorer(xp.ascontiguousarray(dY[rows]))
+        dM = mention_gradient(ops, dF, heads, tails, Mh, Mt, M.shape[0])
+        for members, seqs, positions, shape, backprop_encoder in chunks:
+            # Flat (sequence, position) indices: scatter, so that two mentions
+            # at one position (never with "@" markers) would add up.
+            dH = xp.zeros((shape[0] * shape[1], shape[2]), dtype="float32")
+            ops.scatter_add(dH, seqs * shape[1] + positions, dM[members])
+            backprop_encoder(dH.reshape(shape))
+        return []
+
+    return Y, backprop
+
+
+def _mention_vectors(
+    model: Model, encoder: Model, batch: MentionBatch, tokenizer: Any, width: int, is_train: bool
+) -> Tuple[Floats2d, List[Tuple[Any, ...]]]:
+    """(n_mentions, width): each mention's hidden state at its opening marker
+    (zeros for a mention without one); in training, per chunk, what the
+    backward pass needs."""
+    from thinc.api import get_array_module
+
+    ops = model.ops
+    M = ops.alloc2f(len(batch.window), width)
+    order = sorted(range(len(batch.sequences)), key=lambda i: len(batch.sequences[i]))
+    size = model.attrs["max_sequences_per_batch"] or max(len(order), 1)
+    local = numpy.full((len(batch.sequences),), -1, dtype="int64")  # sequence -> row in its chunk
+    chunks = []
+    for start in range(0, len(order), size):
+        chunk = order[start : start + size]
+        local[chunk] = numpy.arange(len(chunk))
+        members = numpy.flatnonzero(numpy.isin(batch.window, chunk))
+        wordpieces = wordpiece_batch([batch.sequences[i] for i in chunk], tokenizer)
+        if is_train:
+            H, backprop_encoder = encoder(wordpieces, is_train)
+        else:
+            H, backprop_encoder = encoder.predict(wordpieces), None
+        hx = get_array_module(H)
+        seqs = hx.asarray(local[batch.window[members]])
+        positions = hx.asarray(batch.position[members])
+        M[ops.asarray1i(members)] = ops.asarray2f(H[seqs, positions].astype("float32"))
+        if is_train:
+            chunks.append(
+                (
+                    ops.asarray1i(members),
+                    ops.asarray1i(seqs),
+                    ops.asarray1i(positions),
+                    H.shape,
+                    backprop_encoder,
+                )
+            )
+        del H  # at prediction, nothing of the chunk is kept
+    return M, chunks
+
+
+def mention_gradient(ops, dF, heads, tails, Mh, Mt, n_mentions: int) -> Floats2d:
+    """The gradient of the mention vectors from that of the pair vectors
+    [h; t; h * t]: a mention serving several pairs gets the sum of its share
+    of each."""
+    width = Mh.shape[1]
+    d_head = dF[:, :width] + dF[:, 2 * width :] * Mt
+    d_tail = dF[:, width : 2 * width] + dF[:, 2 * width :] * Mh
+    dM = ops.alloc2f(n_mentions, width)
+    ops.scatter_add(dM, heads, d_head)
+    ops.scatter_add(dM, tails, d_tail)
+    return dM

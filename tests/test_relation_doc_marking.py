@@ -1,0 +1,527 @@
+"""The document-level pair-aware relation model
+(`spacy-biobert.EntityMarkedRelationModel.v1`): every mention marked once, one
+encoding per document (windows when long), pairs from mention vectors.
+Marking, windows, gradient flow into the shared transformer, overfitting,
+save/load, edge cases and settings."""
+
+import numpy
+import pytest
+import spacy
+from conftest import write_tiny_bert
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from spacy.util import fix_random_seed
+from thinc.api import NumpyOps
+
+import spacy_biobert  # noqa: F401
+from spacy_biobert.extensions import install_extensions
+from spacy_biobert.models import entity_marked_model as doc_marked
+from spacy_biobert.models.entity_marked_model import (
+    best_window,
+    create_entity_marked_relation_model,
+    mark_doc,
+    mark_mentions,
+    mention_gradient,
+    window_starts,
+)
+from spacy_biobert.models.marked_relation_model import SKIPPED_LOGIT
+from spacy_biobert.models.shared_transformer import SharedTransformer
+
+install_extensions()
+
+ARCHITECTURE = "spacy-biobert.EntityMarkedRelationModel.v1"
+CP_WORDS = "aspirin inhibits kinase and lithium activates receptor gene expression .".split()
+CP_ENTS = [
+    (0, 1, "CHEMICAL", "T1"),
+    (2, 3, "GENE-Y", "T2"),
+    (4, 5, "CHEMICAL", "T3"),
+    (6, 7, "GENE-N", "T4"),
+]
+CP_RELS = [
+    {"level": "mention", "head": "T1", "tail": "T2", "label": "CPR:4"},
+    {"level": "mention", "head": "T3", "tail": "T4", "label": "CPR:3"},
+]
+TYPE_WORDS = {"CHEMICAL": "chemical", "GENE-Y": "gene", "GENE-N": "gene"}
+PAIRS = [["CHEMICAL", "GENE-Y"], ["CHEMICAL", "GENE-N"]]
+
+
+@pytest.fixture(scope="session")
+def marker_bert(tmp_path_factory) -> str:
+    """The tiny random BERT of conftest, with the marker characters in its
+    vocabulary (so that the markers decode as themselves, not [UNK])."""
+    return str(write_tiny_bert(tmp_path_factory.mktemp("tiny-bert-doc-markers"), "@*#^$"))
+
+
+def make_doc(vocab, words, ents=(), sents=None, relations=None):
+    doc = Doc(vocab, words=words)
+    if sents is not None:
+        for i, token in enumerate(doc):
+            token.is_sent_start = i in sents
+    doc.ents = [Span(doc, s, e, label=lab, span_id=mid) for s, e, lab, mid in ents]
+    doc._.gold_relations = relations
+    return doc
+
+
+def example(vocab, words, **kwargs):
+    reference = make_doc(vocab, words, **kwargs)
+    kwargs["relations"] = None
+    return Example(make_doc(vocab, words, **kwargs), reference)
+
+
+def model_config(**overrides):
+    cfg = {
+        "@architectures": ARCHITECTURE,
+        "encoder": {"@architectures": "spacy-biobert.SharedTransformer.v1", "upstream": "biobert"},
+        "type_words": TYPE_WORDS,
+        "hidden_width": 16,
+        "dropout": 0.0,
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+def make_nlp(bert, pairs=PAIRS, **overrides):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("biobert", config={"model": {"name": bert}})
+    nlp.add_pipe(
+        "biobert_relations",
+        config={
+            "candidates": {"@misc": "spacy-biobert.EntityPairs.v1", "allowed_pairs": pairs},
+            "model": model_config(**overrides),
+        },
+    )
+    return nlp
+
+
+def cp_examples(vocab):
+    second = "lithium inhibits receptor and aspirin activates kinase .".split()
+    ents2 = [
+        (0, 1, "CHEMICAL", "T1"),
+        (2, 3, "GENE-N", "T2"),
+        (4, 5, "CHEMICAL", "T3"),
+        (6, 7, "GENE-Y", "T4"),
+    ]
+    rels2 = [
+        {"level": "mention", "head": "T1", "tail": "T2", "label": "CPR:4"},
+        {"level": "mention", "head": "T3", "tail": "T4", "label": "CPR:3"},
+    ]
+    return [
+        example(vocab, CP_WORDS, ents=CP_ENTS, relations=CP_RELS),
+        example(vocab, second, ents=ents2, relations=rels2),
+    ]
+
+
+def initialized(bert, **overrides):
+    nlp = make_nlp(bert, **overrides)
+    examples = cp_examples(nlp.vocab)
+    nlp.initialize(lambda: examples)
+    return nlp
+
+
+def relation_model(nlp):
+    return nlp.get_pipe("biobert_relations").model
+
+
+def tokenizer_of(nlp):
+    return relation_model(nlp).get_ref("encoder").tokenizer
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert):
+    """The toy ChemProt-like task, learned in 30 steps; the losses on the way."""
+    fix_random_seed(0)
+    nlp = make_nlp(tiny_bert)
+    examples = cp_examples(nlp.vocab)
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = 1e-3
+    losses = []
+    for _ in range(30):
+        losses.append(nlp.update(examples, sgd=optimizer, drop=0.0)["biobert_relations"])
+    return nlp, examples, losses
+
+
+# --- marking --------------------------------------------------------------------
+
+
+def test_nested_and_overlapping_mentions_are_marked_like_brackets():
+    doc = Doc(spacy.blank("en").vocab, words="the receptor gene kinase binds aspirin .".split())
+    outer = Span(doc, 1, 4, label="GENE-Y")  # receptor gene kinase
+    inner = Span(doc, 2, 3, label="CHEMICAL")  # gene
+    left = Span(doc, 1, 3, label="CHEMICAL")  # receptor gene
+    right = Span(doc, 2, 4, label="GENE-N")  # gene kinase (crosses `left`)
+    drug = Span(doc, 5, 6, label="CHEMICAL")
+    # Each mention once, however many pairs hold it.
+    pairs = [(inner, outer), (left, right), (drug, outer), (drug, right)]
+    marked = mark_doc(doc, pairs, type_words=TYPE_WORDS)
+    assert marked.text == (
+        "the @ * gene * @ * chemical * receptor @ * gene * @ * chemical * gene @ @ kinase @ @ "
+        "binds @ * chemical * aspirin @ . "
+    )
+    assert marked.mentions == [
+        (1, 4, "GENE-Y"),
+        (1, 3, "CHEMICAL"),
+        (2, 4, "GENE-N"),
+        (2, 3, "CHEMICAL"),
+        (5, 6, "CHEMICAL"),
+    ]
+    for (_, _, label), offset in zip(marked.mentions, marked.opening):
+        assert marked.text[offset:].startswith(f"@ * {TYPE_WORDS[label]} *")
+
+
+def test_markers_land_on_their_wordpieces(marker_bert):
+    """Nested, overlapping and identical spans, in a text that already holds
+    "@" and "*": every mention's position is its own opening "@"."""
+    nlp = initialized(marker_bert)
+    words = "@ * chemical * x @ and * @ : the receptor gene kinase binds aspirin .".split()
+    doc = make_doc(nlp.vocab, words)
+    outer = Span(doc, 11, 14, label="GENE-Y")
+    inner = Span(doc, 12, 13, label="CHEMICAL")
+    left = Span(doc, 11, 13, label="CHEMICAL")
+    right = Span(doc, 12, 14, label="GENE-N")
+    same = Span(doc, 11, 14, label="CHEMICAL")  # outer's offsets, another label
+    drug = Span(doc, 15, 16, label="CHEMICAL")
+    pairs = [(inner, outer), (left, right), (same, outer), (drug, right), (drug, inner)]
+    tokenizer = tokenizer_of(nlp)
+    batch = mark_mentions([doc], [pairs], tokenizer, type_words=TYPE_WORDS)
+    assert len(batch.sequences) == 1 and batch.n_windows == 1 and not batch.skipped
+    pieces = tokenizer.convert_ids_to_tokens(batch.sequences[0])
+    assert pieces[0] == "[CLS]" and pieces[-1] == "[SEP]"
+    assert pieces[1:10] == ["@", "*", "chemical", "*", "x", "@", "and", "*", "@"]  # the text's own
+    keys = mark_doc(doc, pairs, type_words=TYPE_WORDS).mentions
+    assert len(keys) == 6 and len(set(batch.position.tolist())) == 6
+    for (_, _, label), window, position in zip(keys, batch.window, batch.position):
+        assert window == 0
+        assert pieces[position : position + 4] == ["@", "*", TYPE_WORDS[label], "*"]
+    # The pairs point at their own mentions.
+    index = {key: i for i, key in enumerate(keys)}
+    assert batch.head.tolist() == [index[(h.start, h.end, h.label_)] for h, _ in pairs]
+    assert batch.tail.tolist() == [index[(t.start, t.end, t.label_)] for _, t in pairs]
+    # The drug's marker is followed by its text.
+    drug_at = batch.position[index[(15, 16, "CHEMICAL")]]
+    assert pieces[drug_at + 4 : drug_at + 6] == ["aspirin", "@"]
+
+
+def test_window_starts_and_the_most_centred_window():
+    assert window_starts(20, 30, 22) == [0]
+    assert window_starts(74, 30, 22) == [0, 22, 44]
+    assert window_starts(53, 30, 22) == [0, 22, 23]  # the last one ends at the end
+    starts = [0, 22, 44]
+    assert best_window(5, starts, 30, 74) == 0  # only in the first
+    assert best_window(25, starts, 30, 74) == 0  # 4 after it in 0, 3 before it in 1
+    assert best_window(27, starts, 30, 74) == 1  # 2 after it in 0, 5 before it in 1
+    assert best_window(50, starts, 30, 74) == 2  # 1 after it in 1; 6 before it in 2
+    assert best_window(70, starts, 30, 74) == 2  # the document's end is no limit
+
+
+def context(position, start, size, n):
+    end = min(start + size, n)
+    left = position - start if start > 0 else float("inf")
+    right = end - 1 - position if end < n else float("inf")
+    return min(left, right)
+
+
+def test_a_long_doc_is_encoded_in_windows(marker_bert):
+    nlp = initialized(marker_bert, max_length=32)
+    filler = ["the", "cell", "of"]
+    words, ents = [], []
+    for i in range(12):
+        words += filler * 2
+        label = "CHEMICAL" if i % 2 == 0 else "GENE-Y"
+        ents.append((len(words), len(words) + 1, label, f"T{i}"))
+        words.append("aspirin" if label == "CHEMICAL" else "kinase")
+    words.append(".")
+    doc = make_doc(nlp.vocab, words, ents=ents, sents=[0])
+    pairs = nlp.get_pipe("biobert_relations").make_candidates([doc])[0]
+    assert len(pairs) == 36
+    tokenizer = tokenizer_of(nlp)
+    batch = mark_mentions([doc], [pairs], tokenizer, type_words=TYPE_WORDS, max_length=32)
+    # The whole marked doc, and where the windows of 30 (32 less [CLS], [SEP]) start.
+    marked = mark_doc(doc, pairs, type_words=TYPE_WORDS)
+    encoding = tokenizer(marked.text, add_special_tokens=False)
+    ids = encoding["input_ids"]
+    starts = window_starts(len(ids), 30, 22)
+    assert batch.n_windows == len(starts) > 3
+    assert 1 < len(batch.sequences) <= len(starts)
+    for sequence in batch.sequences:
+        assert len(sequence) <= 32
+    for key, window, position, offset in zip(marked.mentions, batch.window, batch.position, marked.opening):
+        pieces = tokenizer.convert_ids_to_tokens(batch.sequences[window])
+        assert pieces[0] == "[CLS]" and pieces[-1] == "[SEP]"
+        assert 1 <= position < len(pieces) - 1
+        assert pieces[position : position + 3] == ["@", "*", TYPE_WORDS[key[2]]]
+        # The window it took is the most centred of those holding its marker.
+        p = encoding.char_to_token(offset)
+        doc_index, start = batch.origins[window]
+        assert doc_index == 0 and start in starts
+        assert batch.sequences[window][1:-1] == ids[start : start + 30]
+        assert position == 1 + p - start
+        holding = [s for s in starts if s <= p < s + 30]
+        assert context(p, start, 30, len(ids)) == max(context(p, s, 30, len(ids)) for s in holding)
+    # Through the model: every pair scored.
+    scores = relation_model(nlp).predict(([doc], [pairs]))
+    assert scores.shape == (36, 2) and (scores != SKIPPED_LOGIT).all()
+
+
+def test_chunks_bound_the_windows_encoded_at_once(marker_bert, monkeypatch):
+    nlp = initialized(marker_bert, max_length=32, max_sequences_per_batch=2)
+    words = [w for i in range(8) for w in ("aspirin", "and", "the", "cell", "kinase", ",")]
+    ents = [(6 * i, 6 * i + 1, "CHEMICAL", "") for i in range(8)]
+    ents += [(6 * i + 4, 6 * i + 5, "GENE-Y", "") for i in range(8)]
+    doc = make_doc(nlp.vocab, words, ents=sorted(ents))
+    sizes = []
+    real = doc_marked.wordpiece_batch
+
+    def recording(sequences, tokenizer):
+        sizes.append(len(sequences))
+        return real(sequences, tokenizer)
+
+    monkeypatch.setattr(doc_marked, "wordpiece_batch", recording)
+    chunked = nlp(doc.copy())._.relation_pairs
+    assert len(chunked) == 64 and len(sizes) > 1 and max(sizes) == 2
+    n_windows = sum(sizes)
+    relation_model(nlp).attrs["max_sequences_per_batch"] = None
+    sizes.clear()
+    whole = nlp(doc.copy())._.relation_pairs
+    assert sizes == [n_windows]
+    assert [(h, t) for h, t, _ in chunked] == [(h, t) for h, t, _ in whole]
+    for (_, _, a), (_, _, b) in zip(chunked, whole):
+        assert all(abs(a[k] - b[k]) < 1e-4 for k in a)
+
+
+# --- gradients -----------------------------------------------------------------------
+
+
+def test_mention_gradient_sums_over_the_pairs_of_a_mention():
+    ops = NumpyOps()
+    rng = numpy.random.default_rng(0)
+    M = rng.normal(size=(3, 4)).astype("float32")
+    heads = numpy.asarray([0, 0, 1], dtype="int32")
+    tails = numpy.asarray([1, 2, 2], dtype="int32")
+    dF = rng.normal(size=(3, 12)).astype("float32")
+    dM = mention_gradient(ops, dF, heads, tails, M[heads], M[tails], 3)
+
+    def share(k, role):  # d[h; t; h*t] / d(head or tail) of pair k
+        h, t = M[heads[k]], M[tails[k]]
+        if role == "head":
+            return dF[k, :4] + dF[k, 8:] * t
+        return dF[k, 4:8] + dF[k, 8:] * h
+
+    numpy.testing.assert_allclose(dM[0], share(0, "head") + share(1, "head"), rtol=1e-5)
+    numpy.testing.assert_allclose(dM[1], share(0, "tail") + share(2, "head"), rtol=1e-5)
+    numpy.testing.assert_allclose(dM[2], share(1, "tail") + share(2, "tail"), rtol=1e-5)
+
+
+def test_the_encoder_gets_the_summed_gradient_at_the_markers(tiny_bert, monkeypatch):
+    """Through the model: the gradient of the hidden states is zero but at the
+    mentions' opening markers, and a mention in two pairs gets the sum of
+    what each pair gives it."""
+    nlp = initialized(tiny_bert)
+    model = relation_model(nlp)
+    encoder = model.get_ref("encoder")
+    real = encoder._func
+    received = []
+
+    def recording(layer, wordpieces, is_train):
+        H, _ = real(layer, wordpieces, False)  # no graph: backprop is recorded only
+        return H, lambda dH: received.append(dH.copy()) or []
+
+    monkeypatch.setattr(encoder, "_func", recording)
+    doc = make_doc(nlp.vocab, CP_WORDS, ents=CP_ENTS)
+    aspirin, kinase, receptor = doc.ents[0], doc.ents[1], doc.ents[3]
+    pairs = [(aspirin, kinase), (aspirin, receptor)]  # aspirin in both
+    Y, backprop = model.begin_update(([doc], [pairs]))
+    batch = mark_mentions([doc], [pairs], encoder.tokenizer, type_words=TYPE_WORDS)
+    at = {key: int(p) for key, p in zip(mark_doc(doc, pairs).mentions, batch.position)}
+    gradients = []
+    for rows in ([0], [1], [0, 1]):
+        dY = numpy.zeros_like(Y)
+        dY[rows] = 1.0
+        backprop(dY)
+        gradients.append(received[-1][0])
+    first, second, both = gradients
+    numpy.testing.assert_allclose(both, first + second, rtol=1e-4, atol=1e-6)
+    a = at[(0, 1, "CHEMICAL")]
+    assert numpy.abs(first[a]).sum() > 0 and numpy.abs(second[a]).sum() > 0
+    marked = {a, at[(2, 3, "GENE-Y")], at[(6, 7, "GENE-N")]}
+    assert {int(i) for i in numpy.flatnonzero(numpy.abs(both).sum(axis=1))} == marked
+
+
+def test_gradients_reach_the_shared_transformer(tiny_bert):
+    nlp = make_nlp(tiny_bert)
+    examples = cp_examples(nlp.vocab)
+    nlp.initialize(lambda: examples)
+    biobert = nlp.get_pipe("biobert")
+    assert relation_model(nlp).get_ref("encoder").upstream_model is biobert.model
+    trf = biobert.model.transformer
+    nlp.update(examples, sgd=False)  # updates only (gradients), as spacy train does
+    assert all(
+        p.grad is not None and bool(p.grad.abs().sum() > 0)
+        for name, p in trf.named_parameters()
+        if "pooler" not in name
+    )
+
+
+# --- learning ------------------------------------------------------------------------
+
+
+def test_overfits_a_toy_example(trained):
+    nlp, examples, losses = trained
+    assert losses[-1] < losses[0] / 3, losses
+    for eg in examples:
+        doc = nlp(eg.predicted.copy())
+        gold = {(r["head"], r["tail"], r["label"]) for r in eg.reference._.gold_relations}
+        ids = {e.start: e.id_ for e in eg.reference.ents}
+        for (h, t), scores in doc._.relations.items():
+            for label, p in scores.items():
+                if (ids[h], ids[t], label) in gold:
+                    assert p > 0.5, (h, t, label, p)
+                else:
+                    assert p < 0.5, (h, t, label, p)
+
+
+def test_learns_a_concept_level_label_across_sentences(tiny_bert):
+    """BC5CDR's CID in miniature: mention pairs across sentences, pooled per
+    kb id pair by the component."""
+    fix_random_seed(0)
+    nlp = make_nlp(tiny_bert, pairs=[["Chemical", "Disease"]], type_words=None)
+    words = "cocaine induced seizures . later , cocaine and hypotension .".split()
+    reference = Doc(nlp.vocab, words=words)
+    for i, token in enumerate(reference):
+        token.is_sent_start = i in (0, 4)
+    reference.ents = [
+        Span(reference, 0, 1, "Chemical", kb_id="D1"),
+        Span(reference, 2, 3, "Disease", kb_id="D2"),
+        Span(reference, 6, 7, "Chemical", kb_id="D1"),
+        Span(reference, 8, 9, "Disease", kb_id="D3"),
+    ]
+    reference._.gold_relations = [{"level": "concept", "head": "D1", "tail": "D2", "label": "CID"}]
+    predicted = reference.copy()
+    predicted._.gold_relations = None
+    examples = [Example(predicted, reference)]
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = 1e-3
+    for _ in range(25):
+        nlp.update(examples, sgd=optimizer, drop=0.0)
+    doc = nlp(reference.copy())
+    assert len(doc._.relation_pairs) == 4
+    assert doc._.kb_relations[("D1", "D2")]["CID"] > 0.5
+    assert doc._.kb_relations[("D1", "D3")]["CID"] < 0.5
+
+
+# --- save and load ---------------------------------------------------------------------
+
+
+def test_save_and_load_give_equal_predictions(trained, tmp_path):
+    nlp, examples, _ = trained
+    texts = [eg.predicted.copy() for eg in examples]
+    expected = [d._.relation_pairs for d in nlp.pipe([t.copy() for t in texts])]
+    assert all(expected)
+    nlp.to_disk(tmp_path / "pipeline")
+    reloaded = spacy.load(tmp_path / "pipeline")
+    assert reloaded.config["components"]["biobert_relations"]["model"]["@architectures"] == (ARCHITECTURE)
+    encoder = relation_model(reloaded).get_ref("encoder")
+    assert encoder.upstream_model is reloaded.get_pipe("biobert").model
+    assert [d._.relation_pairs for d in reloaded.pipe([t.copy() for t in texts])] == expected
+    fresh = make_nlp(nlp.get_pipe("biobert").model.attrs["name"])
+    fresh.from_bytes(nlp.to_bytes())
+    assert [d._.relation_pairs for d in fresh.pipe([t.copy() for t in texts])] == expected
+    # The relation component holds the classifier and its settings, no transformer.
+    assert not (tmp_path / "pipeline" / "biobert_relations" / "model").is_dir()
+    sizes = {p.parent.name: p.stat().st_size for p in (tmp_path / "pipeline").glob("*/model")}
+    assert sizes["biobert_relations"] < sizes["biobert"] / 5
+
+
+# --- edge cases ------------------------------------------------------------------------
+
+
+def test_docs_without_candidates_and_empty_docs(trained):
+    nlp, _, _ = trained
+    docs = [
+        nlp.make_doc(""),
+        make_doc(nlp.vocab, ["aspirin", "."], ents=[(0, 1, "CHEMICAL", "T1")]),
+        make_doc(nlp.vocab, ["nothing", "here"]),
+    ]
+    for doc in nlp.pipe(docs):
+        assert doc._.relations == {} and doc._.relation_pairs == []
+    eg = example(nlp.vocab, ["aspirin", "."], ents=[(0, 1, "CHEMICAL", "T1")], relations=[])
+    losses = nlp.update([eg], sgd=None)
+    assert losses["biobert_relations"] == 0.0
+    model = relation_model(nlp)
+    assert model.predict(([], [])).shape == (0, 2)
+    # A batch mixing docs with and without candidates keeps the pair order.
+    doc = make_doc(nlp.vocab, CP_WORDS, ents=CP_ENTS)
+    pairs = [(doc.ents[0], doc.ents[1]), (doc.ents[2], doc.ents[3])]
+    alone = model.predict(([doc], [pairs]))
+    mixed = model.predict(([docs[1], doc, docs[2]], [[], pairs, []]))
+    numpy.testing.assert_allclose(mixed, alone, rtol=1e-5)
+
+
+def test_identical_spans_and_pairs_across_sentences(tiny_bert):
+    nlp = initialized(tiny_bert)
+    model = relation_model(nlp)
+    words = "aspirin was given . kinase was high . lithium inhibits receptor .".split()
+    doc = make_doc(nlp.vocab, words, sents=[0, 4, 8])
+    aspirin, kinase = Span(doc, 0, 1, "CHEMICAL"), Span(doc, 4, 5, "GENE-Y")
+    lithium, receptor = Span(doc, 8, 9, "CHEMICAL"), Span(doc, 10, 11, "GENE-N")
+    twin = Span(doc, 0, 1, "CHEMICAL")  # another Span object, the same mention
+    pairs = [
+        (aspirin, kinase),
+        (aspirin, twin),
+        (lithium, receptor),
+        (aspirin, receptor),
+        (aspirin, aspirin),
+    ]
+    scores = model.predict(([doc], [pairs]))
+    assert scores.shape == (5, 2) and (scores != SKIPPED_LOGIT).all()
+    assert not model.skipped
+    # One span with itself (or its twin) is scored, from the same vector twice.
+    numpy.testing.assert_allclose(scores[1], scores[4], rtol=1e-6)
+    # Through the component: the pairs of doc.ents, across sentences.
+    doc.ents = [aspirin, kinase, lithium, receptor]
+    rel = nlp.get_pipe("biobert_relations")
+    rel.set_annotations([doc], rel.predict([doc]))
+    assert len(doc._.relation_pairs) == 4  # 2 chemicals x 2 genes, across sentences
+
+
+# --- settings and errors ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "setting,match",
+    [
+        ({"marking": "anonymise"}, r"\[E233\] marking must be one of \('typed_punct',\)"),
+        ({"max_length": 8}, r"\[E234\] max_length must be None or an integer >= 16"),
+        ({"stride": 0}, r"\[E234\] stride must be None or an integer >= 1"),
+        ({"stride": 40, "max_length": 32}, r"\[E234\] stride must be None or at most max_length"),
+        ({"max_sequences_per_batch": 0}, r"\[E234\] max_sequences_per_batch"),
+        ({"type_words": {"CHEMICAL": ""}}, r"\[E234\] type_words"),
+    ],
+)
+def test_settings_are_checked(setting, match):
+    with pytest.raises(ValueError, match=match):
+        create_entity_marked_relation_model(SharedTransformer("biobert"), **setting)
+
+
+def test_a_stride_longer_than_a_window_is_a_coded_error(tiny_bert):
+    nlp = initialized(tiny_bert, max_length=32, stride=31)
+    doc = make_doc(nlp.vocab, CP_WORDS, ents=CP_ENTS)
+    with pytest.raises(ValueError, match=r"\[E241\] stride 31 is longer than a window \(30"):
+        nlp(doc)
+
+
+def test_model_input_is_docs_and_candidates(trained):
+    nlp, examples, _ = trained
+    model = relation_model(nlp)
+    docs = [eg.predicted for eg in examples]
+    with pytest.raises(ValueError, match=r"\[E240\] spacy-biobert.EntityMarkedRelationModel.v1"):
+        model.predict(docs)
+    with pytest.raises(ValueError, match=r"\[E209\]"):
+        model.predict((docs, []))
+
+
+def test_no_upstream_transformer_is_a_coded_error():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("biobert_relations", config={"model": model_config()})
+    examples = cp_examples(nlp.vocab)
+    with pytest.raises(ValueError, match=r"\[E230\]"):
+        nlp.initialize(lambda: examples)
