@@ -201,7 +201,8 @@ class Errors:
         "spacy-biobert.RelationModel.v2 and keep the generator only in "
         "[components.{name}.candidates]."
     )
-    # pair-aware relation model (MarkedRelationModel, SharedTransformer): E230-E249
+    # pair-aware relation models (MarkedRelationModel, SharedTransformer): E230-E239;
+    # EntityMarkedRelationModel: E240-E249
     E230 = (
         "[E230] spacy-biobert.SharedTransformer.v1 (upstream {upstream!r}) is not linked "
         "to a transformer: no `biobert` component named {upstream!r} comes before the "
