@@ -4,9 +4,11 @@ The component takes a candidate generator (`candidates`, by default
 `spacy-biobert.EntityPairs.v1`; the way spaCy's `spancat` takes its
 suggester), calls it once per doc of a batch, and scores those pairs with
 `spacy-biobert.RelationModel.v2` (input: the docs and their candidates;
-listening to the shared `biobert` transformer) or the pair-aware
-`spacy-biobert.MarkedRelationModel.v1` (each pair encoded marked in its
-sentence by `biobert`'s own transformer; models/marked_relation_model.py).
+listening to the shared `biobert` transformer) or a pair-aware model on
+`biobert`'s own transformer: `spacy-biobert.MarkedRelationModel.v1` (each
+pair encoded marked in its sentence; models/marked_relation_model.py) or
+`spacy-biobert.EntityMarkedRelationModel.v1` (every mention of a doc marked,
+one pass per doc; models/entity_marked_model.py).
 The same candidates serve `set_annotations` and the loss. It writes, for every doc:
 
 - `doc._.relations`: {(head.start, tail.start): {label: probability}}, the
