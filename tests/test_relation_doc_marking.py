@@ -1,8 +1,10 @@
 """The document-level pair-aware relation model
 (`spacy-biobert.EntityMarkedRelationModel.v1`): every mention marked once, one
 encoding per document (windows when long), pairs from mention vectors.
-Marking, windows, gradient flow into the shared transformer, overfitting,
-save/load, edge cases and settings."""
+Marking, windows, the pair context ("between"), gradient flow into the
+shared transformer, overfitting, save/load, edge cases and settings."""
+
+from pathlib import Path
 
 import numpy
 import pytest
@@ -10,7 +12,7 @@ import spacy
 from conftest import write_tiny_bert
 from spacy.tokens import Doc, Span
 from spacy.training import Example
-from spacy.util import fix_random_seed
+from spacy.util import fix_random_seed, load_config
 from thinc.api import NumpyOps
 
 import spacy_biobert  # noqa: F401
@@ -18,13 +20,15 @@ from spacy_biobert.extensions import install_extensions
 from spacy_biobert.models import entity_marked_model as doc_marked
 from spacy_biobert.models.entity_marked_model import (
     best_window,
+    between_range,
+    context_window,
     create_entity_marked_relation_model,
     mark_doc,
     mark_mentions,
     mention_gradient,
     window_starts,
 )
-from spacy_biobert.models.marked_relation_model import SKIPPED_LOGIT
+from spacy_biobert.models.marked_relation_model import SKIPPED_LOGIT, wordpiece_batch
 from spacy_biobert.models.shared_transformer import SharedTransformer
 
 install_extensions()
@@ -126,11 +130,12 @@ def tokenizer_of(nlp):
     return relation_model(nlp).get_ref("encoder").tokenizer
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_bert):
-    """The toy ChemProt-like task, learned in 30 steps; the losses on the way."""
+@pytest.fixture(scope="module", params=["none", "between"])
+def trained(tiny_bert, request):
+    """The toy ChemProt-like task, learned in 30 steps; the losses on the way
+    (a model of each `context`)."""
     fix_random_seed(0)
-    nlp = make_nlp(tiny_bert)
+    nlp = make_nlp(tiny_bert, context=request.param)
     examples = cp_examples(nlp.vocab)
     optimizer = nlp.initialize(lambda: examples)
     optimizer.learn_rate = 1e-3
@@ -288,6 +293,272 @@ def test_chunks_bound_the_windows_encoded_at_once(marker_bert, monkeypatch):
         assert all(abs(a[k] - b[k]) < 1e-4 for k in a)
 
 
+# --- pair context ("between") ----------------------------------------------------------
+
+
+def decoded(tokenizer, batch, j):
+    """The text of pair j's context range, "" when it has none."""
+    w = batch.context_window[j]
+    if w < 0:
+        return ""
+    return tokenizer.decode(batch.sequences[w][batch.context_start[j] : batch.context_end[j]])
+
+
+def test_the_range_is_the_text_between_the_mentions(marker_bert):
+    nlp = initialized(marker_bert, context="between")
+    tokenizer = tokenizer_of(nlp)
+    doc = make_doc(nlp.vocab, CP_WORDS, ents=CP_ENTS)
+    aspirin, kinase, lithium, receptor = doc.ents
+    pairs = [
+        (aspirin, kinase),  # head first
+        (receptor, lithium),  # tail first
+        (kinase, lithium),
+        (aspirin, receptor),  # other mentions' markers in between
+    ]
+    batch = mark_mentions([doc], [pairs], tokenizer, type_words=TYPE_WORDS, context="between")
+    assert [decoded(tokenizer, batch, j) for j in range(len(pairs))] == [
+        "inhibits",
+        "activates",
+        "and",
+        "inhibits @ * gene * kinase @ and @ * chemical * lithium @ activates",
+    ]
+    # Without the setting, no pair pools anything.
+    plain = mark_mentions([doc], [pairs], tokenizer, type_words=TYPE_WORDS)
+    assert (plain.context_window == -1).all() and plain.sequences == batch.sequences
+
+
+def test_adjacent_nested_and_overlapping_mentions_have_no_context(marker_bert):
+    nlp = initialized(marker_bert, context="between")
+    model = relation_model(nlp)
+    tokenizer = tokenizer_of(nlp)
+    doc = make_doc(nlp.vocab, "aspirin kinase binds the receptor gene kinase .".split())
+    aspirin, kinase = Span(doc, 0, 1, "CHEMICAL"), Span(doc, 1, 2, "GENE-Y")
+    outer, inner = Span(doc, 4, 7, "GENE-Y"), Span(doc, 5, 6, "CHEMICAL")
+    left, right = Span(doc, 4, 6, "CHEMICAL"), Span(doc, 5, 7, "GENE-N")
+    pairs = [
+        (aspirin, kinase),
+        (kinase, aspirin),
+        (inner, outer),
+        (outer, inner),
+        (left, right),
+        (aspirin, aspirin),
+    ]
+    batch = mark_mentions([doc], [pairs], tokenizer, type_words=TYPE_WORDS, context="between")
+    assert (batch.context_window == -1).all()
+    encoder = model.get_ref("encoder")
+    _, C, _ = doc_marked._mention_vectors(model, encoder, batch, tokenizer, encoder.get_dim("nO"), False)
+    assert C.shape == (len(pairs), 32) and not C.any()
+    # Next to them, a pair with text between has it.
+    far = mark_mentions([doc], [[(aspirin, outer)]], tokenizer, type_words=TYPE_WORDS, context="between")
+    assert decoded(tokenizer, far, 0) == "kinase binds the"  # only candidates are marked
+    assert between_range(3, 5, 6, 9) is None  # adjacent: a closing right before an opening
+    assert between_range(3, 9, 4, 6) is None  # nested
+    assert between_range(3, 7, 5, 9) is None  # overlapping
+    assert between_range(6, 9, 1, 3) == (4, 6)  # the second mention first
+    assert between_range(1, None, 6, 9) is None  # a lost marker
+
+
+def test_the_context_vector_is_the_mean_over_the_range(marker_bert):
+    nlp = initialized(marker_bert, context="between")
+    model = relation_model(nlp)
+    encoder, scorer = model.get_ref("encoder"), model.get_ref("scorer")
+    tokenizer = encoder.tokenizer
+    doc = make_doc(nlp.vocab, CP_WORDS, ents=CP_ENTS)
+    aspirin, kinase, lithium, receptor = doc.ents
+    pairs = [(aspirin, kinase), (receptor, aspirin), (lithium, receptor)]
+    batch = mark_mentions([doc], [pairs], tokenizer, type_words=TYPE_WORDS, context="between")
+    H = encoder.predict(wordpiece_batch(batch.sequences, tokenizer))[0]
+    expected = numpy.stack(
+        [H[batch.context_start[j] : batch.context_end[j]].mean(axis=0) for j in range(len(pairs))]
+    )
+    assert [batch.context_end[j] - batch.context_start[j] for j in range(3)] == [1, 15, 1]
+    _, C, _ = doc_marked._mention_vectors(model, encoder, batch, tokenizer, 32, False)
+    numpy.testing.assert_allclose(C, expected, rtol=1e-5, atol=1e-6)
+    # The scorer sees [h; t; h * t; c].
+    M = H[batch.position]
+    h, t = M[batch.head], M[batch.tail]
+    F = numpy.concatenate([h, t, h * t, expected], axis=1)
+    numpy.testing.assert_allclose(model.predict(([doc], [pairs])), scorer.predict(F), rtol=1e-4, atol=1e-5)
+
+
+def long_doc(vocab, n_mentions=12):
+    """Mentions (chemical, gene alternately) 6 filler words apart."""
+    filler = ["the", "cell", "of"]
+    words, ents = [], []
+    for i in range(n_mentions):
+        words += filler * 2
+        label = "CHEMICAL" if i % 2 == 0 else "GENE-Y"
+        ents.append((len(words), len(words) + 1, label, f"T{i}"))
+        words.append("aspirin" if label == "CHEMICAL" else "kinase")
+    words.append(".")
+    return make_doc(vocab, words, ents=ents, sents=[0])
+
+
+def test_a_range_across_windows_is_pooled_in_one_window(marker_bert):
+    """max_length 32: windows of 30 wordpieces, 22 apart. Each pair pools in
+    its head's window if that holds the whole range, else in its tail's, else
+    in the window holding most of it (the first of equals), only the part
+    inside it."""
+    nlp = initialized(marker_bert, max_length=32, context="between")
+    tokenizer = tokenizer_of(nlp)
+    doc = long_doc(nlp.vocab)
+    pairs = nlp.get_pipe("biobert_relations").make_candidates([doc])[0]
+    pairs = pairs + [(t, h) for h, t in pairs]  # either one first
+    batch = mark_mentions([doc], [pairs], tokenizer, type_words=TYPE_WORDS, max_length=32, context="between")
+    marked = mark_doc(doc, pairs, type_words=TYPE_WORDS)
+    encoding = tokenizer(marked.text, add_special_tokens=False)
+    ids = encoding["input_ids"]
+    starts = window_starts(len(ids), 30, 22)
+    opening = [encoding.char_to_token(o) for o in marked.opening]
+    closing = [encoding.char_to_token(c) for c in marked.closing]
+    cases = set()
+    for j, (h, t) in enumerate(zip(batch.head, batch.tail)):
+        a, b = (closing[h] + 1, opening[t]) if closing[h] < opening[t] else (closing[t] + 1, opening[h])
+        assert a < b
+        holds = [s for s in starts if s <= a and b <= s + 30]
+        head_start = batch.origins[batch.window[h]][1]
+        tail_start = batch.origins[batch.window[t]][1]
+        if head_start in holds:
+            case, start = "head", head_start
+        elif tail_start in holds:
+            case, start = "tail", tail_start
+        else:
+            overlaps = [len(set(range(a, b)) & set(range(s, s + 30))) for s in starts]
+            case, start = "most", starts[overlaps.index(max(overlaps))]
+            if b - a > 30:
+                case = "partial"
+        cases.add(case)
+        w = batch.context_window[j]
+        assert batch.origins[w] == (0, start)
+        # The positions (after [CLS]) are the range's wordpieces in that window.
+        pooled = batch.sequences[w][batch.context_start[j] : batch.context_end[j]]
+        assert pooled == ids[max(a, start) : min(b, start + 30)]
+    assert cases == {"head", "tail", "most", "partial"}
+    assert context_window(10, 20, 1, 0, [0, 22], 30) == 0  # the tail's when the head's lacks it
+    assert context_window(10, 40, 0, 0, [0, 8, 22], 30) == 1  # most: 22 of 30
+    assert context_window(10, 80, 0, 0, [0, 22, 44], 30) == 1  # equals: the first
+
+
+def test_a_window_only_a_pair_pools_is_encoded(marker_bert):
+    """Two mentions 60 words apart: each takes the window at its end of the
+    doc, the pair pools the first window wholly inside the text between."""
+    nlp = initialized(marker_bert, max_length=32, context="between")
+    model = relation_model(nlp)
+    encoder = model.get_ref("encoder")
+    tokenizer = encoder.tokenizer
+    words = ["aspirin"] + ["the", "cell", "of"] * 20 + ["kinase", "."]
+    doc = make_doc(nlp.vocab, words, ents=[(0, 1, "CHEMICAL", "T1"), (61, 62, "GENE-Y", "T2")])
+    pairs = [(doc.ents[0], doc.ents[1])]
+    plain = mark_mentions([doc], [pairs], tokenizer, type_words=TYPE_WORDS, max_length=32)
+    batch = mark_mentions([doc], [pairs], tokenizer, type_words=TYPE_WORDS, max_length=32, context="between")
+    assert len(plain.sequences) == 2 and len(batch.sequences) == 3
+    assert batch.origins[:2] == plain.origins and batch.origins[2] == (0, 22)
+    assert batch.context_window[0] == 2
+    assert (batch.context_start[0], batch.context_end[0]) == (1, 31)  # the whole window
+    H = encoder.predict(wordpiece_batch(batch.sequences, tokenizer))
+    _, C, _ = doc_marked._mention_vectors(model, encoder, batch, tokenizer, 32, False)
+    numpy.testing.assert_allclose(C[0], H[2, 1:31].mean(axis=0), rtol=1e-5, atol=1e-6)
+    assert (model.predict(([doc], [pairs])) != SKIPPED_LOGIT).all()
+
+
+def record_encoder(encoder, monkeypatch):
+    """Patch `encoder` to run without a graph and record, per call, its
+    input ids, its output and the gradient it is given."""
+    real = encoder._func
+    calls = []
+
+    def recording(layer, wordpieces, is_train):
+        H, _ = real(layer, wordpieces, False)
+        call = {"ids": wordpieces.input_ids.copy(), "H": H.copy()}
+        calls.append(call)
+
+        def backprop(dH):
+            call["dH"] = dH.copy()
+            return []
+
+        return H, backprop
+
+    monkeypatch.setattr(encoder, "_func", recording)
+    return calls
+
+
+def test_the_context_gradient_is_spread_over_the_range(marker_bert, monkeypatch):
+    """With a linear scorer (dF = dY R^T), the gradient of the hidden states
+    is each pair's head and tail share at their markers plus dc / len over
+    its range, summed where they meet."""
+    nlp = initialized(marker_bert, context="between")
+    model = relation_model(nlp)
+    encoder, scorer = model.get_ref("encoder"), model.get_ref("scorer")
+    calls = record_encoder(encoder, monkeypatch)
+    rng = numpy.random.default_rng(0)
+    R = rng.normal(size=(4 * 32, 2)).astype("float32")
+    monkeypatch.setattr(scorer, "_func", lambda layer, X, is_train: (X @ R, lambda dZ: dZ @ R.T))
+    doc = make_doc(nlp.vocab, CP_WORDS, ents=CP_ENTS)
+    aspirin, kinase, lithium, receptor = doc.ents
+    # Ranges that overlap each other and hold other mentions' markers.
+    pairs = [
+        (aspirin, receptor),
+        (receptor, aspirin),
+        (lithium, kinase),
+        (aspirin, kinase),
+        (kinase, aspirin),
+    ]
+    Y, backprop = model.begin_update(([doc], [pairs]))
+    dY = rng.normal(size=Y.shape).astype("float32")
+    backprop(dY)
+    (call,) = calls
+    H, dH = call["H"][0], call["dH"][0]
+    batch = mark_mentions([doc], [pairs], encoder.tokenizer, type_words=TYPE_WORDS, context="between")
+    M = H[batch.position]
+    dF = dY @ R.T
+    expected = numpy.zeros_like(H)
+    F = []
+    for j, (h, t) in enumerate(zip(batch.head, batch.tail)):
+        s, e = batch.context_start[j], batch.context_end[j]
+        F.append(numpy.concatenate([M[h], M[t], M[h] * M[t], H[s:e].mean(axis=0)]))
+        expected[batch.position[h]] += dF[j, :32] + dF[j, 64:96] * M[t]
+        expected[batch.position[t]] += dF[j, 32:64] + dF[j, 64:96] * M[h]
+        expected[s:e] += dF[j, 96:] / (e - s)
+    numpy.testing.assert_allclose(Y, numpy.stack(F) @ R, rtol=1e-4, atol=1e-5)
+    numpy.testing.assert_allclose(dH, expected, rtol=1e-4, atol=1e-6)
+    # Outside the markers and the ranges, nothing (but float noise).
+    touched = set(batch.position.tolist())
+    for j in range(len(pairs)):
+        touched |= set(range(batch.context_start[j], batch.context_end[j]))
+    assert {int(i) for i in numpy.flatnonzero(numpy.abs(dH).max(axis=1) > 1e-7)} == touched
+
+
+def test_chunks_give_the_same_scores_and_gradients(marker_bert, monkeypatch):
+    """One window per chunk, so that a pair's context window is often in a
+    chunk other than its mentions' ones: the scores and each window's
+    gradient are those of one chunk for all."""
+    nlp = initialized(marker_bert, max_length=32, context="between", max_sequences_per_batch=1)
+    model = relation_model(nlp)
+    calls = record_encoder(model.get_ref("encoder"), monkeypatch)
+    doc = long_doc(nlp.vocab)
+    pairs = nlp.get_pipe("biobert_relations").make_candidates([doc])[0]
+    dY = numpy.random.default_rng(0).normal(size=(len(pairs), 2)).astype("float32")
+
+    def run(limit):
+        model.attrs["max_sequences_per_batch"] = limit
+        calls.clear()
+        Y, backprop = model.begin_update(([doc], [pairs]))
+        backprop(dY)
+        gradients = {}
+        for call in calls:
+            for ids, dH in zip(call["ids"], call["dH"]):
+                gradients[tuple(ids.tolist())] = dH
+        return Y, gradients, len(calls)
+
+    chunked, chunked_dH, n_chunked = run(1)
+    whole, whole_dH, n_whole = run(None)
+    assert n_chunked == len(whole_dH) > 3 and n_whole == 1
+    numpy.testing.assert_allclose(chunked, whole, rtol=1e-4, atol=1e-5)
+    assert chunked_dH.keys() == whole_dH.keys()
+    for ids, dH in whole_dH.items():
+        numpy.testing.assert_allclose(chunked_dH[ids], dH, rtol=1e-4, atol=1e-6)
+
+
 # --- gradients -----------------------------------------------------------------------
 
 
@@ -346,8 +617,9 @@ def test_the_encoder_gets_the_summed_gradient_at_the_markers(tiny_bert, monkeypa
     assert {int(i) for i in numpy.flatnonzero(numpy.abs(both).sum(axis=1))} == marked
 
 
-def test_gradients_reach_the_shared_transformer(tiny_bert):
-    nlp = make_nlp(tiny_bert)
+@pytest.mark.parametrize("context", ["none", "between"])
+def test_gradients_reach_the_shared_transformer(tiny_bert, context):
+    nlp = make_nlp(tiny_bert, context=context)
     examples = cp_examples(nlp.vocab)
     nlp.initialize(lambda: examples)
     biobert = nlp.get_pipe("biobert")
@@ -422,7 +694,9 @@ def test_save_and_load_give_equal_predictions(trained, tmp_path):
     encoder = relation_model(reloaded).get_ref("encoder")
     assert encoder.upstream_model is reloaded.get_pipe("biobert").model
     assert [d._.relation_pairs for d in reloaded.pipe([t.copy() for t in texts])] == expected
-    fresh = make_nlp(nlp.get_pipe("biobert").model.attrs["name"])
+    context = relation_model(nlp).attrs["context"]
+    assert relation_model(reloaded).attrs["context"] == context
+    fresh = make_nlp(nlp.get_pipe("biobert").model.attrs["name"], context=context)
     fresh.from_bytes(nlp.to_bytes())
     assert [d._.relation_pairs for d in fresh.pipe([t.copy() for t in texts])] == expected
     # The relation component holds the classifier and its settings, no transformer.
@@ -495,11 +769,29 @@ def test_identical_spans_and_pairs_across_sentences(tiny_bert):
         ({"stride": 40, "max_length": 32}, r"\[E234\] stride must be None or at most max_length"),
         ({"max_sequences_per_batch": 0}, r"\[E234\] max_sequences_per_batch"),
         ({"type_words": {"CHEMICAL": ""}}, r"\[E234\] type_words"),
+        ({"context": "bad"}, r"\[E233\] context must be one of \('none', 'between'\), not 'bad'"),
     ],
 )
 def test_settings_are_checked(setting, match):
     with pytest.raises(ValueError, match=match):
         create_entity_marked_relation_model(SharedTransformer("biobert"), **setting)
+
+
+@pytest.mark.parametrize("context,parts", [(None, 3), ("none", 3), ("between", 4)])
+def test_the_scorer_is_sized_from_the_context(tiny_bert, context, parts):
+    """The default (no `context` in the config) is "none": [h; t; h * t]."""
+    nlp = initialized(tiny_bert, **({} if context is None else {"context": context}))
+    model = relation_model(nlp)
+    assert model.attrs["context"] == (context or "none")
+    assert nlp.config["components"]["biobert_relations"]["model"]["context"] == (context or "none")
+    assert model.get_ref("scorer").layers[0].get_dim("nI") == parts * 32
+
+
+@pytest.mark.parametrize("name", ["chemprot_doc_marked.cfg", "cid_marked.cfg"])
+def test_the_marked_configs_keep_no_context(name):
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / name)
+    model = config["components"]["biobert_relations"]["model"]
+    assert model["@architectures"] == ARCHITECTURE and model["context"] == "none"
 
 
 def test_a_stride_longer_than_a_window_is_a_coded_error(tiny_bert):
