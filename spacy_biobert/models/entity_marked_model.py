@@ -110,7 +110,9 @@ from .marked_relation_model import (
     _check_int,
     _Event,
     _prefix_length,
+    check_type_words,
     encoder_max_length,
+    fast_tokenizer,
     render_events,
     type_word,
     wordpiece_batch,
@@ -173,7 +175,7 @@ def create_entity_marked_relation_model(
             )
     if max_sequences_per_batch is not None:
         _check_int("max_sequences_per_batch", max_sequences_per_batch, 1, "None or an integer >= 1")
-    _check_type_words(type_words)
+    check_type_words(type_words)
     output = Linear(nO=nO, nI=hidden_width)
     scorer = chain(Relu(nO=hidden_width, dropout=dropout, normalize=True), output)
     return EntityMarkedRelationModel(
@@ -201,20 +203,6 @@ class EntityMarkedRelationModel(Model):
     def __init__(self, *args: Any, **kwargs: Any):
         Model.__init__(self, *args, **kwargs)
         self.skipped: Counter = Counter()
-
-
-def _check_type_words(type_words: Any) -> None:
-    if type_words is not None and (
-        not isinstance(type_words, dict)
-        or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in type_words.items())
-    ):
-        raise ValueError(
-            Errors.E234.format(
-                what="type_words",
-                expected='a {"LABEL": "word"} table of non-empty strings, or None',
-                value=type_words,
-            )
-        )
 
 
 def _init(model: Model, X: Any = None, Y: Any = None) -> Model:
@@ -487,11 +475,7 @@ def _forward(model: Model, X: RelationInput, is_train: bool) -> Tuple[Floats2d, 
     n_pairs = sum(len(pairs) for pairs in candidates)
     if n_pairs == 0:
         return ops.alloc2f(0, nO), lambda dY: []
-    tokenizer = encoder.tokenizer  # E230 / E231 when not linked or not initialized
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(
-            Errors.E236.format(upstream=encoder.upstream_component, tokenizer=type(tokenizer).__name__)
-        )
+    tokenizer = fast_tokenizer(encoder)
     batch = mark_mentions(
         docs,
         candidates,

@@ -160,17 +160,7 @@ def create_marked_relation_model(
         raise ValueError(
             Errors.E234.format(what="recompute_chunks", expected="true or false", value=recompute_chunks)
         )
-    if type_words is not None and (
-        not isinstance(type_words, dict)
-        or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in type_words.items())
-    ):
-        raise ValueError(
-            Errors.E234.format(
-                what="type_words",
-                expected='a {"LABEL": "word"} table of non-empty strings, or None',
-                value=type_words,
-            )
-        )
+    check_type_words(type_words)
     output = Linear(nO=nO, nI=hidden_width)
     scorer = chain(Relu(nO=hidden_width, dropout=dropout, normalize=True), output)
     model = MarkedRelationModel(
@@ -568,6 +558,32 @@ def _inputs(X: Any) -> Tuple[List[Doc], Sequence[Candidates]]:
     return docs, candidates
 
 
+def fast_tokenizer(encoder: Any) -> Any:
+    """The linked encoder's tokenizer (E230 / E231 when not linked or not
+    initialized), which must be fast: markers are found by `char_to_token`."""
+    tokenizer = encoder.tokenizer
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(
+            Errors.E236.format(upstream=encoder.upstream_component, tokenizer=type(tokenizer).__name__)
+        )
+    return tokenizer
+
+
+def check_type_words(type_words: Any) -> None:
+    """E234 unless `type_words` is None or a {"LABEL": "word"} table."""
+    if type_words is not None and (
+        not isinstance(type_words, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in type_words.items())
+    ):
+        raise ValueError(
+            Errors.E234.format(
+                what="type_words",
+                expected='a {"LABEL": "word"} table of non-empty strings, or None',
+                value=type_words,
+            )
+        )
+
+
 def encoder_max_length(model: Model, encoder: Any, tokenizer: Any) -> int:
     """The model's max_length, at most what the encoder takes."""
     limits = [tokenizer.model_max_length]
@@ -586,11 +602,7 @@ def _forward(model: Model, X: RelationInput, is_train: bool):
     n_pairs = sum(len(pairs) for pairs in candidates)
     if n_pairs == 0:
         return ops.alloc2f(0, nO), lambda dY: []
-    tokenizer = encoder.tokenizer  # E230 / E231 when not linked or not initialized
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(
-            Errors.E236.format(upstream=encoder.upstream_component, tokenizer=type(tokenizer).__name__)
-        )
+    tokenizer = fast_tokenizer(encoder)
     batch = mark_batch(
         docs,
         candidates,
