@@ -463,7 +463,8 @@ def test_a_window_only_a_pair_pools_is_encoded(marker_bert):
 
 def record_encoder(encoder, monkeypatch):
     """Patch `encoder` to run without a graph and record, per call, its
-    input ids, its output and the gradient it is given."""
+    input ids, its output and the gradient it is given (a model with
+    `recompute_chunks = false`, so that each chunk is one call)."""
     real = encoder._func
     calls = []
 
@@ -486,7 +487,7 @@ def test_the_context_gradient_is_spread_over_the_range(marker_bert, monkeypatch)
     """With a linear scorer (dF = dY R^T), the gradient of the hidden states
     is each pair's head and tail share at their markers plus dc / len over
     its range, summed where they meet."""
-    nlp = initialized(marker_bert, context="between")
+    nlp = initialized(marker_bert, context="between", recompute_chunks=False)
     model = relation_model(nlp)
     encoder, scorer = model.get_ref("encoder"), model.get_ref("scorer")
     calls = record_encoder(encoder, monkeypatch)
@@ -532,7 +533,9 @@ def test_chunks_give_the_same_scores_and_gradients(marker_bert, monkeypatch):
     """One window per chunk, so that a pair's context window is often in a
     chunk other than its mentions' ones: the scores and each window's
     gradient are those of one chunk for all."""
-    nlp = initialized(marker_bert, max_length=32, context="between", max_sequences_per_batch=1)
+    nlp = initialized(
+        marker_bert, max_length=32, context="between", max_sequences_per_batch=1, recompute_chunks=False
+    )
     model = relation_model(nlp)
     calls = record_encoder(model.get_ref("encoder"), monkeypatch)
     doc = long_doc(nlp.vocab)
@@ -631,6 +634,66 @@ def test_gradients_reach_the_shared_transformer(tiny_bert, context):
         for name, p in trf.named_parameters()
         if "pooler" not in name
     )
+
+
+def shared_gradients(bert, recompute, context):
+    """The shared transformer's gradients after one backward pass, one window
+    per chunk, with the transformer's dropout on; the tensors the forward
+    saved for autograd, and the number of chunks."""
+    import torch
+
+    fix_random_seed(0)  # the same scorer weights for both settings
+    nlp = initialized(
+        bert, max_length=32, context=context, max_sequences_per_batch=1, recompute_chunks=recompute
+    )
+    model = relation_model(nlp)
+    trf = nlp.get_pipe("biobert").model.transformer
+    assert trf.config.hidden_dropout_prob > 0  # the two passes must draw the same masks
+    doc = long_doc(nlp.vocab)
+    pairs = nlp.get_pipe("biobert_relations").make_candidates([doc])[0]
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor.numel())
+        return tensor
+
+    torch.manual_seed(7)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        Y, backprop = model(([doc], [pairs]), is_train=True)
+    for p in trf.parameters():
+        p.grad = None
+    backprop(model.ops.xp.ones_like(Y))
+    grads = {n: p.grad.clone() for n, p in trf.named_parameters() if p.grad is not None}
+    return Y, grads, len(saved)
+
+
+@pytest.mark.parametrize("context", ["none", "between"])
+def test_recomputed_chunks_keep_no_activations_and_give_the_same_gradients(marker_bert, context):
+    """recompute_chunks: the training forward keeps nothing for autograd, and
+    the backward pass (each window encoded again, with the same dropout)
+    gives the gradients of keeping every chunk's activations."""
+    import torch
+
+    Y_kept, kept, saved_kept = shared_gradients(marker_bert, False, context)
+    Y_re, recomputed, saved_re = shared_gradients(marker_bert, True, context)
+    assert saved_kept > 0 and saved_re == 0
+    numpy.testing.assert_allclose(Y_kept, Y_re, rtol=1e-5, atol=1e-6)
+    assert sorted(kept) == sorted(recomputed) and kept
+    for name in kept:
+        assert torch.allclose(kept[name], recomputed[name], atol=1e-5, rtol=1e-4), name
+
+
+def test_recomputing_restores_the_random_state(tiny_bert):
+    import torch
+
+    nlp = initialized(tiny_bert, max_sequences_per_batch=1, recompute_chunks=True)
+    model = relation_model(nlp)
+    docs = [eg.reference for eg in cp_examples(nlp.vocab)]
+    candidates = nlp.get_pipe("biobert_relations").make_candidates(docs)
+    Y, backprop = model((docs, candidates), is_train=True)
+    state = torch.get_rng_state()
+    backprop(model.ops.xp.ones_like(Y))
+    assert torch.equal(state, torch.get_rng_state())
 
 
 # --- learning ------------------------------------------------------------------------
@@ -770,6 +833,7 @@ def test_identical_spans_and_pairs_across_sentences(tiny_bert):
         ({"max_sequences_per_batch": 0}, r"\[E234\] max_sequences_per_batch"),
         ({"type_words": {"CHEMICAL": ""}}, r"\[E234\] type_words"),
         ({"context": "bad"}, r"\[E233\] context must be one of \('none', 'between'\), not 'bad'"),
+        ({"recompute_chunks": "yes"}, r"\[E234\] recompute_chunks must be true or false"),
     ],
 )
 def test_settings_are_checked(setting, match):
