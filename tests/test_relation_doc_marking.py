@@ -9,7 +9,18 @@ from pathlib import Path
 import numpy
 import pytest
 import spacy
-from conftest import write_tiny_bert
+from relation_toys import (
+    CP_ENTS,
+    CP_WORDS,
+    PAIRS,
+    TYPE_WORDS,
+    cp_examples,
+    example,
+    make_doc,
+    pair_aware_nlp,
+    relation_model_config,
+    tiny_marker_bert,
+)
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import fix_random_seed, load_config
@@ -34,85 +45,19 @@ from spacy_biobert.models.shared_transformer import SharedTransformer
 install_extensions()
 
 ARCHITECTURE = "spacy-biobert.EntityMarkedRelationModel.v1"
-CP_WORDS = "aspirin inhibits kinase and lithium activates receptor gene expression .".split()
-CP_ENTS = [
-    (0, 1, "CHEMICAL", "T1"),
-    (2, 3, "GENE-Y", "T2"),
-    (4, 5, "CHEMICAL", "T3"),
-    (6, 7, "GENE-N", "T4"),
-]
-CP_RELS = [
-    {"level": "mention", "head": "T1", "tail": "T2", "label": "CPR:4"},
-    {"level": "mention", "head": "T3", "tail": "T4", "label": "CPR:3"},
-]
-TYPE_WORDS = {"CHEMICAL": "chemical", "GENE-Y": "gene", "GENE-N": "gene"}
-PAIRS = [["CHEMICAL", "GENE-Y"], ["CHEMICAL", "GENE-N"]]
 
 
 @pytest.fixture(scope="session")
 def marker_bert(tmp_path_factory) -> str:
-    """The tiny random BERT of conftest, with the marker characters in its
-    vocabulary (so that the markers decode as themselves, not [UNK])."""
-    return str(write_tiny_bert(tmp_path_factory.mktemp("tiny-bert-doc-markers"), "@*#^$"))
-
-
-def make_doc(vocab, words, ents=(), sents=None, relations=None):
-    doc = Doc(vocab, words=words)
-    if sents is not None:
-        for i, token in enumerate(doc):
-            token.is_sent_start = i in sents
-    doc.ents = [Span(doc, s, e, label=lab, span_id=mid) for s, e, lab, mid in ents]
-    doc._.gold_relations = relations
-    return doc
-
-
-def example(vocab, words, **kwargs):
-    reference = make_doc(vocab, words, **kwargs)
-    kwargs["relations"] = None
-    return Example(make_doc(vocab, words, **kwargs), reference)
+    return tiny_marker_bert(tmp_path_factory.mktemp("tiny-bert-doc-markers"))
 
 
 def model_config(**overrides):
-    cfg = {
-        "@architectures": ARCHITECTURE,
-        "encoder": {"@architectures": "spacy-biobert.SharedTransformer.v1", "upstream": "biobert"},
-        "type_words": TYPE_WORDS,
-        "hidden_width": 16,
-        "dropout": 0.0,
-    }
-    cfg.update(overrides)
-    return cfg
+    return relation_model_config(ARCHITECTURE, **overrides)
 
 
 def make_nlp(bert, pairs=PAIRS, **overrides):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("biobert", config={"model": {"name": bert}})
-    nlp.add_pipe(
-        "biobert_relations",
-        config={
-            "candidates": {"@misc": "spacy-biobert.EntityPairs.v1", "allowed_pairs": pairs},
-            "model": model_config(**overrides),
-        },
-    )
-    return nlp
-
-
-def cp_examples(vocab):
-    second = "lithium inhibits receptor and aspirin activates kinase .".split()
-    ents2 = [
-        (0, 1, "CHEMICAL", "T1"),
-        (2, 3, "GENE-N", "T2"),
-        (4, 5, "CHEMICAL", "T3"),
-        (6, 7, "GENE-Y", "T4"),
-    ]
-    rels2 = [
-        {"level": "mention", "head": "T1", "tail": "T2", "label": "CPR:4"},
-        {"level": "mention", "head": "T3", "tail": "T4", "label": "CPR:3"},
-    ]
-    return [
-        example(vocab, CP_WORDS, ents=CP_ENTS, relations=CP_RELS),
-        example(vocab, second, ents=ents2, relations=rels2),
-    ]
+    return pair_aware_nlp(bert, ARCHITECTURE, pairs=pairs, **overrides)
 
 
 def initialized(bert, **overrides):

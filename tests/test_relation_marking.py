@@ -6,7 +6,18 @@ import numpy
 import pytest
 import spacy
 import srsly
-from conftest import write_tiny_bert
+from relation_toys import (
+    CP_ENTS,
+    CP_WORDS,
+    PAIRS,
+    TYPE_WORDS,
+    cp_examples,
+    example,
+    make_doc,
+    pair_aware_nlp,
+    relation_model_config,
+    tiny_marker_bert,
+)
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
@@ -23,89 +34,20 @@ from spacy_biobert.models.shared_transformer import SharedTransformer
 
 install_extensions()
 
-LISTENER = {
-    "@architectures": "spacy-transformers.TransformerListener.v1",
-    "grad_factor": 1.0,
-    "upstream": "biobert",
-    "pooling": {"@layers": "reduce_mean.v1"},
-}
-CP_WORDS = "aspirin inhibits kinase and lithium activates receptor gene expression .".split()
-CP_ENTS = [
-    (0, 1, "CHEMICAL", "T1"),
-    (2, 3, "GENE-Y", "T2"),
-    (4, 5, "CHEMICAL", "T3"),
-    (6, 7, "GENE-N", "T4"),
-]
-CP_RELS = [
-    {"level": "mention", "head": "T1", "tail": "T2", "label": "CPR:4"},
-    {"level": "mention", "head": "T3", "tail": "T4", "label": "CPR:3"},
-]
-TYPE_WORDS = {"CHEMICAL": "chemical", "GENE-Y": "gene", "GENE-N": "gene"}
-PAIRS = [["CHEMICAL", "GENE-Y"], ["CHEMICAL", "GENE-N"]]
+ARCHITECTURE = "spacy-biobert.MarkedRelationModel.v1"
 
 
 @pytest.fixture(scope="session")
 def marker_bert(tmp_path_factory) -> str:
-    """The tiny random BERT of conftest, with the marker characters in its
-    vocabulary (so that the markers decode as themselves, not [UNK])."""
-    return str(write_tiny_bert(tmp_path_factory.mktemp("tiny-bert-markers"), "@*#^$"))
-
-
-def make_doc(vocab, words, ents=(), sents=None, relations=None, spaces=None):
-    doc = Doc(vocab, words=words, spaces=spaces)
-    if sents is not None:
-        for i, token in enumerate(doc):
-            token.is_sent_start = i in sents
-    doc.ents = [Span(doc, s, e, label=lab, span_id=mid) for s, e, lab, mid in ents]
-    doc._.gold_relations = relations
-    return doc
-
-
-def example(vocab, words, **kwargs):
-    reference = make_doc(vocab, words, **kwargs)
-    kwargs["relations"] = None
-    return Example(make_doc(vocab, words, **kwargs), reference)
+    return tiny_marker_bert(tmp_path_factory.mktemp("tiny-bert-markers"))
 
 
 def model_config(**overrides):
-    cfg = {
-        "@architectures": "spacy-biobert.MarkedRelationModel.v1",
-        "encoder": {"@architectures": "spacy-biobert.SharedTransformer.v1", "upstream": "biobert"},
-        "type_words": TYPE_WORDS,
-        "hidden_width": 16,
-        "dropout": 0.0,
-    }
-    cfg.update(overrides)
-    return cfg
+    return relation_model_config(ARCHITECTURE, **overrides)
 
 
 def make_nlp(bert, ner=False, **overrides):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("biobert", config={"model": {"name": bert}})
-    if ner:
-        nlp.add_pipe("ner", config={"model": {"tok2vec": LISTENER}})
-    nlp.add_pipe(
-        "biobert_relations",
-        config={
-            "candidates": {"@misc": "spacy-biobert.EntityPairs.v1", "allowed_pairs": PAIRS},
-            "model": model_config(**overrides),
-        },
-    )
-    return nlp
-
-
-def cp_examples(vocab):
-    second = "lithium inhibits receptor and aspirin activates kinase .".split()
-    ents2 = [(0, 1, "CHEMICAL", "T1"), (2, 3, "GENE-N", "T2"), (4, 5, "CHEMICAL", "T3"),
-             (6, 7, "GENE-Y", "T4")]
-    rels2 = [
-        {"level": "mention", "head": "T1", "tail": "T2", "label": "CPR:4"},
-        {"level": "mention", "head": "T3", "tail": "T4", "label": "CPR:3"},
-    ]
-    return [
-        example(vocab, CP_WORDS, ents=CP_ENTS, relations=CP_RELS),
-        example(vocab, second, ents=ents2, relations=rels2),
-    ]
+    return pair_aware_nlp(bert, ARCHITECTURE, ner=ner, **overrides)
 
 
 def train(nlp, examples, steps, lr=1e-3):
