@@ -1,6 +1,8 @@
 """`spacy-biobert.TrainingLogger.v1`: spaCy's console logger (with its
 progress bar) that also records each saved checkpoint, so a run can resume
 (`spacy-biobert train --resume`) and reports its wall time and peak memory.
+Every evaluation is also a line of OUTPUT/training_curve.jsonl (training/curve.py):
+the dev curve of the run, resumes included.
 
 The progress bar only draws on a terminal; when stderr is a file (a training
 run in the background) the logger writes a plain line every `progress_every`
@@ -18,6 +20,8 @@ from typing import IO, Any, Callable, Dict, Optional, Tuple
 import srsly
 from spacy.language import Language
 from spacy.util import registry
+
+from .curve import append_point, curve_point
 
 STATE_FILE = "training_state.json"
 
@@ -61,15 +65,18 @@ def create_training_logger(
             if info is None or not info.get("output_path"):
                 return
             # info["output_path"] is OUTPUT/model-last, just saved.
+            output = Path(info["output_path"]).parent
+            seconds, peak = time.time() - started + seconds_offset, _peak_rss_mb()
             state = {
                 "step": info["step"] + step_offset,
                 "epoch": info["epoch"],
                 "score": info["score"],
                 "other_scores": info.get("other_scores", {}),
-                "seconds": round(time.time() - started + seconds_offset, 1),
-                "peak_rss_mb": _peak_rss_mb(),
+                "seconds": round(seconds, 1),
+                "peak_rss_mb": peak,
             }
-            srsly.write_json(Path(info["output_path"]).parent / STATE_FILE, state)
+            srsly.write_json(output / STATE_FILE, state)
+            append_point(output, curve_point(state["step"], info, seconds, peak))
 
         return log_step, finalize_console
 

@@ -1,0 +1,120 @@
+"""The dev curve a training run leaves (OUTPUT/training_curve.jsonl): one line
+per evaluation, continued by a resume, replaced by a fresh run; where it
+flattens; and bench/training_curve.py reading it."""
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.util import registry
+
+import spacy_biobert  # noqa: F401
+from spacy_biobert.training import CURVE_FILE, flattening_step, read_curve
+from spacy_biobert.training.curve import append_point, curve_point
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def points(*scores, key=None):
+    return [
+        {"step": 100 * i, "score": s, "scores": {key: s} if key else {}, "seconds": 60.0 * i,
+         "peak_rss_mb": 1000.0}
+        for i, s in enumerate(scores)
+    ]
+
+
+@pytest.mark.parametrize(
+    "scores,expected",
+    [
+        # gains 0.1, then three evaluations under +0.002 on the best: flat after step 100
+        ((0.5, 0.6, 0.601, 0.6015, 0.599), 100),
+        # still rising by more than the minimum every third evaluation: not flat
+        ((0.5, 0.6, 0.601, 0.61, 0.611, 0.62), None),
+        # a dip is no gain; the recovery to below the best is none either
+        ((0.7, 0.65, 0.69, 0.7), 0),
+        # fewer than window evaluations after the last gain: not yet
+        ((0.5, 0.6, 0.6),  None),
+        ((), None),
+    ],
+)
+def test_flattening_step(scores, expected):
+    assert flattening_step(points(*scores)) == expected
+
+
+def test_flattening_on_a_named_score_and_a_missing_one():
+    curve = points(0.5, 0.6, 0.6, 0.6, 0.6, key="ents_f")
+    assert flattening_step(curve, key="ents_f") == 100
+    assert flattening_step(curve, key="ents_f", window=5) is None
+    with pytest.raises(KeyError, match="rel_micro_f"):
+        flattening_step(curve, key="rel_micro_f")
+
+
+def info(step, score):
+    return {"epoch": 0, "step": step, "score": score, "losses": {"ner": 2.5},
+            "other_scores": {"ents_f": score, "ents_per_type": {"Chemical": {"f": score}},
+                             "speed": 1000.0},
+            "checkpoints": [], "seconds": 1, "words": 10}
+
+
+def test_a_point_keeps_the_top_level_numeric_scores():
+    point = curve_point(300, info(0, 0.8), seconds=12.34, peak_rss_mb=512.0)
+    assert point == {"step": 300, "seconds": 12.3, "score": 0.8,
+                     "scores": {"ents_f": 0.8, "speed": 1000.0}, "losses": {"ner": 2.5},
+                     "peak_rss_mb": 512.0}
+
+
+def test_a_resume_continues_the_curve_and_a_fresh_run_replaces_it(tmp_path):
+    for step, score in ((0, 0.1), (100, 0.5), (200, 0.6)):
+        append_point(tmp_path, curve_point(step, info(step, score), 1.0, 1.0))
+    # a resume from step 200 re-evaluates step 200, then goes on
+    for step, score in ((200, 0.61), (300, 0.7)):
+        append_point(tmp_path, curve_point(step, info(step, score), 1.0, 1.0))
+    assert [(p["step"], p["score"]) for p in read_curve(tmp_path)] == [
+        (0, 0.1), (100, 0.5), (200, 0.61), (300, 0.7)]
+    # a fresh run into the same folder starts at step 0 again
+    append_point(tmp_path, curve_point(0, info(0, 0.2), 1.0, 1.0))
+    assert [(p["step"], p["score"]) for p in read_curve(tmp_path)] == [(0, 0.2)]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_the_logger_writes_a_line_per_saved_evaluation_counting_resumed_steps(tmp_path):
+    nlp = spacy.blank("en")
+    nlp.config["training"]["score_weights"] = {"ents_f": 1.0}
+    (tmp_path / "model-last").mkdir()
+    setup = registry.loggers.get("spacy-biobert.TrainingLogger.v1")(
+        progress_every=0, step_offset=400, seconds_offset=100.0)
+    log_step, finalize = setup(nlp, io.StringIO(), io.StringIO())
+    log_step(dict(info(0, 0.7), output_path=str(tmp_path / "model-last")))
+    log_step(None)
+    log_step(dict(info(50, 0.75), output_path=str(tmp_path / "model-last")))
+    log_step(dict(info(60, 0.9), output_path=None))  # not saved (no output folder): not logged
+    finalize()
+    curve = read_curve(tmp_path)
+    assert [(p["step"], p["score"]) for p in curve] == [(400, 0.7), (450, 0.75)]
+    assert curve[0]["seconds"] >= 100.0 and curve[0]["peak_rss_mb"] > 0
+    state = json.loads((tmp_path / "training_state.json").read_text())
+    assert state["step"] == 450
+
+
+def test_the_bench_script_prints_the_curve_and_writes_json(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for point in points(0.5, 0.6, 0.601, 0.6015, 0.599, key="ents_f"):
+        append_point(run, point)
+    out = tmp_path / "curve.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "training_curve.py"), str(run), "--key", "ents_f",
+         "--output", str(out)],
+        capture_output=True, text=True, check=True,
+    )
+    assert "best: 60.15 at step 300; flat after step 100" in result.stdout
+    report = json.loads(out.read_text())
+    assert report["runs"][str(run)]["flat_after_step"] == 100
+    missing = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "training_curve.py"), str(tmp_path)],
+        capture_output=True, text=True,
+    )
+    assert missing.returncode == 1 and CURVE_FILE in missing.stderr
