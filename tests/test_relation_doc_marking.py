@@ -796,11 +796,13 @@ def test_the_scorer_is_sized_from_the_context(tiny_bert, context, parts):
     assert model.get_ref("scorer").layers[0].get_dim("nI") == parts * 32
 
 
-@pytest.mark.parametrize("name", ["chemprot_doc_marked.cfg", "cid_marked.cfg"])
-def test_the_marked_configs_keep_no_context(name):
+@pytest.mark.parametrize(
+    "name,context", [("chemprot_doc_marked.cfg", "between"), ("cid_marked.cfg", "none")]
+)
+def test_the_marked_configs_keep_the_measured_context(name, context):
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / name)
     model = config["components"]["biobert_relations"]["model"]
-    assert model["@architectures"] == ARCHITECTURE and model["context"] == "none"
+    assert model["@architectures"] == ARCHITECTURE and model["context"] == context
 
 
 def test_a_stride_longer_than_a_window_is_a_coded_error(tiny_bert):
