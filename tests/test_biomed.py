@@ -456,9 +456,11 @@ def test_chemprot_relations_on_the_biomed_pipeline_end_to_end(
     nlp = spacy.load(release)
     assert nlp.get_pipe("biobert_relations").cfg["gold_entities"] is False
     assert [n for n, p in nlp.pipeline if isinstance(p, Transformer)] == ["biobert"]
-    assert nlp.get_pipe("biobert").listening_components == [
-        "ner_chemical", "ner_disease", "ner_gene", "biobert_relations"
-    ]
+    # The NER heads listen; the pair-aware relation model runs biobert's own
+    # transformer (a shared encoder, not a listener, not a copy).
+    assert nlp.get_pipe("biobert").listening_components == ["ner_chemical", "ner_disease", "ner_gene"]
+    encoder = nlp.get_pipe("biobert_relations").model.get_ref("encoder")
+    assert encoder.upstream_model is nlp.get_pipe("biobert").model
     doc = nlp("Aspirin inhibits COX-2 kinase. Acyl-CoA synthetase is activated by estradiol.")
     spans = {(s.start, s.end, s.label_) for s in doc.spans[PREDICTIONS_KEY]}
     chemicals = sum(label == "Chemical" for *_, label in spans)
