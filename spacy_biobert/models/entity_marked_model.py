@@ -114,11 +114,9 @@ from .marked_relation_model import (
     _check_choice,
     _check_int,
     _Event,
-    _no_grad,
     _prefix_length,
-    _random_state,
-    _recomputing_backprop,
     check_type_words,
+    encode_chunk,
     encoder_max_length,
     fast_tokenizer,
     render_events,
@@ -580,15 +578,7 @@ def _mention_vectors(
         local[chunk] = numpy.arange(len(chunk))
         members = numpy.flatnonzero(numpy.isin(batch.window, chunk))
         wordpieces = wordpiece_batch([batch.sequences[i] for i in chunk], tokenizer)
-        if recompute:
-            random_state = _random_state(encoder)
-            with _no_grad():
-                H, _ = encoder(wordpieces, is_train)
-            backprop_encoder = _recomputing_backprop(encoder, wordpieces, random_state)
-        elif is_train:
-            H, backprop_encoder = encoder(wordpieces, is_train)
-        else:
-            H, backprop_encoder = encoder.predict(wordpieces), None
+        H, backprop_encoder = encode_chunk(encoder, wordpieces, is_train, recompute)
         hx = get_array_module(H)
         seqs = hx.asarray(local[batch.window[members]])
         positions = hx.asarray(batch.position[members])

@@ -637,15 +637,7 @@ def _forward(model: Model, X: RelationInput, is_train: bool):
         wordpieces = wordpiece_batch([batch.input_ids[r] for r in rows], tokenizer)
         heads = numpy.asarray([batch.head[r] for r in rows], dtype="int64")
         tails = numpy.asarray([batch.tail[r] for r in rows], dtype="int64")
-        if recompute:
-            random_state = _random_state(encoder)
-            with _no_grad():
-                H, _ = encoder(wordpieces, is_train)
-            backprop_encoder = _recomputing_backprop(encoder, wordpieces, random_state)
-        elif is_train:
-            H, backprop_encoder = encoder(wordpieces, is_train)
-        else:
-            H, backprop_encoder = encoder.predict(wordpieces), None
+        H, backprop_encoder = encode_chunk(encoder, wordpieces, is_train, recompute)
         F = _pair_vectors(ops, H, heads, tails, representation)
         if is_train:
             Z, backprop_scorer = scorer(F, is_train)
@@ -665,6 +657,20 @@ def _forward(model: Model, X: RelationInput, is_train: bool):
 
 
 # --- recomputing a chunk in the backward pass ----------------------------------------------
+
+
+def encode_chunk(encoder: Model, wordpieces: Any, is_train: bool, recompute: bool):
+    """A chunk's hidden states and their backprop (None at prediction). With
+    `recompute` (training only), the forward keeps no activations and the
+    backprop encodes the chunk again with the same random state."""
+    if is_train and recompute:
+        random_state = _random_state(encoder)
+        with _no_grad():
+            H, _ = encoder(wordpieces, is_train)
+        return H, _recomputing_backprop(encoder, wordpieces, random_state)
+    if is_train:
+        return encoder(wordpieces, is_train)
+    return encoder.predict(wordpieces), None
 
 
 def _no_grad():
