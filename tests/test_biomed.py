@@ -1,6 +1,8 @@
 """Multi-corpus NER (configs/biomed.cfg): one transformer, one head per type,
 each head learning only from the corpora that annotate its type, and a
 merger writing doc.ents by a counted rule."""
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ from unittest import mock
 import numpy
 import pytest
 import spacy
+import srsly
 from spacy.tokens import Span
 from spacy.training import Example
 from spacy.util import load_config, load_model_from_config
@@ -359,21 +362,78 @@ def corpus_overrides(corpus_files: Path) -> List[str]:
             for arg in (f"--paths.{name}_{split}", str(path))]
 
 
+def project_script(name: str, **project_vars: str) -> List[str]:
+    """The arguments of a project.yml command's (one-line) script, ${vars.*}
+    filled in (project defaults, then `project_vars`), `python` this one."""
+    project = srsly.read_yaml(ROOT / "project.yml")
+    values = {**project["vars"], **project_vars}
+    (command,) = [c for c in project["commands"] if c["name"] == name]
+    (line,) = command["script"]
+    for key, value in values.items():
+        line = line.replace("${vars.%s}" % key, str(value))
+    args = shlex.split(line)
+    return [sys.executable if args[0] == "python" else args[0]] + args[1:]
+
+
 @pytest.fixture(scope="module")
-def trained_biomed(tiny_bert, corpus_files, tmp_path_factory) -> Path:
-    """configs/biomed.cfg through `spacy-biobert train` on a few documents of
-    each corpus (slow tests only)."""
-    out = tmp_path_factory.mktemp("biomed-train") / "out"
-    run = subprocess.run(
-        [sys.executable, "-m", "spacy_biobert", "train", str(ROOT / "configs" / "biomed.cfg"),
-         "--output", str(out),
-         "--paths.base_model", tiny_bert] + corpus_overrides(corpus_files)
-        + ["--training.max_steps", "4", "--training.eval_frequency", "2",
-           "--training.optimizer.learn_rate.warmup_steps", "1"],
-        capture_output=True, text=True,
-    )
+def biomed_project(corpus_files, tmp_path_factory) -> Path:
+    """A project folder (configs/, metrics/) with the tiny corpora under
+    corpora/ in the publishers' layout, which `--vars.corpora` points at."""
+    root = tmp_path_factory.mktemp("biomed-project")
+    shutil.copytree(ROOT / "configs", root / "configs")
+    (root / "metrics").mkdir()
+    corpora = root / "corpora"
+    for folder, split, source in [
+        ("bc5cdr", "CDR_TrainingSet.PubTator.txt", "bc5cdr.txt"),
+        ("bc5cdr", "CDR_DevelopmentSet.PubTator.txt", "bc5cdr.txt"),
+        ("ncbi-disease", "NCBItrainset_corpus.txt", "ncbi.txt"),
+        ("ncbi-disease", "NCBIdevelopset_corpus.txt", "ncbi.txt"),
+    ]:
+        (corpora / folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(corpus_files / source, corpora / folder / split)
+    for split in ("chemprot_training", "chemprot_development"):
+        shutil.copytree(CHEMPROT, corpora / "chemprot" / split)
+    return root
+
+
+def run_project_command(project: Path, name: str, *extra: str, **project_vars: str) -> None:
+    args = project_script(name, corpora="corpora", **project_vars) + list(extra)
+    run = subprocess.run(args, cwd=project, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    return out / "model-best"
+
+
+@pytest.fixture(scope="module")
+def trained_biomed(tiny_bert, biomed_project) -> Path:
+    """The biomed workflow's first two steps on a few documents of each
+    corpus (slow tests only): `pretrain-base` adapts the base model to the
+    train splits' text, and `train-biomed` trains configs/biomed.cfg on it."""
+    run_project_command(
+        biomed_project, "pretrain-base",
+        "--max-steps", "2", "--head-warmup-steps", "1", "--warmup-steps", "1",
+        "--batch-size", "4", "--max-length", "64", "--heldout-fraction", "0",
+        base_model=tiny_bert, adapted_model="adapted",
+    )
+    run_project_command(
+        biomed_project, "train-biomed",
+        "--training.max_steps", "4", "--training.eval_frequency", "2",
+        "--training.optimizer.learn_rate.warmup_steps", "1",
+        adapted_model="adapted",
+    )
+    return biomed_project / "training" / "biomed" / "model-best"
+
+
+@pytest.mark.slow
+def test_biomed_workflow_trains_on_the_adapted_base(trained_biomed, biomed_project):
+    """`pretrain-base` wrote an adapted model from the train splits' text, and
+    `train-biomed` started its transformer from that folder."""
+    adapted = biomed_project / "adapted"
+    metrics = srsly.read_json(adapted / "pretraining_metrics.json")
+    assert metrics["steps"] == 3 and metrics["data"]["train_documents"] >= 5
+    assert srsly.read_json(biomed_project / "metrics" / "pretrain_heldout.json") == metrics
+    config = spacy.util.load_config(trained_biomed / "config.cfg")
+    assert config["paths"]["base_model"] == "adapted"
+    project = srsly.read_yaml(ROOT / "project.yml")
+    assert project["workflows"]["biomed"][:2] == ["pretrain-base", "train-biomed"]
 
 
 @pytest.mark.slow

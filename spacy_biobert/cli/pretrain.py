@@ -44,6 +44,9 @@ def pretrain_cli(
     eval_max_examples: Optional[int] = typer.Option(
         None, "--eval-max-examples", help="Held-out examples scored before and after"
     ),
+    heldout_fraction: Optional[float] = typer.Option(
+        None, "--heldout-fraction", help="Share of the documents held out (by content) for those scores"
+    ),
     seed: Optional[int] = typer.Option(None, "--seed"),
     input_format: str = typer.Option(
         "auto", "--format", "-f", help=", ".join(("auto", "text") + INPUT_FORMATS)
@@ -74,7 +77,7 @@ def pretrain_cli(
         objective=objective, whole_word_mask=whole_word_mask, max_steps=max_steps,
         head_warmup_steps=head_warmup_steps, batch_size=batch_size, max_length=max_length,
         learn_rate=learn_rate, warmup_steps=warmup_steps, checkpoint_every=checkpoint_every,
-        eval_max_examples=eval_max_examples, seed=seed,
+        eval_max_examples=eval_max_examples, heldout_fraction=heldout_fraction, seed=seed,
     )
     values.update({k: v for k, v in cli_values.items() if v is not None})
     try:
