@@ -588,6 +588,16 @@ class Errors:
 
 
 class Warnings:
+    # --- training (W01x) ----------------------------------------------------------
+    W010 = (
+        "[W010] {best} is the step-0 evaluation (score {first:.3f}), made after a single "
+        "update: no later evaluation beat it (best later: {later:.3f} at step {step}). An "
+        "untrained relation component can win on F1 by predicting nearly every pair (recall "
+        "near 100). The trained pipeline is {last}. Fix: compare the two with "
+        "`spacy-biobert evaluate` / `evaluate-relations`, and train longer or check the "
+        "threshold; `bench/training_curve.py {output}` shows every evaluation."
+    )
+
     # --- precision (E03x, W00x) ---------------------------------------------------
     W001 = (
         "[W001] precision 'auto' runs the transformer in fp32 on this CPU: {why}. "

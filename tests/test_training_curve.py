@@ -118,3 +118,50 @@ def test_the_bench_script_prints_the_curve_and_writes_json(tmp_path):
         capture_output=True, text=True,
     )
     assert missing.returncode == 1 and CURVE_FILE in missing.stderr
+
+
+def test_model_best_is_the_last_evaluation_with_the_top_score():
+    from spacy_biobert.training.curve import model_best_point
+
+    assert model_best_point([]) is None
+    assert model_best_point(points(0.3, 0.5, 0.5, 0.4))["step"] == 200
+
+
+@pytest.mark.parametrize(
+    "scores,warned",
+    [
+        ((0.34, 0.16, 0.27), True),  # the untrained model won (cid-marked's curve)
+        ((0.34, 0.34), False),  # a tie: spaCy saved the later one
+        ((0.1, 0.5), False),
+        ((0.34,), False),  # nothing later to compare with
+    ],
+)
+def test_an_untrained_model_best_is_reported(tmp_path, scores, warned):
+    from spacy_biobert.training.curve import untrained_best_warning
+
+    for point in points(*scores):
+        append_point(tmp_path, point)
+    warning = untrained_best_warning(tmp_path)
+    assert (warning is not None) == warned
+    if warned:
+        assert warning.startswith("[W010]") and "score 0.340" in warning
+        assert "best later: 0.270 at step 200" in warning and "model-last" in warning
+
+
+def test_the_train_command_warns_when_step_0_stays_model_best(tmp_path, monkeypatch):
+    """The CLI reports W010 after spaCy's loop (stood in for: it writes the
+    curve the logger would) when no later evaluation beat step 0."""
+    import spacy.cli.train
+    from typer.testing import CliRunner
+
+    from spacy_biobert.cli import app
+
+    def fake_train(config_path, output, use_gpu=-1, overrides=None):
+        for point in points(0.34, 0.16, 0.27):
+            append_point(Path(output), point)
+
+    monkeypatch.setattr(spacy.cli.train, "train", fake_train)
+    result = CliRunner().invoke(
+        app, ["train", str(ROOT / "configs" / "cid_marked.cfg"), "--output", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "W010" in result.output and "step-0 evaluation" in result.output

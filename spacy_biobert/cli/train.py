@@ -30,6 +30,7 @@ def train_cli(
     from spacy.util import load_config
 
     from ..training import STATE_FILE, follow_max_steps, resume_config
+    from ..training.curve import untrained_best_warning
 
     overrides = follow_max_steps(config_path, parse_config_overrides(ctx.args))
     output.mkdir(parents=True, exist_ok=True)
@@ -60,6 +61,9 @@ def train_cli(
             f"Trained to step {state['step']} in {time.time() - started:.0f}s "
             f"(peak memory {state['peak_rss_mb']:.0f} MB); pipeline in {output / 'model-best'}"
         )
+    warning = untrained_best_warning(output)
+    if warning is not None:
+        msg.warn(warning)
 
 
 def _keep_better_best(output: Path, previous_best: Path) -> None:

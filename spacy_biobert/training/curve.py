@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+from ..errors import Warnings
+
 CURVE_FILE = "training_curve.jsonl"
 
 
@@ -77,3 +79,27 @@ def flattening_step(
         if all(g < min_gain for g in gains):
             return int(points[i]["step"])
     return None
+
+
+def model_best_point(points: List[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
+    """The evaluation spaCy's loop left in model-best: the last one with the
+    highest score (it saves model-best at every evaluation that equals the
+    best so far); None without evaluations."""
+    if not points:
+        return None
+    top = max(p["score"] for p in points)
+    return [p for p in points if p["score"] == top][-1]
+
+
+def untrained_best_warning(output: Path) -> Optional[str]:
+    """W010 when the run in `output` kept its step-0 evaluation (one update)
+    as model-best although later evaluations exist; None otherwise."""
+    points = read_curve(output)
+    best = model_best_point(points)
+    if best is None or best["step"] != 0 or len(points) < 2:
+        return None
+    later = max(points[1:], key=lambda p: p["score"])
+    return Warnings.W010.format(
+        best=Path(output) / "model-best", first=best["score"], later=later["score"],
+        step=later["step"], last=Path(output) / "model-last", output=output,
+    )
