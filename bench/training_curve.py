@@ -7,7 +7,8 @@ evaluations in a row each gain less than 0.2 points on the best so far.
         --key ents_f --output metrics/biomed_curve.json
 
 --key: "score" (spaCy's weighted score, what model-best is chosen by; the
-default) or any top-level score of the evaluation (ents_f, rel_micro_f, ...).
+default) or any score of the evaluation (ents_f, rel_micro_f, or from its
+tables ents_per_corpus.bc5cdr.f, ents_per_type.Gene.f, ...).
 --window / --min-gain change the flattening rule (defaults 3 and 0.002).
 """
 

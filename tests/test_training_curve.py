@@ -59,10 +59,11 @@ def info(step, score):
             "checkpoints": [], "seconds": 1, "words": 10}
 
 
-def test_a_point_keeps_the_top_level_numeric_scores():
+def test_a_point_keeps_the_numeric_scores_and_those_of_score_tables():
     point = curve_point(300, info(0, 0.8), seconds=12.34, peak_rss_mb=512.0)
     assert point == {"step": 300, "seconds": 12.3, "score": 0.8,
-                     "scores": {"ents_f": 0.8, "speed": 1000.0}, "losses": {"ner": 2.5},
+                     "scores": {"ents_f": 0.8, "ents_per_type.Chemical.f": 0.8, "speed": 1000.0},
+                     "losses": {"ner": 2.5},
                      "peak_rss_mb": 512.0}
 
 

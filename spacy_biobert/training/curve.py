@@ -2,8 +2,9 @@
 as a line of OUTPUT/training_curve.jsonl, and where the curve flattens.
 
 Each line: {"step", "seconds", "score", "scores", "losses", "peak_rss_mb"},
-"scores" holding the evaluation's top-level numeric scores (per-type and
-per-corpus tables left out; model-last/meta.json keeps the last one whole).
+"scores" holding the evaluation's top-level numeric scores and, as
+"ents_per_corpus.bc5cdr.f" and the like, those of its per-type and
+per-corpus tables (model-last/meta.json keeps the last evaluation whole).
 A resumed run (`spacy-biobert train --resume`) continues the file; a run
 that evaluates a step the file already holds (a fresh run at step 0, a
 resume re-evaluating its first step) replaces that line and the later ones,
@@ -20,11 +21,7 @@ CURVE_FILE = "training_curve.jsonl"
 
 def curve_point(step: int, info: Mapping[str, Any], seconds: float, peak_rss_mb: float) -> Dict[str, Any]:
     """The curve's line for one evaluation (`info`: what spaCy's loop gives the logger)."""
-    scores = {
-        key: round(float(value), 6)
-        for key, value in (info.get("other_scores") or {}).items()
-        if isinstance(value, (int, float)) and not isinstance(value, bool)
-    }
+    scores = {key: round(float(value), 6) for key, value in _numeric_leaves(info.get("other_scores") or {})}
     losses = {key: round(float(value), 6) for key, value in (info.get("losses") or {}).items()}
     return {
         "step": int(step),
@@ -34,6 +31,25 @@ def curve_point(step: int, info: Mapping[str, Any], seconds: float, peak_rss_mb:
         "losses": losses,
         "peak_rss_mb": peak_rss_mb,
     }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numeric_leaves(scores: Mapping[str, Any]):
+    """(key, number) for the top-level numeric scores, and "key.sub.leaf" for
+    those of score tables two levels deep (ents_per_type, ents_per_corpus:
+    {name: {"p", "r", "f"}})."""
+    for key, value in scores.items():
+        if _is_number(value):
+            yield key, value
+        elif isinstance(value, Mapping):
+            for sub, table in value.items():
+                if isinstance(table, Mapping):
+                    for leaf, number in table.items():
+                        if _is_number(number):
+                            yield f"{key}.{sub}.{leaf}", number
 
 
 def append_point(output: Path, point: Dict[str, Any]) -> None:
