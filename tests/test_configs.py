@@ -1,6 +1,7 @@
 """Every committed config builds its pipeline and validates its training block;
 `spacy-biobert train` trains from the raw corpus file and resumes."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -90,6 +91,8 @@ def project_train_command(name: str, **project_vars: str):
     kept = []
     for i, arg in enumerate(options):
         if arg in ("--output", "--gpu-id") or (i and options[i - 1] in ("--output", "--gpu-id")):
+            continue
+        if arg == "--resume-if-unfinished":  # a flag of `train`, not a config override
             continue
         kept.append(arg)
     return config_path, parse_config_overrides(kept)
@@ -203,6 +206,47 @@ def test_train_from_raw_corpus_then_resume(tiny_bert, tmp_path):
     again = run_cli("train", str(ROOT / "configs" / "ner.cfg"), "--output", str(out),
                     "--resume", "--training.max_steps", "4", *common)
     assert again.returncode == 1 and "E011" in again.stdout
+
+
+def test_resume_if_unfinished_continues_only_a_run_of_the_same_settings(tiny_bert, tmp_path):
+    """What a project workflow run again after a kill does: a run of the same
+    config, corpora and base model that stopped early continues; a finished
+    run, or one of other settings, is trained again from the start."""
+    corpora = tmp_path / "corpora" / "bc5cdr"
+    corpora.mkdir(parents=True)
+    for name in ("CDR_TrainingSet.PubTator.txt", "CDR_DevelopmentSet.PubTator.txt"):
+        (corpora / name).write_text(PUBTATOR)
+    out = tmp_path / "out"
+
+    def train(*extra):
+        result = run_cli("train", str(ROOT / "configs" / "ner.cfg"), "--output", str(out),
+                         "--resume-if-unfinished", "--paths.corpora", str(tmp_path / "corpora"),
+                         "--paths.base_model", tiny_bert, "--training.eval_frequency", "2",
+                         "--training.optimizer.learn_rate.warmup_steps", "1", *extra)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return " ".join(result.stdout.split())  # the messages, unwrapped
+
+    first = train("--training.max_steps", "4")
+    assert "Training from the start: no earlier run" in first
+    assert json.loads((out / "training_run.json").read_text())["fingerprint"]
+    # killed after its step-2 checkpoint: the state the logger had written then
+    state_path = out / "training_state.json"
+    state_path.write_text(json.dumps(dict(json.loads(state_path.read_text()), step=2)))
+    again = train("--training.max_steps", "4")
+    assert "Resuming: the run in" in again and "stopped at step 2 of 4" in again
+    assert "Trained to step 4" in again
+    finished = train("--training.max_steps", "4")
+    assert "Training from the start: the run in" in finished
+    assert "finished (step 4 of 4)" in finished
+    state_path.write_text(json.dumps(dict(json.loads(state_path.read_text()), step=2)))
+    # a corpus file rewritten since: other settings, whatever its bytes
+    train_file = corpora / "CDR_TrainingSet.PubTator.txt"
+    os.utime(train_file, ns=(train_file.stat().st_atime_ns, train_file.stat().st_mtime_ns + 10**9))
+    changed = train("--training.max_steps", "4")
+    assert "was made with other settings" in changed
+    both = run_cli("train", str(ROOT / "configs" / "ner.cfg"), "--output", str(out), "--resume",
+                   "--resume-if-unfinished")
+    assert both.returncode == 1 and "exclude each other" in both.stdout
 
 
 def test_resume_without_a_run_is_a_clear_error(tmp_path, tiny_bert):

@@ -20,6 +20,11 @@ def train_cli(
     output: Path = typer.Option(..., "--output", "-o", help="Output folder (model-best, model-last)"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved in OUTPUT"),
+    resume_if_unfinished: bool = typer.Option(
+        False, "--resume-if-unfinished",
+        help="Continue the run in OUTPUT if these same settings started it and it stopped "
+        "before max_steps; otherwise train from the start (for workflows run again after a kill)",
+    ),
 ) -> None:
     """Train a pipeline (spacy train with progress, checkpoint state and --resume).
 
@@ -29,16 +34,23 @@ def train_cli(
     from spacy.cli.train import train as spacy_train
     from spacy.util import load_config
 
-    from ..training import STATE_FILE, follow_max_steps, resume_config
+    from ..training import STATE_FILE, follow_max_steps, record_run, resume_config, unfinished_run
     from ..training.curve import untrained_best_warning
 
+    if resume and resume_if_unfinished:
+        msg.fail("--resume and --resume-if-unfinished exclude each other: choose one.", exits=1)
     overrides = follow_max_steps(config_path, parse_config_overrides(ctx.args))
     output.mkdir(parents=True, exist_ok=True)
     started = time.time()
     previous_best = None
+    with show_validation_error(config_path):
+        config = load_config(config_path, overrides=overrides, interpolate=True)
+    if resume_if_unfinished:
+        resume, why = unfinished_run(config, output)
+        msg.info(("Resuming: " if resume else "Training from the start: ") + why)
+    if not resume:
+        record_run(config, output)
     if resume:
-        with show_validation_error(config_path):
-            config = load_config(config_path, overrides=overrides, interpolate=True)
         try:
             config, state = resume_config(config, output)
         except ValueError as err:

@@ -1,19 +1,30 @@
 """Resume a training run from its last checkpoint (OUTPUT/model-last).
 
+`spacy-biobert train --resume-if-unfinished` resumes only the run its own
+settings started: a fresh run records a fingerprint of its settings in
+OUTPUT/training_run.json (`run_fingerprint`: the interpolated config, and the
+size and modification time of every file its [paths] name), and
+`unfinished_run` compares it, so a project workflow killed mid-training
+continues where it stopped when run again, and starts afresh when the config,
+the corpora or the base model changed.
+
 The checkpoint's components are *sourced* (spaCy then calls
 `resume_training`), the remaining steps are run, and the linear learning-rate
 schedule continues where it stopped. Adam's moment estimates are not saved by
 spaCy, so they restart; the first steps after a resume are therefore not
 bit-identical to an uninterrupted run.
 """
+import hashlib
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Iterator, Tuple
 
 import srsly
 from thinc.api import Config
 
 from ..errors import Errors
 from .logger import STATE_FILE
+
+RUN_FILE = "training_run.json"
 
 
 def resume_config(config: Config, output: Path) -> Tuple[Config, Dict[str, Any]]:
@@ -64,3 +75,48 @@ def checkpoint_score(model_dir: Path) -> float:
     return sum(
         float(w) * float(performance.get(key) or 0.0) for key, w in weights.items() if w
     )
+
+
+def run_fingerprint(config: Config) -> str:
+    """What identifies a run's settings: the interpolated config, and the size
+    and modification time of every file under each [paths] value that names
+    an existing file or folder (corpora, the base model: a rewritten file is
+    a change, even with the same bytes)."""
+    digest = hashlib.sha256(config.to_str().encode("utf8"))
+    for _, value in sorted(config.get("paths", {}).items()):
+        if isinstance(value, str) and value and Path(value).exists():
+            for stamp in _file_stamps(Path(value)):
+                digest.update(stamp.encode("utf8"))
+    return digest.hexdigest()
+
+
+def _file_stamps(path: Path) -> Iterator[str]:
+    files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
+    for f in files:
+        stat = f.stat()
+        yield f"{f.resolve()}\t{stat.st_size}\t{stat.st_mtime_ns}\n"
+
+
+def record_run(config: Config, output: Path) -> None:
+    """Before a fresh run: its fingerprint in OUTPUT/training_run.json, and no
+    state left from an earlier run in OUTPUT (which a resume would take for
+    this run's until the first evaluation overwrote it)."""
+    (output / STATE_FILE).unlink(missing_ok=True)
+    srsly.write_json(output / RUN_FILE, {"fingerprint": run_fingerprint(config)})
+
+
+def unfinished_run(config: Config, output: Path) -> Tuple[bool, str]:
+    """Whether OUTPUT holds a run of these settings (`config`, interpolated)
+    that stopped before max_steps, and why (not), in words."""
+    state_path, run_path = output / STATE_FILE, output / RUN_FILE
+    if not state_path.exists() or not (output / "model-last").exists():
+        return False, f"no earlier run in {output}"
+    if not run_path.exists():
+        return False, f"the run in {output} has no {RUN_FILE} (it predates --resume-if-unfinished)"
+    if srsly.read_json(run_path).get("fingerprint") != run_fingerprint(config):
+        return False, (f"the run in {output} was made with other settings (config, corpora or "
+                       "base model changed since)")
+    done, max_steps = int(srsly.read_json(state_path)["step"]), int(config["training"]["max_steps"])
+    if max_steps and done >= max_steps:
+        return False, f"the run in {output} finished (step {done} of {max_steps})"
+    return True, f"the run in {output} stopped at step {done} of {max_steps or 'unlimited'}"
