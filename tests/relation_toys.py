@@ -1,5 +1,6 @@
 """The toy ChemProt-like task both pair-aware relation models are tested on
-(tests/test_relation_marking.py, tests/test_relation_doc_marking.py): two
+(tests/test_relation_marking.py, tests/test_relation_doc_marking.py), and the
+listener config the relation tests share (LISTENER): two
 sentences of chemicals and genes with CPR relations, docs built with gold
 entities and relations, and a tiny BERT whose vocabulary holds the marker
 characters."""

@@ -10,18 +10,13 @@ import sys
 import pytest
 import spacy
 from own_data import documents, write_jsonl
+from relation_toys import LISTENER
 from spacy.tokens import DocBin
 from spacy.util import registry
 
 import spacy_biobert  # noqa: F401
 from spacy_biobert.training.data_checks import check_relation_data
 
-LISTENER = {
-    "@architectures": "spacy-transformers.TransformerListener.v1",
-    "grad_factor": 1.0,
-    "upstream": "biobert",
-    "pooling": {"@layers": "reduce_mean.v1"},
-}
 PAIRS = [["Drug", "AdverseEvent"]]
 
 

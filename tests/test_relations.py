@@ -4,6 +4,7 @@ helpers and scoring, on hand-made Docs and the tiny random BERT."""
 import numpy
 import pytest
 import spacy
+from relation_toys import LISTENER
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import Model
@@ -25,12 +26,6 @@ from spacy_biobert.pipeline.relations import (
 
 install_extensions()
 
-LISTENER = {
-    "@architectures": "spacy-transformers.TransformerListener.v1",
-    "grad_factor": 1.0,
-    "upstream": "biobert",
-    "pooling": {"@layers": "reduce_mean.v1"},
-}
 
 
 def make_doc(vocab, words, ents=(), sents=None, mentions=None, relations=None, doc_id=None):
