@@ -121,6 +121,23 @@ def test_the_bench_script_prints_the_curve_and_writes_json(tmp_path):
     assert missing.returncode == 1 and CURVE_FILE in missing.stderr
 
 
+def test_the_bench_script_sets_runs_side_by_side(tmp_path):
+    short, long = tmp_path / "short", tmp_path / "long"
+    for run, scores in ((short, (0.5, 0.6)), (long, (0.5, 0.55, 0.7))):
+        run.mkdir()
+        for point in points(*scores, key="ents_f"):
+            append_point(run, point)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "training_curve.py"), str(short), str(long),
+         "--key", "ents_f", "--markdown"],
+        capture_output=True, text=True, check=True,
+    )
+    table = result.stdout[result.stdout.index("| step |"):]
+    assert f"| step | `{short}` | `{long}` |" in table
+    assert "| 100 | **60.00** | 55.00 |" in table and "| 200 |  | **70.00** |" in table
+    assert "flat (three evaluations in a row under +0.2)" in table
+
+
 def test_model_best_is_the_last_evaluation_with_the_top_score():
     from spacy_biobert.training.curve import model_best_point
 
