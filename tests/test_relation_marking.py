@@ -317,6 +317,34 @@ def test_chunks_bound_the_sequences_encoded_at_once(tiny_bert, monkeypatch):
         assert all(abs(a[k] - b[k]) < 1e-4 for k in a)
 
 
+def test_many_candidates_are_tokenized_in_slices_to_the_same_sequences(tiny_bert, monkeypatch):
+    """A batch with more pairs than a tokenizer slice (as an untrained NER
+    head can give) is tokenized a slice at a time, each sequence kept as an
+    int32 array: the same sequences and marker positions as in one call."""
+    nlp = initialized(tiny_bert)
+    words = [w for i in range(6) for w in ("aspirin", "and", "kinase", ",")]
+    ents = [(4 * i, 4 * i + 1, "CHEMICAL", "") for i in range(6)]
+    ents += [(4 * i + 2, 4 * i + 3, "GENE-Y", "") for i in range(6)]
+    doc = make_doc(nlp.vocab, words, ents=sorted(ents))
+    pairs = [(h, t) for h in doc.ents for t in doc.ents if h.label_ != t.label_]
+    tokenizer = tokenizer_of(nlp)
+    whole = mark_batch([doc], [pairs], tokenizer, type_words=TYPE_WORDS)
+    calls = []
+    real_call = type(tokenizer).__call__
+
+    def counting(self, texts, **kwargs):
+        calls.append(len(texts))
+        return real_call(self, texts, **kwargs)
+
+    monkeypatch.setattr(marked, "TOKENIZE_SLICE", 5)
+    monkeypatch.setattr(type(tokenizer), "__call__", counting)
+    sliced = mark_batch([doc], [pairs], tokenizer, type_words=TYPE_WORDS)
+    assert len(pairs) == 72 and calls == [5] * 14 + [2]
+    assert all(ids.dtype == numpy.int32 for ids in sliced.input_ids)
+    assert [ids.tolist() for ids in sliced.input_ids] == [ids.tolist() for ids in whole.input_ids]
+    assert (sliced.head, sliced.tail) == (whole.head, whole.tail)
+
+
 def shared_gradients(bert, recompute, seed=7):
     """The shared transformer's gradients after one backward pass of the
     marked model, in chunks of 2 pairs, with the transformer's dropout on."""

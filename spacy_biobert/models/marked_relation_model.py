@@ -240,7 +240,7 @@ class MarkedBatch:
     sequence of wordpiece ids (special tokens included) with the positions of
     the head's and tail's opening markers, or None (skipped; reason counted)."""
 
-    input_ids: List[Optional[List[int]]]
+    input_ids: List[Optional[numpy.ndarray]]  # int32, one array per pair
     head: List[int]
     tail: List[int]
     skipped: Counter = field(default_factory=Counter)
@@ -419,7 +419,13 @@ def mark_batch(
 ) -> MarkedBatch:
     """Wordpiece sequences of every candidate pair (batch order), at most
     `max_length` wordpieces each (special tokens included), with the
-    positions of the head's and the tail's opening markers."""
+    positions of the head's and the tail's opening markers.
+
+    The marked texts are tokenized `TOKENIZE_SLICE` at a time and each
+    sequence kept as a compact int32 array: the fast tokenizer's encodings
+    (offsets, tokens, masks per wordpiece) of every pair at once grow with
+    the number of candidates, which an early, noisy NER head can make tens of
+    thousands in one batch."""
     n_special = len(tokenizer.build_inputs_with_special_tokens([]))
     prefix = _prefix_length(tokenizer)
     budget = max_length - n_special
@@ -449,8 +455,25 @@ def mark_batch(
                 rows.append(row)
                 marked.append(m)
             row += 1
+    for first in range(0, len(marked), TOKENIZE_SLICE):
+        _encode_slice(
+            batch, rows[first : first + TOKENIZE_SLICE], marked[first : first + TOKENIZE_SLICE],
+            tokenizer, budget, prefix,
+        )
+    return batch
+
+
+# Marked texts tokenized at once: bounds the tokenizer's per-wordpiece objects.
+TOKENIZE_SLICE = 256
+
+
+def _encode_slice(
+    batch: MarkedBatch, rows: List[int], marked: List[MarkedText], tokenizer: Any, budget: int,
+    prefix: int,
+) -> None:
+    """Tokenize marked texts and put their sequences and marker positions in `batch`."""
     if not marked:
-        return batch
+        return
     encoding = tokenizer(
         [m.text for m in marked],
         add_special_tokens=False,
@@ -474,10 +497,11 @@ def mark_batch(
         new_ids: List[int] = []
         for s, e in kept:
             new_ids.extend(ids[s:e])
-        batch.input_ids[row] = tokenizer.build_inputs_with_special_tokens(new_ids)
+        batch.input_ids[row] = numpy.asarray(
+            tokenizer.build_inputs_with_special_tokens(new_ids), dtype="int32"
+        )
         batch.head[row] = prefix + _new_position(ho, kept)
         batch.tail[row] = prefix + _new_position(to, kept)
-    return batch
 
 
 def _prefix_length(tokenizer: Any) -> int:
