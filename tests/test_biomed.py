@@ -1,7 +1,6 @@
 """Multi-corpus NER (configs/biomed.cfg): one transformer, one head per type,
 each head learning only from the corpora that annotate its type, and a
 merger writing doc.ents by a counted rule."""
-import shlex
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import numpy
 import pytest
 import spacy
 import srsly
+from project_commands import project_script
 from spacy.tokens import Span
 from spacy.training import Example
 from spacy.util import load_config, load_model_from_config
@@ -360,19 +360,6 @@ def corpus_overrides(corpus_files: Path) -> List[str]:
              "chemprot": CHEMPROT}
     return [arg for name, path in files.items() for split in ("train", "dev")
             for arg in (f"--paths.{name}_{split}", str(path))]
-
-
-def project_script(name: str, **project_vars: str) -> List[str]:
-    """The arguments of a project.yml command's (one-line) script, ${vars.*}
-    filled in (project defaults, then `project_vars`), `python` this one."""
-    project = srsly.read_yaml(ROOT / "project.yml")
-    values = {**project["vars"], **project_vars}
-    (command,) = [c for c in project["commands"] if c["name"] == name]
-    (line,) = command["script"]
-    for key, value in values.items():
-        line = line.replace("${vars.%s}" % key, str(value))
-    args = shlex.split(line)
-    return [sys.executable if args[0] == "python" else args[0]] + args[1:]
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import spacy
+from project_commands import project_script
 from spacy.schemas import ConfigSchemaTraining
 from spacy.util import load_config, load_model_from_config, registry
 
@@ -74,18 +75,9 @@ def project_train_command(name: str, **project_vars: str):
     """The config path and the --section.key overrides of a project.yml
     `train` command, with ${vars.*} filled in (project defaults, then
     `project_vars`)."""
-    import shlex
-
-    import srsly
     from spacy.cli._util import parse_config_overrides
 
-    project = srsly.read_yaml(ROOT / "project.yml")
-    values = {**project["vars"], **project_vars}
-    (command,) = [c for c in project["commands"] if c["name"] == name]
-    line = command["script"][0]
-    for key, value in values.items():
-        line = line.replace("${vars.%s}" % key, str(value))
-    args = shlex.split(line)
+    args = project_script(name, **project_vars)
     rest = args[args.index("train") + 1 :]
     config_path, options = ROOT / rest[0], rest[1:]
     kept = []
