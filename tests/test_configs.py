@@ -224,6 +224,10 @@ def test_resume_if_unfinished_continues_only_a_run_of_the_same_settings(tiny_ber
     # killed after its step-2 checkpoint: the state the logger had written then
     state_path = out / "training_state.json"
     state_path.write_text(json.dumps(dict(json.loads(state_path.read_text()), step=2)))
+    # the corpus copied anew (same bytes, new modification time) is the same data
+    train_file = corpora / "CDR_TrainingSet.PubTator.txt"
+    train_file.write_bytes(train_file.read_bytes())
+    os.utime(train_file, ns=(train_file.stat().st_atime_ns, train_file.stat().st_mtime_ns + 10**9))
     again = train("--training.max_steps", "4")
     assert "Resuming: the run in" in again and "stopped at step 2 of 4" in again
     assert "Trained to step 4" in again
@@ -231,11 +235,14 @@ def test_resume_if_unfinished_continues_only_a_run_of_the_same_settings(tiny_ber
     assert "Training from the start: the run in" in finished
     assert "finished (step 4 of 4)" in finished
     state_path.write_text(json.dumps(dict(json.loads(state_path.read_text()), step=2)))
-    # a corpus file rewritten since: other settings, whatever its bytes
-    train_file = corpora / "CDR_TrainingSet.PubTator.txt"
-    os.utime(train_file, ns=(train_file.stat().st_atime_ns, train_file.stat().st_mtime_ns + 10**9))
+    # a corpus file changed since: other settings; the unfinished run is set aside, not lost
+    train_file.write_text(PUBTATOR + "\n")
     changed = train("--training.max_steps", "4")
     assert "was made with other settings" in changed
+    assert f"The unfinished earlier run is kept in {out / 'superseded'}" in changed
+    assert json.loads((out / "superseded" / "training_state.json").read_text())["step"] == 2
+    assert (out / "superseded" / "model-last" / "config.cfg").exists()
+    assert json.loads((out / "training_state.json").read_text())["step"] == 4
     both = run_cli("train", str(ROOT / "configs" / "ner.cfg"), "--output", str(out), "--resume",
                    "--resume-if-unfinished")
     assert both.returncode == 1 and "exclude each other" in both.stdout

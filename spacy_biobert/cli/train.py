@@ -34,7 +34,14 @@ def train_cli(
     from spacy.cli.train import train as spacy_train
     from spacy.util import load_config
 
-    from ..training import STATE_FILE, follow_max_steps, record_run, resume_config, unfinished_run
+    from ..training import (
+        STATE_FILE,
+        check_earlier_run,
+        follow_max_steps,
+        record_run,
+        resume_config,
+        set_aside_run,
+    )
     from ..training.curve import untrained_best_warning
 
     if resume and resume_if_unfinished:
@@ -46,8 +53,12 @@ def train_cli(
     with show_validation_error(config_path):
         config = load_config(config_path, overrides=overrides, interpolate=True)
     if resume_if_unfinished:
-        resume, why = unfinished_run(config, output)
-        msg.info(("Resuming: " if resume else "Training from the start: ") + why)
+        earlier = check_earlier_run(config, output)
+        resume = earlier.resume
+        msg.info(("Resuming: " if resume else "Training from the start: ") + earlier.why)
+        if earlier.set_aside:
+            aside = set_aside_run(output)
+            msg.info(f"The unfinished earlier run is kept in {aside}")
     if not resume:
         record_run(config, output)
     if resume:

@@ -1,9 +1,18 @@
 """Training helpers: a logger that records checkpoints and the dev curve, and resuming."""
 from .curve import CURVE_FILE, flattening_step, read_curve
 from .logger import STATE_FILE, create_training_logger
-from .resume import RUN_FILE, checkpoint_score, record_run, resume_config, unfinished_run
+from .resume import (
+    RUN_FILE,
+    SUPERSEDED_DIR,
+    EarlierRun,
+    check_earlier_run,
+    checkpoint_score,
+    record_run,
+    resume_config,
+    set_aside_run,
+)
 from .steps import follow_max_steps
 
-__all__ = ["CURVE_FILE", "RUN_FILE", "STATE_FILE", "checkpoint_score", "create_training_logger",
-           "flattening_step", "follow_max_steps", "read_curve", "record_run", "resume_config",
-           "unfinished_run"]
+__all__ = ["CURVE_FILE", "RUN_FILE", "STATE_FILE", "SUPERSEDED_DIR", "EarlierRun",
+           "check_earlier_run", "checkpoint_score", "create_training_logger", "flattening_step",
+           "follow_max_steps", "read_curve", "record_run", "resume_config", "set_aside_run"]

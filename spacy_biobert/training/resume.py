@@ -3,10 +3,13 @@
 `spacy-biobert train --resume-if-unfinished` resumes only the run its own
 settings started: a fresh run records a fingerprint of its settings in
 OUTPUT/training_run.json (`run_fingerprint`: the interpolated config, and the
-size and modification time of every file its [paths] name), and
-`unfinished_run` compares it, so a project workflow killed mid-training
-continues where it stopped when run again, and starts afresh when the config,
-the corpora or the base model changed.
+content of every file its [paths] name), and `check_earlier_run` compares it,
+so a project workflow killed mid-training continues where it stopped when run
+again, and starts afresh when the config, the corpora or the base model
+changed. Content, not modification times: a corpus folder copied or mounted
+anew (as in a fresh checkout beside `../shared`) is the same data. An
+unfinished run that is not resumed is set aside in OUTPUT/superseded, not
+deleted (spaCy's `train` clears model-best and model-last).
 
 The checkpoint's components are *sourced* (spaCy then calls
 `resume_training`), the remaining steps are run, and the linear learning-rate
@@ -15,16 +18,22 @@ spaCy, so they restart; the first steps after a resume are therefore not
 bit-identical to an uninterrupted run.
 """
 import hashlib
+import shutil
 from pathlib import Path
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Iterator, NamedTuple, Optional, Tuple
 
 import srsly
 from thinc.api import Config
 
 from ..errors import Errors
+from .curve import CURVE_FILE
 from .logger import STATE_FILE
 
 RUN_FILE = "training_run.json"
+SUPERSEDED_DIR = "superseded"
+# What makes up a run in OUTPUT: what `set_aside_run` moves.
+RUN_PARTS = ("model-best", "model-last", STATE_FILE, RUN_FILE, CURVE_FILE)
+_HASH_BLOCK = 1 << 20
 
 
 def resume_config(config: Config, output: Path) -> Tuple[Config, Dict[str, Any]]:
@@ -78,23 +87,27 @@ def checkpoint_score(model_dir: Path) -> float:
 
 
 def run_fingerprint(config: Config) -> str:
-    """What identifies a run's settings: the interpolated config, and the size
-    and modification time of every file under each [paths] value that names
-    an existing file or folder (corpora, the base model: a rewritten file is
-    a change, even with the same bytes)."""
+    """What identifies a run's settings: the interpolated config, and the
+    sha256 of every file under each [paths] value that names an existing file
+    or folder (corpora, the base model, a sourced pipeline), with its path
+    inside that value: the same bytes elsewhere, or copied anew, are the
+    same settings; one changed byte is not."""
     digest = hashlib.sha256(config.to_str().encode("utf8"))
     for _, value in sorted(config.get("paths", {}).items()):
         if isinstance(value, str) and value and Path(value).exists():
-            for stamp in _file_stamps(Path(value)):
-                digest.update(stamp.encode("utf8"))
+            for name, content_hash in _file_hashes(Path(value)):
+                digest.update(f"{name}\t{content_hash}\n".encode("utf8"))
     return digest.hexdigest()
 
 
-def _file_stamps(path: Path) -> Iterator[str]:
+def _file_hashes(path: Path) -> Iterator[Tuple[str, str]]:
     files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
     for f in files:
-        stat = f.stat()
-        yield f"{f.resolve()}\t{stat.st_size}\t{stat.st_mtime_ns}\n"
+        content = hashlib.sha256()
+        with f.open("rb") as handle:
+            for block in iter(lambda: handle.read(_HASH_BLOCK), b""):
+                content.update(block)
+        yield (f.name if f == path else f.relative_to(path).as_posix()), content.hexdigest()
 
 
 def record_run(config: Config, output: Path) -> None:
@@ -105,18 +118,42 @@ def record_run(config: Config, output: Path) -> None:
     srsly.write_json(output / RUN_FILE, {"fingerprint": run_fingerprint(config)})
 
 
-def unfinished_run(config: Config, output: Path) -> Tuple[bool, str]:
+class EarlierRun(NamedTuple):
+    """What `check_earlier_run` found in OUTPUT."""
+
+    resume: bool  # a run of these settings stopped before max_steps
+    set_aside: bool  # an unfinished run of other (or unrecorded) settings: keep it
+    why: str  # in words, for the user
+
+
+def check_earlier_run(config: Config, output: Path) -> EarlierRun:
     """Whether OUTPUT holds a run of these settings (`config`, interpolated)
     that stopped before max_steps, and why (not), in words."""
     state_path, run_path = output / STATE_FILE, output / RUN_FILE
     if not state_path.exists() or not (output / "model-last").exists():
-        return False, f"no earlier run in {output}"
-    if not run_path.exists():
-        return False, f"the run in {output} has no {RUN_FILE} (it predates --resume-if-unfinished)"
-    if srsly.read_json(run_path).get("fingerprint") != run_fingerprint(config):
-        return False, (f"the run in {output} was made with other settings (config, corpora or "
-                       "base model changed since)")
+        return EarlierRun(False, False, f"no earlier run in {output}")
     done, max_steps = int(srsly.read_json(state_path)["step"]), int(config["training"]["max_steps"])
+    if not run_path.exists():
+        return EarlierRun(False, True, f"the run in {output} has no {RUN_FILE} "
+                          "(it predates --resume-if-unfinished)")
+    if srsly.read_json(run_path).get("fingerprint") != run_fingerprint(config):
+        return EarlierRun(False, True, f"the run in {output} was made with other settings "
+                          "(config, corpora or base model changed since)")
     if max_steps and done >= max_steps:
-        return False, f"the run in {output} finished (step {done} of {max_steps})"
-    return True, f"the run in {output} stopped at step {done} of {max_steps or 'unlimited'}"
+        return EarlierRun(False, False, f"the run in {output} finished (step {done} of {max_steps})")
+    return EarlierRun(True, False,
+                      f"the run in {output} stopped at step {done} of {max_steps or 'unlimited'}")
+
+
+def set_aside_run(output: Path) -> Optional[Path]:
+    """Move the run in OUTPUT (its models, state, fingerprint and curve) into
+    OUTPUT/superseded, replacing one set aside before; None if nothing moved."""
+    parts = [output / name for name in RUN_PARTS if (output / name).exists()]
+    if not parts:
+        return None
+    aside = output / SUPERSEDED_DIR
+    shutil.rmtree(aside, ignore_errors=True)
+    aside.mkdir()
+    for part in parts:
+        shutil.move(str(part), str(aside / part.name))
+    return aside
