@@ -162,6 +162,11 @@ class Errors:
         "pairs (or null for any), got {value!r}. Fix: e.g. allowed_pairs = "
         "[[\"Chemical\",\"Disease\"]]."
     )
+    E242 = (
+        "[E242] EntityPairs closest_per_concept_pair must be None (every mention pair) or "
+        "an integer >= 1, not {value!r}. Fix: set [components.biobert_relations.candidates] "
+        "closest_per_concept_pair (1 keeps the closest mention pair of each concept pair)."
+    )
     E204 = (
         "[E204] EntityPairs bounds distances in sentences, but document {doc_id} has no "
         "sentence boundaries. Fix: add a 'sentencizer' (or parser/senter) before "

@@ -177,6 +177,32 @@ def test_entity_pairs_sentences_reach_across_sentences():
         create_entity_pairs(None, 1, "sentences")(make_doc(vocab, CID_WORDS, ents=CID_ENTS))
 
 
+def test_closest_mention_pair_per_concept_pair():
+    """Same sentence first, then fewest tokens between; one or k per pair of ids."""
+    vocab = spacy.blank("en").vocab
+    doc = make_doc(vocab, CID_WORDS, ents=CID_ENTS, sents=[0, 6, 10])
+    closest = create_entity_pairs(CID_PAIRS["allowed_pairs"], closest_per_concept_pair=1)(doc)
+    # 2 chemical ids x 3 disease ids; cocaine-seizures is mentioned in sentences 0 and 2
+    assert [(h.start, t.start) for h, t in closest] == [
+        (0, 2), (6, 2), (6, 11), (6, 17), (10, 11), (10, 17)
+    ]
+    two = create_entity_pairs(CID_PAIRS["allowed_pairs"], closest_per_concept_pair=2)(doc)
+    assert (10, 13) in {(h.start, t.start) for h, t in two} and (0, 13) not in {
+        (h.start, t.start) for h, t in two}
+    assert len(two) == 10  # 4 concept pairs with two mention pairs or more, 2 with one
+    # without sentences, tokens between decide: (0, 2) has one, (10, 13) two;
+    # (0, 2) stays the closest
+    flat = make_doc(vocab, CID_WORDS, ents=CID_ENTS)
+    assert (0, 2) in {(h.start, t.start) for h, t in
+                      create_entity_pairs(CID_PAIRS["allowed_pairs"], closest_per_concept_pair=1)(flat)}
+    # a mention without a kb id is a concept of its own: both unlinked seizures stay
+    unlinked = [e if e[3] != "D012640" else (*e[:3], "", e[4]) for e in CID_ENTS]
+    doc = make_doc(vocab, CID_WORDS, ents=unlinked, sents=[0, 6, 10])
+    pairs = create_entity_pairs(CID_PAIRS["allowed_pairs"], closest_per_concept_pair=1)(doc)
+    assert {(0, 2), (10, 13)} <= {(h.start, t.start) for h, t in pairs}
+    assert "closest_per_concept_pair=1" in repr(create_entity_pairs(closest_per_concept_pair=1))
+
+
 def test_entity_pairs_span_group_with_nested_and_duplicate_spans():
     vocab = spacy.blank("en").vocab
     words = "KATP channels bind glibenclamide .".split()
@@ -203,6 +229,8 @@ def test_entity_pairs_span_group_with_nested_and_duplicate_spans():
         ({"max_distance": 0.5}, r"\[E202\]"),
         ({"allowed_pairs": [["Chemical"]]}, r"\[E203\]"),
         ({"allowed_pairs": ["Chemical", "Disease"]}, r"\[E203\]"),
+        ({"closest_per_concept_pair": 0}, r"\[E242\].*0"),
+        ({"closest_per_concept_pair": True}, r"\[E242\]"),
     ],
 )
 def test_entity_pairs_errors(kwargs, match):
@@ -288,6 +316,7 @@ def test_add_pipe_offline_with_defaults(tiny_bert):
         "max_distance": None,
         "distance_unit": "tokens",
         "spans_key": None,
+        "closest_per_concept_pair": None,
     }
     assert (
         nlp.config["components"]["biobert_relations"]["model"]["@architectures"]

@@ -10,6 +10,13 @@ Disease, CHEMICAL -> GENE-*) and, optionally, to a distance.
 `max_distance = None` pairs the whole document, which document-level tasks
 (BC5CDR CID, where half the relations cross sentences) need.
 
+For document-level labels, `closest_per_concept_pair = k` keeps, of the
+mention pairs of each (head concept, tail concept), the k closest (same
+sentence first, then fewest tokens between): the usual recipe for encoding a
+concept pair once, with a per-pair model (`MarkedRelationModel.v1`), instead
+of once per mention pair. A mention's concepts are its kb ids; a mention
+without one is a concept of its own.
+
 A generator that pairs the spans of a span group rather than `doc.ents` says
 so with a `spans_key` attribute (`SpanGroupCandidates`): with `gold_entities`,
 the component copies that group from the reference docs.
@@ -76,8 +83,9 @@ def sentence_ids(doc: Doc) -> Optional[numpy.ndarray]:
 
 class EntityPairs:
     """Ordered (head, tail) pairs of `doc.ents` (or of the span group
-    `spans_key`), filtered by label pairs and distance. A span is never paired
-    with itself or with another span covering exactly the same characters."""
+    `spans_key`), filtered by label pairs and distance, optionally only the
+    closest of each concept pair. A span is never paired with itself or with
+    another span covering exactly the same characters."""
 
     def __init__(
         self,
@@ -85,6 +93,7 @@ class EntityPairs:
         max_distance: Optional[int] = None,
         distance_unit: str = "tokens",
         spans_key: Optional[str] = None,
+        closest_per_concept_pair: Optional[int] = None,
     ):
         if distance_unit not in DISTANCE_UNITS:
             raise ValueError(Errors.E201.format(value=distance_unit))
@@ -94,6 +103,12 @@ class EntityPairs:
             or max_distance < 0
         ):
             raise ValueError(Errors.E202.format(value=max_distance))
+        if closest_per_concept_pair is not None and (
+            isinstance(closest_per_concept_pair, bool)
+            or not isinstance(closest_per_concept_pair, int)
+            or closest_per_concept_pair < 1
+        ):
+            raise ValueError(Errors.E242.format(value=closest_per_concept_pair))
         self.allowed_pairs: Optional[Set[Tuple[str, str]]] = None
         if allowed_pairs is not None:
             pairs = set()
@@ -109,10 +124,12 @@ class EntityPairs:
         self.max_distance = max_distance
         self.distance_unit = distance_unit
         self.spans_key = spans_key
+        self.closest_per_concept_pair = closest_per_concept_pair
 
     def _settings(self):
         allowed = None if self.allowed_pairs is None else frozenset(self.allowed_pairs)
-        return (allowed, self.max_distance, self.distance_unit, self.spans_key)
+        return (allowed, self.max_distance, self.distance_unit, self.spans_key,
+                self.closest_per_concept_pair)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EntityPairs):
@@ -126,7 +143,8 @@ class EntityPairs:
         allowed = None if self.allowed_pairs is None else sorted(self.allowed_pairs)
         return (
             f"EntityPairs(allowed_pairs={allowed!r}, max_distance={self.max_distance!r}, "
-            f"distance_unit={self.distance_unit!r}, spans_key={self.spans_key!r})"
+            f"distance_unit={self.distance_unit!r}, spans_key={self.spans_key!r}, "
+            f"closest_per_concept_pair={self.closest_per_concept_pair!r})"
         )
 
     def get_spans(self, doc: Doc) -> List[Span]:
@@ -182,7 +200,32 @@ class EntityPairs:
                     if distance > bound:
                         continue
                 pairs.append((head, tail))
+        if self.closest_per_concept_pair is not None:
+            pairs = closest_per_concept_pair(doc, pairs, self.closest_per_concept_pair)
         return pairs
+
+
+def _concepts(span: Span) -> List[str]:
+    # A mention without a kb id is a concept of its own.
+    return mention_ids(span) or [f"@{span.start_char}:{span.end_char}:{span.label_}"]
+
+
+def closest_per_concept_pair(doc: Doc, pairs: Candidates, k: int) -> Candidates:
+    """Of `pairs`, those among the k closest mention pairs of one of their
+    (head concept, tail concept) pairs, in their order in `pairs`. Closest:
+    fewest sentences apart (when the doc has sentences), then fewest tokens
+    strictly between the two mentions, then first in the text."""
+    sents = sentence_ids(doc)
+    ranked: dict = {}
+    for index, (head, tail) in enumerate(pairs):
+        gap = max(0, max(head.start, tail.start) - min(head.end, tail.end))
+        apart = 0 if sents is None else abs(int(sents[head.start]) - int(sents[tail.start]))
+        key = (apart, gap, min(head.start, tail.start), index)
+        for h in _concepts(head):
+            for t in _concepts(tail):
+                ranked.setdefault((h, t), []).append(key)
+    keep = {key[-1] for keys in ranked.values() for key in sorted(keys)[:k]}
+    return [pair for index, pair in enumerate(pairs) if index in keep]
 
 
 def _doc_name(doc: Doc) -> str:
@@ -196,6 +239,7 @@ def create_entity_pairs(
     max_distance: Optional[int] = None,
     distance_unit: str = "tokens",
     spans_key: Optional[str] = None,
+    closest_per_concept_pair: Optional[int] = None,
 ) -> GetCandidates:
     """Candidate generator: ordered pairs of `doc.ents` (or `doc.spans[spans_key]`).
 
@@ -207,10 +251,14 @@ def create_entity_pairs(
     spans_key: pair the spans of this span group instead of doc.ents (gold-entity
         benchmarks with nested mentions, e.g. ChemProt's "mentions"); a doc
         without that group has no candidates, like a doc without entities.
+    closest_per_concept_pair: keep only the k closest mention pairs of each
+        (head kb id, tail kb id), for document-level labels scored per pair
+        (MarkedRelationModel.v1); None keeps every mention pair.
     """
     return EntityPairs(
         allowed_pairs=allowed_pairs,
         max_distance=max_distance,
         distance_unit=distance_unit,
         spans_key=spans_key,
+        closest_per_concept_pair=closest_per_concept_pair,
     )

@@ -90,6 +90,7 @@ allowed_pairs = null
 max_distance = null
 distance_unit = "tokens"
 spans_key = null
+closest_per_concept_pair = null
 
 [biobert_relations.model]
 @architectures = "spacy-biobert.RelationModel.v2"
