@@ -1,6 +1,8 @@
 """`biobert_relations`: candidates, model gradients, training, serialisation,
 helpers and scoring, on hand-made Docs and the tiny random BERT."""
 
+import io
+
 import numpy
 import pytest
 import spacy
@@ -437,6 +439,34 @@ def test_update_with_no_candidates_still_runs(chemprot_trained):
     )
     losses = nlp.update([eg], sgd=None)
     assert losses["biobert_relations"] == 0.0
+
+
+def test_training_evaluations_predict_gold_entity_relations_once(cid_trained, monkeypatch):
+    """With gold_entities, `score` predicts on the reference's entities; the
+    training logger makes the pipeline pass skip its own prediction (on what
+    `ner` found), which `score` overwrote unread: the same scores, one pass."""
+    from spacy_biobert.training import create_training_logger
+
+    nlp, _ = cid_trained
+    rel = nlp.get_pipe("biobert_relations")
+    example = reader_example(nlp, CID_WORDS, ents=CID_ENTS, sents=[0, 6, 10],
+                             relations=CID_RELS, doc_id="9")
+    # as if a `ner` before it had found the entities
+    example.predicted.set_ents([example.predicted.char_span(e.start_char, e.end_char, label=e.label_)
+                                for e in example.reference.ents])
+    calls = []
+    predict = rel.predict
+    monkeypatch.setattr(rel, "predict", lambda docs: calls.append(len(list(docs))) or predict(docs))
+    before = nlp.evaluate([example])
+    assert len(calls) == 2  # the pipeline pass, then `score` on gold entities
+    calls.clear()
+    create_training_logger(progress_bar=False)(nlp, io.StringIO(), io.StringIO())
+    assert rel.predict_only_in_score
+    after = nlp.evaluate([example])
+    assert len(calls) == 1
+    assert {k: v for k, v in after.items() if k.startswith("rel_")} == {
+        k: v for k, v in before.items() if k.startswith("rel_")}
+    rel.predict_only_in_score = False  # the fixture is shared
 
 
 def test_thousands_of_pairs_are_scored_in_bounded_batches(tiny_bert, monkeypatch):

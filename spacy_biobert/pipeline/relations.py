@@ -43,6 +43,7 @@ from typing import (
     Callable,
     Dict,
     Iterable,
+    Iterator,
     List,
     NamedTuple,
     Optional,
@@ -225,6 +226,12 @@ class RelationExtractor(TrainablePipe):
         }
         # Labels added with level=None: their level comes from the data at initialize.
         self._open_levels: set = set()
+        # True: the pipeline pass leaves docs unchanged and relations are only
+        # predicted in `score`, on the reference's entities. Set (not saved) by
+        # spacy-biobert.TrainingLogger.v1 on `gold_entities` components: in a
+        # training run's evaluations the pipeline pass's relations, on the
+        # entities `ner` predicted, are overwritten by `score` unread.
+        self.predict_only_in_score = False
 
     # --- labels ------------------------------------------------------------------
 
@@ -349,6 +356,17 @@ class RelationExtractor(TrainablePipe):
         self.model.initialize(X=(sample, self.make_candidates(sample)))
 
     # --- prediction ------------------------------------------------------------
+
+    def __call__(self, doc: Doc) -> Doc:
+        if self.predict_only_in_score:
+            return doc
+        return super().__call__(doc)
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        if self.predict_only_in_score:
+            yield from stream
+            return
+        yield from super().pipe(stream, batch_size=batch_size)
 
     def predict(self, docs: Iterable[Doc]) -> RelationScores:
         """The candidates of each doc and their logits (see RelationScores)."""
