@@ -11,6 +11,8 @@ steps instead, so a log shows progress between evaluations.
 `step_offset` and `seconds_offset` are set by `spacy-biobert train --resume`
 (the steps and seconds of the run before the resume), so the state and the
 progress lines count from the start of the whole run."""
+import ctypes
+import ctypes.util
 import resource
 import sys
 import time
@@ -24,6 +26,9 @@ from spacy.util import registry
 from .curve import append_point, curve_point
 
 STATE_FILE = "training_state.json"
+# Steps between two returns of freed heap memory to the system (see
+# `release_freed_memory`); evaluations return it too.
+RELEASE_EVERY = 50
 
 
 @registry.loggers("spacy-biobert.TrainingLogger.v1")
@@ -56,6 +61,8 @@ def create_training_logger(
             # The table's step column counts from the start of the whole run too.
             log_console(dict(info, step=info["step"] + step_offset) if info and step_offset else info)
             step = info["step"] if info is not None else step + 1
+            if info is not None or step % RELEASE_EVERY == 0:
+                release_freed_memory()
             if plain_progress and info is None and step % progress_every == 0:
                 elapsed = time.time() - started
                 err.write(
@@ -123,6 +130,31 @@ def _predict_gold_relations_only_in_score(nlp: Language) -> None:
     for name, pipe in nlp.pipeline:
         if nlp.get_pipe_meta(name).factory == "biobert_relations" and pipe.cfg.get("gold_entities"):
             pipe.predict_only_in_score = True
+
+
+def release_freed_memory() -> bool:
+    """Return the heap memory freed since the last call to the system
+    (glibc's `malloc_trim(0)`); False where there is no glibc. A long run on
+    the CPU allocates tensors of every batch shape and, at each evaluation,
+    the encodings of the whole dev set: freed, they stay resident unless
+    trimmed, and the peak memory creeps up from one evaluation to the next
+    (biomed stage 1: 6.2 GB at its step-300 evaluation, 8.5 GB at step 2,100)."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
+def _glibc():
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None
 
 
 def _is_tty(stream: IO) -> bool:
