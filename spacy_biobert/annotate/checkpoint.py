@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Union
 
-from ..corpora.io import atomic_write
+from ..corpora.io import atomic_write, file_sha256
 from ..errors import Errors
 from .inputs import Reject
 from .outputs import BIOC_JSON_SEPARATOR, footer, header
@@ -128,18 +128,10 @@ def input_fingerprint(path: Union[str, Path]) -> Dict[str, Any]:
         for file in files:
             st = file.stat()
             digest.update(f"{file.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf8", "surrogateescape"))
-            digest.update(_file_sha256(file).encode("ascii") + b"\n")
+            digest.update(file_sha256(file, FINGERPRINT_CHUNK).encode("ascii") + b"\n")
         return {"files": len(files), "sha256": digest.hexdigest()}
     st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _file_sha256(path)}
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fp:
-        for chunk in iter(lambda: fp.read(FINGERPRINT_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": file_sha256(path, FINGERPRINT_CHUNK)}
 
 
 def _fsync_file(fp: Any) -> None:

@@ -9,6 +9,7 @@ that are complete or untouched.
 
 import contextlib
 import gzip
+import hashlib
 import io
 import os
 import re
@@ -265,3 +266,12 @@ def atomic_write_many(paths: Sequence[Union[str, Path]]) -> Iterator[List[Path]]
             for tmp in tmps:
                 if tmp.exists():
                     tmp.unlink()
+
+
+def file_sha256(path: Union[str, Path], chunk: int = 1 << 20) -> str:
+    """The SHA-256 of all of a file's bytes, read in pieces of `chunk` bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fp:
+        for piece in iter(lambda: fp.read(chunk), b""):
+            digest.update(piece)
+    return digest.hexdigest()

@@ -13,6 +13,7 @@ steps instead, so a log shows progress between evaluations.
 progress lines count from the start of the whole run."""
 import ctypes
 import ctypes.util
+import functools
 import resource
 import sys
 import time
@@ -146,6 +147,7 @@ def release_freed_memory() -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=None)
 def _glibc():
     name = ctypes.util.find_library("c")
     if not name or not sys.platform.startswith("linux"):

@@ -25,6 +25,7 @@ from typing import Any, Dict, Iterator, NamedTuple, Optional, Tuple
 import srsly
 from thinc.api import Config
 
+from ..corpora.io import file_sha256
 from ..errors import Errors
 from .curve import CURVE_FILE
 from .logger import STATE_FILE
@@ -33,7 +34,6 @@ RUN_FILE = "training_run.json"
 SUPERSEDED_DIR = "superseded"
 # What makes up a run in OUTPUT: what `set_aside_run` moves.
 RUN_PARTS = ("model-best", "model-last", STATE_FILE, RUN_FILE, CURVE_FILE)
-_HASH_BLOCK = 1 << 20
 
 
 def resume_config(config: Config, output: Path) -> Tuple[Config, Dict[str, Any]]:
@@ -103,11 +103,7 @@ def run_fingerprint(config: Config) -> str:
 def _file_hashes(path: Path) -> Iterator[Tuple[str, str]]:
     files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
     for f in files:
-        content = hashlib.sha256()
-        with f.open("rb") as handle:
-            for block in iter(lambda: handle.read(_HASH_BLOCK), b""):
-                content.update(block)
-        yield (f.name if f == path else f.relative_to(path).as_posix()), content.hexdigest()
+        yield (f.name if f == path else f.relative_to(path).as_posix()), file_sha256(f)
 
 
 def record_run(config: Config, output: Path) -> None:

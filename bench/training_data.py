@@ -1,0 +1,82 @@
+"""What a training config feeds its run, counted without training: documents
+per corpus of the train corpus (`repeat` copies included), documents per
+step under the config's batcher, passes over each corpus in `max_steps`, and,
+for a `biobert_relations` component, its candidate pairs per document (its
+own `candidates` generator on the gold entities). Writes JSON.
+
+    .venv/bin/python bench/training_data.py configs/cid_pair_marked.cfg \
+        --paths.corpora ../shared/corpora
+    .venv/bin/python bench/training_data.py configs/cid_pair_marked.cfg \
+        --paths.corpora ../shared/corpora \
+        --components.biobert_relations.candidates.closest_per_concept_pair null
+
+Extra options override the config, as with `spacy train`. The batches are
+counted on one shuffled pass (`--seed`), as spaCy's training loop shuffles
+each pass before batching.
+"""
+
+import argparse
+import json
+import random
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> int:
+    from spacy.cli._util import parse_config_overrides
+    from spacy.util import load_config, load_model_from_config, registry
+
+    import spacy_biobert  # noqa: F401
+    from spacy_biobert.extensions import CORPUS_KEY
+    from spacy_biobert.training import follow_max_steps
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=None, help="JSON to write")
+    args, extra = parser.parse_known_args()
+    overrides = follow_max_steps(args.config, parse_config_overrides(extra))
+    config = load_config(args.config, overrides=overrides, interpolate=True)
+    nlp = load_model_from_config(config, auto_fill=True, validate=False)
+    training = registry.resolve(config["training"], validate=False)
+    corpus = registry.resolve({"train": config["corpora"]["train"]})["train"]
+    examples = list(corpus(nlp))
+    random.Random(args.seed).shuffle(examples)
+    corpus_of = [eg.reference.user_data.get(CORPUS_KEY, "train") for eg in examples]
+    docs = Counter(corpus_of)
+    steps_per_pass = sum(1 for _ in training["batcher"](examples))
+    docs_per_step = len(examples) / steps_per_pass
+    max_steps = int(config["training"]["max_steps"])
+    repeat = getattr(corpus, "repeat", {})
+    report = {
+        "config": str(args.config),
+        "documents": dict(docs),
+        "steps_per_pass": steps_per_pass,
+        "documents_per_step": round(docs_per_step, 2),
+        "max_steps": max_steps,
+        # a pass of the train stream holds each document of a corpus `repeat` times
+        "passes_in_max_steps": {
+            name: round(max_steps / steps_per_pass * repeat.get(name, 1), 2) for name in docs
+        },
+    }
+    relations = [pipe for name, pipe in nlp.pipeline
+                 if nlp.get_pipe_meta(name).factory == "biobert_relations"]
+    if relations:
+        pairs = Counter()
+        for eg, name in zip(examples, corpus_of):
+            pairs[name] += len(relations[0].candidates(eg.reference))
+        report["candidates_per_document"] = {
+            name: round(pairs[name] / docs[name], 2) for name in docs
+        }
+    print(json.dumps(report, indent=2))
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
