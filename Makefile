@@ -8,6 +8,10 @@ PY := $(VENV)/bin/python
 # the project's assets, fetched from the publishers by `spacy project assets`.
 CORPORA ?= $(if $(wildcard ../shared/corpora),../shared/corpora,assets)
 export HF_HUB_OFFLINE ?= 1
+# pytest-xdist workers for `make test`: one per core, at most 4 (each holds its
+# own toy models and smoke pipelines in memory). A test file stays on one
+# worker (--dist loadfile), so its module fixtures are built once.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n > 4 ? 4 : n )))
 
 .PHONY: setup demo test test-fast lint clean chromium
 
@@ -45,7 +49,7 @@ chromium:
 
 test: setup chromium
 	$(VENV)/bin/ruff check spacy_biobert tests bench
-	$(PY) -m pytest -m "slow or not slow" -p no:cacheprovider
+	$(PY) -m pytest -m "slow or not slow" -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: setup
 	$(PY) -m pytest

@@ -368,7 +368,7 @@ def test_fuzz_sigkill_and_resume(ruler_model, tmp_path_factory, lines, fmt, kill
 
 
 @pytest.mark.slow
-@settings(FAST, max_examples=20)
+@settings(FAST, max_examples=10)
 @given(lines=st.lists(jsonl_lines(), min_size=2, max_size=8), fmt=st.sampled_from(list(FORMATS)),
        kill_at=st.integers(3, 60))
 def test_fuzz_sigkill_and_resume_long(ruler_model, tmp_path_factory, lines, fmt, kill_at):
