@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -246,6 +247,61 @@ def test_resume_if_unfinished_continues_only_a_run_of_the_same_settings(tiny_ber
     both = run_cli("train", str(ROOT / "configs" / "ner.cfg"), "--output", str(out), "--resume",
                    "--resume-if-unfinished")
     assert both.returncode == 1 and "exclude each other" in both.stdout
+
+
+def _tiny_corpora(tmp_path: Path) -> Path:
+    corpora = tmp_path / "corpora"
+    (corpora / "bc5cdr").mkdir(parents=True)
+    for name in ("CDR_TrainingSet.PubTator.txt", "CDR_DevelopmentSet.PubTator.txt"):
+        (corpora / "bc5cdr" / name).write_text(PUBTATOR)
+    return corpora
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_an_interrupted_run_keeps_the_steps_after_its_last_evaluation(tiny_bert, tmp_path, stop):
+    """Stopped between two evaluations, a run saves the step it reached, and
+    --resume continues from that step (not from the last evaluation)."""
+    out = tmp_path / "out"
+    common = ["--paths.corpora", str(_tiny_corpora(tmp_path)), "--paths.base_model", tiny_bert,
+              "--training.eval_frequency", "1000", "--training.optimizer.learn_rate.warmup_steps", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spacy_biobert", "train", str(ROOT / "configs" / "ner.cfg"),
+         "--output", str(out), "--training.max_steps", "100000", "--training.logger.progress_every", "1",
+         *common],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    for line in proc.stderr:  # plain progress lines: stderr is a pipe
+        if line.startswith("step 5:"):
+            break
+    proc.send_signal(stop)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout[-2000:] + stderr[-2000:]
+    assert "Traceback" not in stderr
+    state = json.loads((out / "training_state.json").read_text())
+    assert state["step"] >= 5 and state["evaluated_step"] == 0
+    assert f"Interrupted at step {state['step']}: saved in {out / 'model-last'}" in " ".join(stdout.split())
+    # model-last holds the steps after the step-0 evaluation (model-best's weights)
+    last, best = spacy.load(out / "model-last"), spacy.load(out / "model-best")
+    assert last.get_pipe("ner").model.to_bytes() != best.get_pipe("ner").model.to_bytes()
+    resumed = run_cli("train", str(ROOT / "configs" / "ner.cfg"), "--output", str(out), "--resume",
+                      "--training.max_steps", str(state["step"] + 2), *common)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Resuming from step {state['step']} " in resumed.stdout
+    assert json.loads((out / "training_state.json").read_text())["step"] == state["step"] + 2
+
+
+def test_a_run_ending_between_evaluations_is_recorded_as_finished(tiny_bert, tmp_path):
+    out = tmp_path / "out"
+    args = ["train", str(ROOT / "configs" / "ner.cfg"), "--output", str(out), "--resume-if-unfinished",
+            "--paths.corpora", str(_tiny_corpora(tmp_path)), "--paths.base_model", tiny_bert,
+            "--training.max_steps", "5", "--training.eval_frequency", "2",
+            "--training.optimizer.learn_rate.warmup_steps", "1"]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    state = json.loads((out / "training_state.json").read_text())
+    assert (state["step"], state["evaluated_step"]) == (5, 4)
+    again = run_cli(*args)
+    assert again.returncode == 0 and "finished (step 5 of 5)" in " ".join(again.stdout.split())
 
 
 def test_resume_without_a_run_is_a_clear_error(tmp_path, tiny_bert):

@@ -1,4 +1,5 @@
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -30,6 +31,9 @@ def train_cli(
 
     Extra options override the config, as with `spacy train`:
     --paths.corpora ../shared/corpora --training.max_steps 2000
+
+    Ctrl-C or SIGTERM stops the run at the step it reached, saved in
+    OUTPUT/model-last; --resume continues from there.
     """
     from spacy.cli.train import train as spacy_train
     from spacy.util import load_config
@@ -74,9 +78,17 @@ def train_cli(
         config_path = output / "resume.cfg"
         config.to_disk(config_path)
         overrides = {}
-    spacy_train(config_path, output, use_gpu=gpu_id, overrides=overrides)
+    interrupted = False
+    try:
+        with _sigterm_as_interrupt():
+            spacy_train(config_path, output, use_gpu=gpu_id, overrides=overrides)
+    except KeyboardInterrupt:
+        interrupted = True  # spaCy saved model-last on its way out
     if previous_best is not None:
         _keep_better_best(output, previous_best)
+    if interrupted:
+        _report_interrupted(output)
+        raise typer.Exit(130)
     state_path = output / STATE_FILE
     if state_path.exists():
         state = srsly.read_json(state_path)
@@ -87,6 +99,37 @@ def train_cli(
     warning = untrained_best_warning(output)
     if warning is not None:
         msg.warn(warning)
+
+
+class _sigterm_as_interrupt:
+    """SIGTERM (what `kill`, `timeout` and job schedulers send) raises
+    KeyboardInterrupt in the training loop, as Ctrl-C does, so spaCy's loop
+    ends through its `finally` and the run's last steps are saved."""
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGTERM, self._interrupt)
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGTERM, self.previous)
+
+    @staticmethod
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _report_interrupted(output: Path) -> None:
+    from ..training import STATE_FILE
+
+    state_path = output / STATE_FILE
+    if not state_path.exists():
+        msg.warn(f"Interrupted before the first checkpoint: nothing saved in {output}.")
+        return
+    state = srsly.read_json(state_path)
+    msg.warn(
+        f"Interrupted at step {state['step']}: saved in {output / 'model-last'} "
+        f"(scores of step {state.get('evaluated_step', state['step'])}). Continue the run with "
+        "the same command and --resume (or --resume-if-unfinished)."
+    )
 
 
 def _keep_better_best(output: Path, previous_best: Path) -> None:

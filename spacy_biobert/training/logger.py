@@ -10,7 +10,15 @@ steps instead, so a log shows progress between evaluations.
 
 `step_offset` and `seconds_offset` are set by `spacy-biobert train --resume`
 (the steps and seconds of the run before the resume), so the state and the
-progress lines count from the start of the whole run."""
+progress lines count from the start of the whole run.
+
+Steps after the last evaluation are not lost: spaCy saves model-last however
+its loop ends (finished between two evaluations, interrupted by Ctrl-C or by
+`spacy-biobert train`'s SIGTERM handler, or stopped by an error), and the
+logger's finalizer, which spaCy calls just before, saves it first and then
+records the step it holds (`"evaluated_step"`: the step the scores are of),
+so a resume continues from the step the run reached, not from its last
+evaluation with the later steps' weights."""
 import ctypes
 import ctypes.util
 import functools
@@ -55,10 +63,15 @@ def create_training_logger(
         plain_progress = progress_bar and progress_every > 0 and not _is_tty(err)
         started = time.time()
         step = 0
+        # OUTPUT, the step model-last holds and the state saved with it (known
+        # from the first evaluation, which spaCy makes at step 0)
+        output: Optional[Path] = None
+        saved_step = 0
+        saved_state: Dict[str, Any] = {}
 
         def log_step(info: Optional[Dict[str, Any]]) -> None:
             # spaCy calls this once per step, with info only at evaluations.
-            nonlocal step
+            nonlocal step, output, saved_step, saved_state
             # The table's step column counts from the start of the whole run too.
             log_console(dict(info, step=info["step"] + step_offset) if info and step_offset else info)
             step = info["step"] if info is not None else step + 1
@@ -86,8 +99,25 @@ def create_training_logger(
             }
             srsly.write_json(output / STATE_FILE, state)
             append_point(output, curve_point(state["step"], info, seconds, peak))
+            saved_step, saved_state = info["step"], state
 
-        return log_step, finalize_console
+        def finalize() -> None:
+            finalize_console()
+            if output is None or step <= saved_step:
+                return
+            # The loop ended after steps no evaluation saved: save them, then
+            # say so (model-last first, so the state never runs ahead of it).
+            nlp.to_disk(output / "model-last")
+            state = dict(
+                saved_state,
+                step=step + step_offset,
+                evaluated_step=saved_step + step_offset,
+                seconds=round(time.time() - started + seconds_offset, 1),
+                peak_rss_mb=_peak_rss_mb(),
+            )
+            srsly.write_json(output / STATE_FILE, state)
+
+        return log_step, finalize
 
     return setup
 
