@@ -96,8 +96,11 @@ def test_the_logger_writes_a_line_per_saved_evaluation_counting_resumed_steps(tm
     curve = read_curve(tmp_path)
     assert [(p["step"], p["score"]) for p in curve] == [(400, 0.7), (450, 0.75)]
     assert curve[0]["seconds"] >= 100.0 and curve[0]["peak_rss_mb"] > 0
+    # The loop ended at step 60, after its last saved evaluation (50): the
+    # finalizer saved model-last at 60 and says which step the scores are of.
     state = json.loads((tmp_path / "training_state.json").read_text())
-    assert state["step"] == 450
+    assert (state["step"], state["evaluated_step"], state["score"]) == (460, 450, 0.75)
+    assert (tmp_path / "model-last" / "config.cfg").exists()
 
 
 def test_the_bench_script_prints_the_curve_and_writes_json(tmp_path):
