@@ -1,7 +1,9 @@
+import contextlib
 import shutil
 import signal
 import time
 from pathlib import Path
+from typing import Iterator
 
 import srsly
 import typer
@@ -101,20 +103,20 @@ def train_cli(
         msg.warn(warning)
 
 
-class _sigterm_as_interrupt:
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (what `kill`, `timeout` and job schedulers send) raises
     KeyboardInterrupt in the training loop, as Ctrl-C does, so spaCy's loop
     ends through its `finally` and the run's last steps are saved."""
 
-    def __enter__(self):
-        self.previous = signal.signal(signal.SIGTERM, self._interrupt)
-
-    def __exit__(self, *exc) -> None:
-        signal.signal(signal.SIGTERM, self.previous)
-
-    @staticmethod
-    def _interrupt(signum, frame):
+    def interrupt(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _report_interrupted(output: Path) -> None:
