@@ -1,5 +1,6 @@
 """Every committed config builds its pipeline and validates its training block;
 `spacy-biobert train` trains from the raw corpus file and resumes."""
+import itertools
 import json
 import os
 import re
@@ -201,6 +202,23 @@ def test_train_from_raw_corpus_then_resume(tiny_bert, tmp_path):
     assert again.returncode == 1 and "E011" in again.stdout
 
 
+@pytest.mark.parametrize("done", [0, 5, 40, 100, 499])
+def test_a_resumed_schedule_warms_up_again_then_follows_the_uninterrupted_one(done):
+    from thinc.api import warmup_linear
+
+    from spacy_biobert.training.resume import RESUME_WARMUP_STEPS, _continued_schedule
+
+    warmup, total, rate = 40, 500, 1e-4
+    whole = list(itertools.islice(warmup_linear(rate, warmup, total), total + 5))
+    settings = _continued_schedule(warmup, total, rate, done)
+    resumed = list(itertools.islice(warmup_linear(**settings), total - done + 5))
+    ramp = max(warmup - done, min(RESUME_WARMUP_STEPS, total - done - 1))
+    if ramp:  # Adam's restarted moments see a gradient before any step
+        assert resumed[0] == 0.0
+    assert resumed[ramp:] == pytest.approx(whole[done + ramp:], abs=1e-12)
+    assert all(r <= w + 1e-12 for r, w in zip(resumed, whole[done:]))
+
+
 def test_resume_if_unfinished_continues_only_a_run_of_the_same_settings(tiny_bert, tmp_path):
     """What a project workflow run again after a kill does: a run of the same
     config, corpora and base model that stopped early continues; a finished
@@ -224,7 +242,13 @@ def test_resume_if_unfinished_continues_only_a_run_of_the_same_settings(tiny_ber
     assert json.loads((out / "training_run.json").read_text())["fingerprint"]
     # killed after its step-2 checkpoint: the state the logger had written then
     state_path = out / "training_state.json"
-    state_path.write_text(json.dumps(dict(json.loads(state_path.read_text()), step=2)))
+
+    def killed_at_step_2():
+        state = json.loads(state_path.read_text())
+        assert state.pop("finished") is True  # what a loop ending by itself records
+        state_path.write_text(json.dumps(dict(state, step=2)))
+
+    killed_at_step_2()
     # the corpus copied anew (same bytes, new modification time) is the same data
     train_file = corpora / "CDR_TrainingSet.PubTator.txt"
     train_file.write_bytes(train_file.read_bytes())
@@ -235,7 +259,7 @@ def test_resume_if_unfinished_continues_only_a_run_of_the_same_settings(tiny_ber
     finished = train("--training.max_steps", "4")
     assert "Training from the start: the run in" in finished
     assert "finished (step 4 of 4)" in finished
-    state_path.write_text(json.dumps(dict(json.loads(state_path.read_text()), step=2)))
+    killed_at_step_2()
     # a corpus file changed since: other settings; the unfinished run is set aside, not lost
     train_file.write_text(PUBTATOR + "\n")
     changed = train("--training.max_steps", "4")
@@ -302,6 +326,24 @@ def test_a_run_ending_between_evaluations_is_recorded_as_finished(tiny_bert, tmp
     assert (state["step"], state["evaluated_step"]) == (5, 4)
     again = run_cli(*args)
     assert again.returncode == 0 and "finished (step 5 of 5)" in " ".join(again.stdout.split())
+
+
+def test_a_run_stopped_by_patience_is_recorded_as_finished(tiny_bert, tmp_path):
+    """Early stopping is the end of the run, not a kill to recover from."""
+    out = tmp_path / "out"
+    args = ["train", str(ROOT / "configs" / "ner.cfg"), "--output", str(out), "--resume-if-unfinished",
+            "--paths.corpora", str(_tiny_corpora(tmp_path)), "--paths.base_model", tiny_bert,
+            "--training.max_steps", "50", "--training.eval_frequency", "1",
+            "--training.patience", "2", "--training.optimizer.learn_rate.initial_rate", "0"]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    # no update changes the score, so step 0 stays the best and step 2 ends the run
+    state = json.loads((out / "training_state.json").read_text())
+    assert (state["step"], state["finished"]) == (2, True)
+    assert "Trained to step 2 (stopped early by training.patience)" in " ".join(first.stdout.split())
+    again = " ".join(run_cli(*args).stdout.split())
+    assert "finished at step 2 of 50 (stopped by training.patience)" in again
+    assert "Training from the start" in again
 
 
 def test_resume_without_a_run_is_a_clear_error(tmp_path, tiny_bert):

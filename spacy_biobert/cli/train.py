@@ -44,6 +44,7 @@ def train_cli(
         STATE_FILE,
         check_earlier_run,
         follow_max_steps,
+        record_finished,
         record_run,
         resume_config,
         set_aside_run,
@@ -58,6 +59,7 @@ def train_cli(
     previous_best = None
     with show_validation_error(config_path):
         config = load_config(config_path, overrides=overrides, interpolate=True)
+    max_steps = int(config["training"]["max_steps"])
     if resume_if_unfinished:
         earlier = check_earlier_run(config, output)
         resume = earlier.resume
@@ -91,11 +93,13 @@ def train_cli(
     if interrupted:
         _report_interrupted(output)
         raise typer.Exit(130)
+    record_finished(output)
     state_path = output / STATE_FILE
     if state_path.exists():
         state = srsly.read_json(state_path)
+        early = " (stopped early by training.patience)" if 0 < max_steps > state["step"] else ""
         msg.good(
-            f"Trained to step {state['step']} in {time.time() - started:.0f}s "
+            f"Trained to step {state['step']}{early} in {time.time() - started:.0f}s "
             f"(peak memory {state['peak_rss_mb']:.0f} MB); pipeline in {output / 'model-best'}"
         )
     warning = untrained_best_warning(output)
