@@ -16,4 +16,5 @@ from .steps import follow_max_steps
 
 __all__ = ["CURVE_FILE", "RUN_FILE", "STATE_FILE", "SUPERSEDED_DIR", "EarlierRun",
            "check_earlier_run", "checkpoint_score", "create_training_logger", "flattening_step",
-           "follow_max_steps", "read_curve", "record_finished", "record_run", "resume_config", "set_aside_run"]
+           "follow_max_steps", "read_curve", "record_finished", "record_run", "resume_config",
+           "set_aside_run"]
