@@ -10,6 +10,7 @@ from relation_toys import (
     CP_ENTS,
     CP_WORDS,
     PAIRS,
+    SHARED_ENCODER,
     TYPE_WORDS,
     cp_examples,
     example,
@@ -345,13 +346,13 @@ def test_many_candidates_are_tokenized_in_slices_to_the_same_sequences(tiny_bert
     assert (sliced.head, sliced.tail) == (whole.head, whole.tail)
 
 
-def shared_gradients(bert, recompute, seed=7):
+def shared_gradients(bert, recompute, seed=7, **overrides):
     """The shared transformer's gradients after one backward pass of the
     marked model, in chunks of 2 pairs, with the transformer's dropout on."""
     import torch
 
     spacy.util.fix_random_seed(0)  # the same scorer weights for both settings
-    nlp = initialized(bert, max_pairs_per_batch=2, recompute_chunks=recompute)
+    nlp = initialized(bert, max_pairs_per_batch=2, recompute_chunks=recompute, **overrides)
     rel = nlp.get_pipe("biobert_relations")
     trf = nlp.get_pipe("biobert").model.transformer
     assert trf.config.hidden_dropout_prob > 0  # the two passes must draw the same masks
@@ -388,6 +389,28 @@ def test_recomputed_chunks_keep_no_activations_and_give_the_same_gradients(tiny_
     assert sorted(kept) == sorted(recomputed) and kept
     for name in kept:
         assert torch.allclose(kept[name], recomputed[name], atol=1e-5, rtol=1e-4), name
+
+
+@pytest.mark.parametrize("recompute", [False, True], ids=["kept", "recomputed"])
+def test_grad_factor_scales_what_the_marked_pass_sends_the_shared_weights(tiny_bert, recompute):
+    """encoder.grad_factor: the relation task's weight on the shared
+    transformer beside the listeners' (its own scorer's gradient is unscaled)."""
+    Y_one, one, _, _ = shared_gradients(tiny_bert, recompute)
+    Y_three, three, _, _ = shared_gradients(
+        tiny_bert, recompute, encoder=dict(SHARED_ENCODER, grad_factor=3.0)
+    )
+    assert numpy.allclose(Y_one, Y_three, atol=1e-6) and one
+    scale = max(float(g.abs().max()) for g in one.values())
+    for name in one:  # equal up to float rounding (some are zero but for it)
+        assert float((three[name] - 3.0 * one[name]).abs().max()) <= 1e-5 * 3.0 * scale, name
+
+
+@pytest.mark.parametrize("value", [-1.0, "4", True, float("nan")])
+def test_grad_factor_is_checked(value):
+    from spacy_biobert.models.shared_transformer import create_shared_transformer
+
+    with pytest.raises(ValueError, match=r"\[E234\] encoder.grad_factor must be a number >= 0"):
+        create_shared_transformer("biobert", grad_factor=value)
 
 
 def test_recomputing_a_chunk_restores_the_random_state(tiny_bert):
@@ -657,6 +680,7 @@ def test_config_names_the_architecture_and_its_encoder(tiny_bert):
     assert cfg["encoder"] == {
         "@architectures": "spacy-biobert.SharedTransformer.v1",
         "upstream": "biobert",
+        "grad_factor": 1.0,
     }
 
 

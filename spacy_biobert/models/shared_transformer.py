@@ -26,7 +26,12 @@ task. This layer holds that encoder by reference:
   (n_sequences, n_wordpieces, width). Backprop hands the gradient of that
   tensor to the wrapper as a `ModelOutput`, so torch accumulates it in the
   shared parameters; the `biobert` component's `finish_update` applies it,
-  together with its listeners' gradients.
+  together with its listeners' gradients. `grad_factor` scales that gradient
+  first, as a `TransformerListener`'s does: a joint pipeline's NER listeners
+  send the shared weights gradients summed over tokens, ~24 times the norm of
+  a mean-over-pairs relation loss's on the same ChemProt batch (biomed stage
+  2, `bench/gradient_balance.py`), so without it the relation task barely
+  moves the encoder.
   At prediction the wrapper runs under `torch.no_grad()` (nothing is kept).
 
 Limits: `nlp.replace_listeners` cannot give the owner its own copy of this
@@ -57,14 +62,14 @@ class SharedTransformer(Model):
 
     name = "shared-transformer"
 
-    def __init__(self, upstream_name: str):
+    def __init__(self, upstream_name: str, grad_factor: float = 1.0):
         Model.__init__(
             self,
             name=self.name,
             forward=_forward,
             init=_init,
             dims={"nO": None},
-            attrs={"upstream": upstream_name},
+            attrs={"upstream": upstream_name, "grad_factor": grad_factor},
         )
         self.upstream_name = upstream_name
         # Not in attrs or layers: never serialised with (or stepped by) the owner.
@@ -110,12 +115,25 @@ class SharedTransformer(Model):
 
 
 @registry.architectures("spacy-biobert.SharedTransformer.v1")
-def create_shared_transformer(upstream: str = "biobert") -> Model["WordpieceBatch", Floats3d]:
+def create_shared_transformer(
+    upstream: str = "biobert", grad_factor: float = 1.0
+) -> Model["WordpieceBatch", Floats3d]:
     """The encoder of the `biobert` component named `upstream` ("*": the first
     `biobert` before the owner), with its weights, not a copy: wordpieces in,
     last hidden states (n_sequences, n_wordpieces, width) out; gradients go
-    to the shared weights, which that component's update applies."""
-    return SharedTransformer(upstream)
+    to the shared weights, times `grad_factor`, and that component's update
+    applies them."""
+    if (
+        isinstance(grad_factor, bool)
+        or not isinstance(grad_factor, (int, float))
+        or not grad_factor >= 0
+    ):
+        raise ValueError(
+            Errors.E234.format(
+                what="encoder.grad_factor", expected="a number >= 0", value=grad_factor
+            )
+        )
+    return SharedTransformer(upstream, float(grad_factor))
 
 
 def _init(model: SharedTransformer, X: Any = None, Y: Any = None) -> SharedTransformer:
@@ -149,7 +167,11 @@ def _forward(
     _check_width(model, int(hidden.shape[-1]))
     H = torch2xp(hidden)  # detached view: no copy on CPU
 
+    grad_factor = model.attrs.get("grad_factor", 1.0)
+
     def backprop(dH: Floats3d) -> List[Any]:
+        if grad_factor != 1.0:
+            dH = dH * grad_factor
         d_hidden = xp2torch(dH, device=hidden.device).to(hidden.dtype)
         backprop_encoder(BaseModelOutput(last_hidden_state=d_hidden))
         return []
