@@ -3,15 +3,17 @@ of the gradient that the NER listeners, and separately `biobert_relations`
 (its marked pass through `spacy-biobert.SharedTransformer.v1`, times its
 `grad_factor`), put on the `biobert` weights for the same training batch, per
 corpus of the train stream (documents with relation candidates, and the
-rest). One `nlp.update` per task and batch, without a step: the pipeline is
-left as it was loaded. Writes JSON.
+rest). Two `nlp.update`s a batch (every task, then the relations alone; NER's
+gradient is the difference), without a step: the pipeline is left as it was
+loaded. Writes JSON.
 
     .venv/bin/python bench/gradient_balance.py training/biomed-joint/model-last \
         configs/biomed_joint.cfg --paths.corpora ../shared/corpora
 
 Extra options override the config (its train corpus is what is read; the
 pipeline is MODEL, so `--paths.model` need not be given). `--docs` documents
-a batch, `--limit` documents read per corpus.
+a batch, `--limit` documents read per corpus (where the config has
+`paths.train_limit`).
 """
 
 import argparse
@@ -25,9 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main() -> int:
     import spacy
-    import torch
     from spacy.cli._util import parse_config_overrides
-    from spacy.util import load_config, registry
+    from spacy.util import fix_random_seed, load_config, registry
 
     import spacy_biobert  # noqa: F401
     from spacy_biobert.extensions import CORPUS_KEY, install_extensions
@@ -37,20 +38,25 @@ def main() -> int:
     parser.add_argument("config", type=Path)
     parser.add_argument("--docs", type=int, default=6, help="documents a batch")
     parser.add_argument("--limit", type=int, default=12, help="documents read per corpus")
-    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--dropout", type=float, default=0.0,
+                        help="dropout of the updates (0: the two passes are exact)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=None, help="JSON to write")
     args, extra = parser.parse_known_args()
     install_extensions()
     overrides = parse_config_overrides(extra)
-    overrides.setdefault("paths.model", str(args.model))
-    overrides["paths.train_limit"] = args.limit
+    paths = load_config(args.config, interpolate=False).get("paths", {})
+    if "model" in paths:  # a config that sources its components: from MODEL
+        overrides.setdefault("paths.model", str(args.model))
+    if "train_limit" in paths:
+        overrides["paths.train_limit"] = args.limit
     config = load_config(args.config, overrides=overrides, interpolate=True)
     nlp = spacy.load(args.model)
     relations = [name for name in nlp.pipe_names if name.startswith("biobert_relations")]
-    listeners = list(nlp.get_pipe("biobert").listening_components)
+    # the other listeners of biobert (a RelationModel.v2 component is one too)
+    listeners = [n for n in nlp.get_pipe("biobert").listening_components if n not in relations]
     if not relations or not listeners:
-        sys.exit(f"{args.model} needs a biobert_relations component and a listener of biobert")
+        sys.exit(f"{args.model} needs a biobert_relations component and another listener of biobert")
     corpus = registry.resolve({"train": config["corpora"]["train"]})["train"]
     examples = list(corpus(nlp))
     rel = nlp.get_pipe(relations[0])
@@ -64,37 +70,49 @@ def main() -> int:
     }
     weights = nlp.get_pipe("biobert").model.transformer
 
-    def gradient_norms():
-        layers = {}
-        for name, p in weights.named_parameters():
-            if p.grad is not None:
-                key = "embeddings" if "embeddings" in name else (
-                    "layer." + name.split("layer.")[1].split(".")[0] if "layer." in name else "other")
-                layers[key] = layers.get(key, 0.0) + float(p.grad.norm()) ** 2
-        total = math.sqrt(sum(layers.values()))
-        return round(total, 4), {k: round(math.sqrt(v), 4) for k, v in layers.items()}
+    def gradients(batch, exclude):
+        """The transformer's gradient after one update of the components not
+        in `exclude` (no step; dropout as --dropout, seeded)."""
+        for p in weights.parameters():
+            p.grad = None
+        fix_random_seed(args.seed)
+        losses = {}
+        nlp.update(batch, drop=args.dropout, sgd=False, exclude=exclude, losses=losses)
+        grads = {n: p.grad.clone() for n, p in weights.named_parameters() if p.grad is not None}
+        return grads, {k: round(float(v), 4) for k, v in losses.items()}
 
-    tasks = {"ner": relations, "relations": listeners}  # what each task's update leaves out
+    def norms(grads):
+        layers = {}
+        for name, g in grads.items():
+            key = "embeddings" if "embeddings" in name else (
+                "layer." + name.split("layer.")[1].split(".")[0] if "layer." in name else "other")
+            layers[key] = layers.get(key, 0.0) + float(g.norm()) ** 2
+        total = math.sqrt(sum(layers.values()))
+        return {"norm": round(total, 4), "per_layer": {k: round(math.sqrt(v), 4) for k, v in layers.items()}}
+
+    encoder = rel.model.get_ref("encoder") if rel.model.has_ref("encoder") else None
     report = {"model": str(args.model), "config": str(args.config), "docs": args.docs,
-              "grad_factor": rel.model.get_ref("encoder").attrs.get("grad_factor")
-              if rel.model.has_ref("encoder") else None, "batches": {}}
+              "dropout": args.dropout,
+              "grad_factor": encoder.attrs.get("grad_factor") if encoder is not None else None,
+              "batches": {}}
     for what, batch in batches.items():
         corpora = sorted({eg.reference.user_data.get(CORPUS_KEY, "train") for eg in batch})
         row = {"corpora": corpora, "documents": len(batch)}
-        for task, exclude in tasks.items():
-            for p in weights.parameters():
-                p.grad = None
-            torch.manual_seed(args.seed)
-            losses = {}
-            nlp.update(batch, drop=args.dropout, sgd=False, exclude=exclude, losses=losses)
-            total, layers = gradient_norms()
-            row[task] = {"norm": total, "per_layer": layers,
-                         "losses": {k: round(float(v), 4) for k, v in losses.items()}}
-        if row["relations"]["norm"]:
-            row["ner_over_relations"] = round(row["ner"]["norm"] / row["relations"]["norm"], 2)
+        if batch:
+            # Every task together, then the relations alone; NER's is the
+            # difference (gradients add up). Leaving the relations out instead
+            # would not do: spacy-transformers back-propagates when its last
+            # listener does, which a listening relation model is.
+            both, losses = gradients(batch, exclude=[])
+            alone, rel_losses = gradients(batch, exclude=listeners)
+            ner = {n: g - alone[n] if n in alone else g for n, g in both.items()}
+            row["ner"] = dict(norms(ner), losses={k: v for k, v in losses.items() if k not in relations})
+            row["relations"] = dict(norms(alone), losses=rel_losses)
+            if row["relations"]["norm"]:
+                row["ner_over_relations"] = round(row["ner"]["norm"] / row["relations"]["norm"], 2)
+            print(f"{what}: {corpora} NER {row['ner']['norm']:.2f}, "
+                  f"relations {row['relations']['norm']:.2f}")
         report["batches"][what] = row
-        print(f"{what}: {corpora} NER {row['ner']['norm']:.2f}, "
-              f"relations {row['relations']['norm']:.2f}")
     text = json.dumps(report, indent=2)
     if args.output:
         args.output.write_text(text + "\n")

@@ -28,7 +28,7 @@ task. This layer holds that encoder by reference:
   shared parameters; the `biobert` component's `finish_update` applies it,
   together with its listeners' gradients. `grad_factor` scales that gradient
   first, as a `TransformerListener`'s does: a joint pipeline's NER listeners
-  send the shared weights gradients summed over tokens, ~24 times the norm of
+  send the shared weights gradients summed over tokens, ~22 times the norm of
   a mean-over-pairs relation loss's on the same ChemProt batch (biomed stage
   2, `bench/gradient_balance.py`), so without it the relation task barely
   moves the encoder.
