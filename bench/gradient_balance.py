@@ -1,7 +1,7 @@
 """How hard each task pulls on a joint pipeline's one transformer: the norm
 of the gradient that the NER listeners, and separately `biobert_relations`
 (its marked pass through `spacy-biobert.SharedTransformer.v1`, times its
-`grad_factor`), put on the `biobert` weights for the same training batch, per
+`grad_factor`, or its listener), put on the `biobert` weights for the same training batch, per
 corpus of the train stream (documents with relation candidates, and the
 rest). Two `nlp.update`s a batch (every task, then the relations alone; NER's
 gradient is the difference), without a step: the pipeline is left as it was

@@ -97,7 +97,7 @@ def train_cli(
     state_path = output / STATE_FILE
     if state_path.exists():
         state = srsly.read_json(state_path)
-        early = " (stopped early by training.patience)" if 0 < max_steps > state["step"] else ""
+        early = " (stopped early by training.patience)" if max_steps and state["step"] < max_steps else ""
         msg.good(
             f"Trained to step {state['step']}{early} in {time.time() - started:.0f}s "
             f"(peak memory {state['peak_rss_mb']:.0f} MB); pipeline in {output / 'model-best'}"
