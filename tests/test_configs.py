@@ -219,6 +219,21 @@ def test_a_resumed_schedule_warms_up_again_then_follows_the_uninterrupted_one(do
     assert all(r <= w + 1e-12 for r, w in zip(resumed, whole[done:]))
 
 
+@pytest.mark.parametrize("max_epochs,named", [(0, "training.patience"),
+                                               (3, "training.patience or training.max_epochs")])
+def test_a_finished_early_run_names_what_can_have_stopped_it(tmp_path, max_epochs, named):
+    from spacy_biobert.training import STATE_FILE, check_earlier_run, record_run
+
+    config = load_config(ROOT / "configs" / "ner.cfg", overrides={
+        "training.max_epochs": max_epochs, "paths.corpora": str(tmp_path / "corpora")}, interpolate=True)
+    output = tmp_path / "out"
+    (output / "model-last").mkdir(parents=True)
+    record_run(config, output)
+    (output / STATE_FILE).write_text(json.dumps({"step": 7, "finished": True}))
+    earlier = check_earlier_run(config, output)
+    assert not earlier.resume and earlier.why.endswith(f"finished at step 7 of 1200 (stopped by {named})")
+
+
 def test_resume_if_unfinished_continues_only_a_run_of_the_same_settings(tiny_bert, tmp_path):
     """What a project workflow run again after a kill does: a run of the same
     config, corpora and base model that stopped early continues; a finished

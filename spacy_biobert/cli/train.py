@@ -43,6 +43,7 @@ def train_cli(
     from ..training import (
         STATE_FILE,
         check_earlier_run,
+        early_stoppers,
         follow_max_steps,
         record_finished,
         record_run,
@@ -97,7 +98,8 @@ def train_cli(
     state_path = output / STATE_FILE
     if state_path.exists():
         state = srsly.read_json(state_path)
-        early = " (stopped early by training.patience)" if max_steps and state["step"] < max_steps else ""
+        stopped_early = max_steps and state["step"] < max_steps
+        early = f" (stopped early by {early_stoppers(config)})" if stopped_early else ""
         msg.good(
             f"Trained to step {state['step']}{early} in {time.time() - started:.0f}s "
             f"(peak memory {state['peak_rss_mb']:.0f} MB); pipeline in {output / 'model-best'}"

@@ -7,6 +7,7 @@ from .resume import (
     EarlierRun,
     check_earlier_run,
     checkpoint_score,
+    early_stoppers,
     record_finished,
     record_run,
     resume_config,
@@ -15,6 +16,6 @@ from .resume import (
 from .steps import follow_max_steps
 
 __all__ = ["CURVE_FILE", "RUN_FILE", "STATE_FILE", "SUPERSEDED_DIR", "EarlierRun",
-           "check_earlier_run", "checkpoint_score", "create_training_logger", "flattening_step",
-           "follow_max_steps", "read_curve", "record_finished", "record_run", "resume_config",
-           "set_aside_run"]
+           "check_earlier_run", "checkpoint_score", "create_training_logger", "early_stoppers",
+           "flattening_step", "follow_max_steps", "read_curve", "record_finished", "record_run",
+           "resume_config", "set_aside_run"]

@@ -157,14 +157,20 @@ def check_earlier_run(config: Config, output: Path) -> EarlierRun:
         return EarlierRun(False, False, f"the run in {output} finished (step {done} of {max_steps})")
     if state.get("finished"):
         return EarlierRun(False, False, f"the run in {output} finished at step {done} of "
-                          f"{max_steps or 'unlimited'} (stopped by training.patience)")
+                          f"{max_steps or 'unlimited'} (stopped by {early_stoppers(config)})")
     return EarlierRun(True, False,
                       f"the run in {output} stopped at step {done} of {max_steps or 'unlimited'}")
 
 
+def early_stoppers(config: Config) -> str:
+    """The settings that can end spaCy's loop before max_steps, in words."""
+    max_epochs = int(config["training"].get("max_epochs", 0))
+    return "training.patience" + (" or training.max_epochs" if max_epochs > 0 else "")
+
+
 def record_finished(output: Path) -> None:
     """Mark the run in OUTPUT as ended by its own loop (max_steps reached, or
-    stopped early by `training.patience`), so `check_earlier_run` does not take
+    stopped early by `training.patience` or `training.max_epochs`), so `check_earlier_run` does not take
     a run that patience stopped for one a kill cut short. The logger writes a
     fresh state at every checkpoint, so a resumed run drops the mark."""
     state_path = output / STATE_FILE
