@@ -2,10 +2,7 @@
 for a level with no label (they read 0.00 all run long, like a failure), and
 no progress bar when stderr is not a terminal (a redirected log)."""
 import io
-import sys
 
-import numpy
-import pytest
 import spacy
 from spacy.util import registry
 
@@ -49,25 +46,3 @@ def test_no_document_level_columns_for_mention_level_labels_and_no_bar_in_a_log(
     assert "\r" not in err.getvalue() and "it/s" not in err.getvalue()
     # only the table changed: the saved config keeps its weights
     assert nlp.config["training"]["score_weights"]["rel_doc_f"] == 0.5
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
-def test_freed_heap_memory_is_returned_to_the_system():
-    """What keeps a long run's peak from creeping up: memory freed between
-    live allocations stays resident until trimmed."""
-    from spacy_biobert.training.logger import release_freed_memory
-
-    blocks = [numpy.ones(64 * 1024 // 8) for _ in range(4000)]  # 256 MB in 64 KB heap blocks
-    del blocks[::2]  # half freed, each between two live blocks: not trimmed by free()
-    before = _rss_mb()
-    assert release_freed_memory()
-    assert _rss_mb() < before - 64, "the freed half (128 MB) stayed resident"
-    del blocks

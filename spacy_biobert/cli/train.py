@@ -51,12 +51,14 @@ def train_cli(
         set_aside_run,
     )
     from ..training.curve import untrained_best_warning
+    from ..training.memory import map_large_blocks
 
     if resume and resume_if_unfinished:
         msg.fail("--resume and --resume-if-unfinished exclude each other: choose one.", exits=1)
     overrides = follow_max_steps(config_path, parse_config_overrides(ctx.args))
     output.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    map_large_blocks()  # before the pipeline allocates: keeps resident memory near what is used
     previous_best = None
     with show_validation_error(config_path):
         config = load_config(config_path, overrides=overrides, interpolate=True)

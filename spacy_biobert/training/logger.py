@@ -19,9 +19,6 @@ logger's finalizer, which spaCy calls just before, saves it first and then
 records the step it holds (`"evaluated_step"`: the step the scores are of),
 so a resume continues from the step the run reached, not from its last
 evaluation with the later steps' weights."""
-import ctypes
-import ctypes.util
-import functools
 import resource
 import sys
 import time
@@ -33,6 +30,7 @@ from spacy.language import Language
 from spacy.util import registry
 
 from .curve import append_point, curve_point
+from .memory import release_freed_memory
 
 STATE_FILE = "training_state.json"
 # Steps between two returns of freed heap memory to the system (see
@@ -161,32 +159,6 @@ def _predict_gold_relations_only_in_score(nlp: Language) -> None:
     for name, pipe in nlp.pipeline:
         if nlp.get_pipe_meta(name).factory == "biobert_relations" and pipe.cfg.get("gold_entities"):
             pipe.predict_only_in_score = True
-
-
-def release_freed_memory() -> bool:
-    """Return the heap memory freed since the last call to the system
-    (glibc's `malloc_trim(0)`); False where there is no glibc. A long run on
-    the CPU allocates tensors of every batch shape and, at each evaluation,
-    the encodings of the whole dev set: freed, they stay resident unless
-    trimmed, and the peak memory creeps up from one evaluation to the next
-    (biomed stage 1: 6.2 GB at its step-300 evaluation, 8.5 GB at step 2,100)."""
-    libc = _glibc()
-    if libc is None:
-        return False
-    libc.malloc_trim(0)
-    return True
-
-
-@functools.lru_cache(maxsize=None)
-def _glibc():
-    name = ctypes.util.find_library("c")
-    if not name or not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(name)
-    except OSError:
-        return None
-    return libc if hasattr(libc, "malloc_trim") else None
 
 
 def _is_tty(stream: IO) -> bool:
