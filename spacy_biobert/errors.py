@@ -578,6 +578,11 @@ class Errors:
         "of max_steps {max_steps}. Fix: raise --training.max_steps or train anew."
     )
     E012 = "[E012] Unknown label map '{name}'. Fix: use one of {known}, or a JSON object."
+    E013 = (
+        "[E013] {variable}={value!r} in the environment: expected a whole number of bytes "
+        "(blocks of that size and over are mapped on their own; 0 keeps glibc's own "
+        "threshold). Fix: set it to e.g. 8388608, or unset it for the default (8 MiB)."
+    )
 
     # --- precision (E03x, W00x) ---------------------------------------------------
     E030 = (

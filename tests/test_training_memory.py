@@ -69,6 +69,18 @@ def test_large_blocks_are_returned_as_soon_as_they_are_freed():
 def test_a_threshold_the_user_chose_is_kept():
     assert _returned("mapped", MALLOC_MMAP_THRESHOLD_="1073741824") == ("False", 0)
     assert _returned("mapped", GLIBC_TUNABLES="glibc.malloc.mmap_threshold=1073741824") == ("False", 0)
+    # 0: glibc's own behaviour; a size over the blocks': they stay in the heap
+    assert _returned("mapped", SPACY_BIOBERT_MMAP_THRESHOLD="0") == ("False", 0)
+    assert _returned("mapped", SPACY_BIOBERT_MMAP_THRESHOLD=str(16 << 20)) == ("True", 0)
+
+
+@pytest.mark.parametrize("value", ["8M", "-1", "1.5"])
+def test_a_threshold_that_is_not_a_size_is_a_coded_error(monkeypatch, value):
+    from spacy_biobert.training.memory import map_large_blocks
+
+    monkeypatch.setenv("SPACY_BIOBERT_MMAP_THRESHOLD", value)
+    with pytest.raises(ValueError, match=r"E013.*SPACY_BIOBERT_MMAP_THRESHOLD"):
+        map_large_blocks()
 
 
 def test_train_maps_large_blocks_before_it_loads_anything(monkeypatch, tmp_path):

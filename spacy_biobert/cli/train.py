@@ -58,7 +58,10 @@ def train_cli(
     overrides = follow_max_steps(config_path, parse_config_overrides(ctx.args))
     output.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    map_large_blocks()  # before the pipeline allocates: keeps resident memory near what is used
+    try:  # before the pipeline allocates: keeps resident memory near what is used
+        map_large_blocks()
+    except ValueError as err:
+        msg.fail(str(err), exits=1)
     previous_best = None
     with show_validation_error(config_path):
         config = load_config(config_path, overrides=overrides, interpolate=True)
