@@ -37,7 +37,6 @@ from typing import Dict, List, Optional, Tuple
 import typer
 
 PROGRESS = re.compile(r"^step (\d+): ")
-MIB = 1 << 20
 DEFAULT_SETTINGS = [
     "default:",
     "mmap-1MiB:GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576",
@@ -65,13 +64,13 @@ def parse_setting(text: str) -> Tuple[str, Dict[str, str]]:
 
 
 def _proc_status(pid: int) -> Dict[str, int]:
-    """VmRSS and VmHWM in MiB."""
+    """VmRSS and VmHWM in MiB (/proc gives kB)."""
     values = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             key, _, rest = line.partition(":")
             if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0]) * 1024 // MIB
+                values[key] = int(rest.split()[0]) // 1024
     return values
 
 

@@ -11,24 +11,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from allocator import parse_setting  # noqa: E402
-from tiny_pipelines import JOINT_PUBTATOR  # noqa: E402
-
-
-def _tiny_corpora(tmp_path: Path) -> Path:
-    corpora = tmp_path / "corpora"
-    (corpora / "bc5cdr").mkdir(parents=True)
-    for name in ("CDR_TrainingSet.PubTator.txt", "CDR_DevelopmentSet.PubTator.txt"):
-        (corpora / "bc5cdr" / name).write_text(JOINT_PUBTATOR)
-    return corpora
+from tiny_pipelines import JOINT_PUBTATOR, write_bc5cdr_corpora  # noqa: E402
 
 
 def test_each_setting_runs_in_its_own_process_and_is_measured(tiny_bert, tmp_path):
     out = tmp_path / "allocator.json"
+    corpora = write_bc5cdr_corpora(tmp_path, JOINT_PUBTATOR)
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "allocator.py"), str(ROOT / "configs" / "ner.cfg"),
          "--setting", "default:", "--setting", "mmap-1MiB:GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576",
          "--steps", "6", "--skip", "2", "--every", "2", "--output", str(out),
-         "--paths.corpora", str(_tiny_corpora(tmp_path)), "--paths.base_model", tiny_bert],
+         "--paths.corpora", str(corpora), "--paths.base_model", tiny_bert],
         capture_output=True, text=True, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

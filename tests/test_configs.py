@@ -14,6 +14,7 @@ import spacy
 from project_commands import project_script
 from spacy.schemas import ConfigSchemaTraining
 from spacy.util import load_config, load_model_from_config, registry
+from tiny_pipelines import write_bc5cdr_corpora
 
 ROOT = Path(__file__).resolve().parents[1]
 # Training configs; configs/package.cfg builds the release pipeline from a
@@ -289,11 +290,7 @@ def test_resume_if_unfinished_continues_only_a_run_of_the_same_settings(tiny_ber
 
 
 def _tiny_corpora(tmp_path: Path) -> Path:
-    corpora = tmp_path / "corpora"
-    (corpora / "bc5cdr").mkdir(parents=True)
-    for name in ("CDR_TrainingSet.PubTator.txt", "CDR_DevelopmentSet.PubTator.txt"):
-        (corpora / "bc5cdr" / name).write_text(PUBTATOR)
-    return corpora
+    return write_bc5cdr_corpora(tmp_path, PUBTATOR)
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])

@@ -5,17 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tiny_pipelines import JOINT_PUBTATOR, save_tiny_joint_pipeline
+from tiny_pipelines import JOINT_PUBTATOR, save_tiny_joint_pipeline, write_bc5cdr_corpora
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_ner_and_relation_gradients_are_measured_per_batch(tiny_bert, tmp_path):
     model = save_tiny_joint_pipeline(tiny_bert, tmp_path / "joint", steps=1)
-    corpora = tmp_path / "corpora" / "bc5cdr"
-    corpora.mkdir(parents=True)
-    for name in ("CDR_TrainingSet.PubTator.txt", "CDR_DevelopmentSet.PubTator.txt"):
-        (corpora / name).write_text(JOINT_PUBTATOR)
+    write_bc5cdr_corpora(tmp_path, JOINT_PUBTATOR)
     before = {p.name: p.read_bytes() for p in (Path(model) / "biobert").iterdir() if p.is_file()}
     out = tmp_path / "balance.json"
     result = subprocess.run(

@@ -97,6 +97,16 @@ def save_tiny_ner_pipeline(tiny_bert: str, path: Path) -> str:
 
 
 # A BC5CDR-like PubTator file: Chemical/Disease mentions with MeSH ids and CID.
+def write_bc5cdr_corpora(tmp_path: Path, pubtator: str) -> Path:
+    """TMP_PATH/corpora with PUBTATOR as BC5CDR's train and dev files (what
+    the configs read under --paths.corpora)."""
+    corpora = tmp_path / "corpora"
+    (corpora / "bc5cdr").mkdir(parents=True)
+    for name in ("CDR_TrainingSet.PubTator.txt", "CDR_DevelopmentSet.PubTator.txt"):
+        (corpora / "bc5cdr" / name).write_text(pubtator)
+    return corpora
+
+
 JOINT_PUBTATOR = """\
 1|t|Cocaine induced seizures.
 1|a|Lithium causes hypertension in rats, and naloxone reverses hypotension.

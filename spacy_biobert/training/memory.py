@@ -5,8 +5,8 @@ A run on the CPU allocates tensors of every batch shape and, at each
 evaluation, the encodings of the whole dev set. glibc keeps what is freed in
 its heap for later allocations, and from the first large block freed it
 raises its mmap threshold up to 32 MiB, so nearly every activation lives in
-that heap: biomed stage 2 held 5.6 GB resident while training, of which a
-`malloc_trim` (called from a debugger) handed back 3.9 GB, taken again within
+that heap: biomed stage 2 held 5.4 GB resident while training, of which a
+`malloc_trim` (called from a debugger) handed back 3.8 GB, taken again within
 the next step, and its peak crept from evaluation to evaluation up to 9.6 GB. Two remedies, both in
 `spacy-biobert train`:
 

@@ -170,8 +170,9 @@ def early_stoppers(config: Config) -> str:
 
 def record_finished(output: Path) -> None:
     """Mark the run in OUTPUT as ended by its own loop (max_steps reached, or
-    stopped early by `training.patience` or `training.max_epochs`), so `check_earlier_run` does not take
-    a run that patience stopped for one a kill cut short. The logger writes a
+    stopped early by `training.patience` or `training.max_epochs`), so
+    `check_earlier_run` does not take a run that stopped early for one a kill
+    cut short. The logger writes a
     fresh state at every checkpoint, so a resumed run drops the mark."""
     state_path = output / STATE_FILE
     if state_path.exists():
