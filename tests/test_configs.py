@@ -1,5 +1,6 @@
 """Every committed config builds its pipeline and validates its training block;
-`spacy-biobert train` trains from the raw corpus file and resumes."""
+`spacy-biobert train` trains from the raw corpus file, resumes, and evaluates
+a last step that no evaluation of spaCy's loop covered."""
 import itertools
 import json
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import spacy
+import srsly
 from project_commands import project_script
 from spacy.schemas import ConfigSchemaTraining
 from spacy.util import load_config, load_model_from_config, registry
@@ -334,8 +336,14 @@ def test_a_run_ending_between_evaluations_is_recorded_as_finished(tiny_bert, tmp
             "--training.optimizer.learn_rate.warmup_steps", "1"]
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr[-3000:]
+    # spaCy's loop evaluated steps 0, 2 and 4; step 5, off its grid, is evaluated after it
+    assert "Evaluating step 5: the run ended after its last evaluation" in " ".join(first.stdout.split())
     state = json.loads((out / "training_state.json").read_text())
-    assert (state["step"], state["evaluated_step"]) == (5, 4)
+    assert state["step"] == 5 and "evaluated_step" not in state and state["finished"]
+    curve = [json.loads(line) for line in (out / "training_curve.jsonl").read_text().splitlines()]
+    assert [p["step"] for p in curve] == [0, 2, 4, 5]
+    assert curve[-1]["score"] == pytest.approx(state["score"])
+    assert "ents_f" in json.loads((out / "model-last" / "meta.json").read_text())["performance"]
     again = run_cli(*args)
     assert again.returncode == 0 and "finished (step 5 of 5)" in " ".join(again.stdout.split())
 
@@ -399,3 +407,59 @@ def test_staged_config_trains_on_a_joint_pipeline(path, tiny_bert, tmp_path):
     assert same(*states)
     assert same(params(before, "ner"), params(after, "ner"))
     assert not same(params(before, "biobert_relations"), params(after, "biobert_relations"))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_bert, tmp_path_factory):
+    """A tiny NER run of 5 steps evaluated at 0, 2 and 4 by spaCy's loop, then at 5."""
+    tmp = tmp_path_factory.mktemp("last_step")
+    corpora, out = write_bc5cdr_corpora(tmp, PUBTATOR), tmp / "out"
+    overrides = {"paths.corpora": str(corpora), "paths.base_model": tiny_bert,
+                 "training.max_steps": 5, "training.eval_frequency": 2,
+                 "training.optimizer.learn_rate.warmup_steps": 1}
+    args = [item for key, value in overrides.items() for item in (f"--{key}", str(value))]
+    result = run_cli("train", str(ROOT / "configs" / "ner.cfg"), "--output", str(out), *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = load_config(ROOT / "configs" / "ner.cfg", overrides=overrides, interpolate=True)
+    return config, out
+
+
+def _unevaluate_last_step(out: Path, best_score: float) -> None:
+    """Back to the state the loop leaves (step 5 after the step-4 evaluation),
+    with model-best's recorded score set to `best_score`."""
+    from spacy_biobert.training import STATE_FILE
+
+    state = srsly.read_json(out / STATE_FILE)
+    srsly.write_json(out / STATE_FILE, dict(state, evaluated_step=4))
+    meta = srsly.read_json(out / "model-best" / "meta.json")
+    meta["performance"] = {key: best_score for key in meta["performance"]}
+    srsly.write_json(out / "model-best" / "meta.json", meta)
+
+
+def test_a_better_last_step_becomes_model_best(finished_run):
+    from spacy_biobert.training.last_step import evaluate_last_step, unevaluated_last_step
+
+    config, out = finished_run
+    _unevaluate_last_step(out, best_score=-1.0)
+    assert unevaluated_last_step(out) == 5
+    scored = evaluate_last_step(config, out)
+    assert (scored.step, scored.evaluated_step, scored.is_best) == (5, 4, True)
+    best = json.loads((out / "model-best" / "meta.json").read_text())["performance"]
+    assert best == json.loads((out / "model-last" / "meta.json").read_text())["performance"]
+    assert unevaluated_last_step(out) is None
+    assert evaluate_last_step(config, out) is None  # nothing left to evaluate
+
+
+def test_a_worse_last_step_leaves_model_best(finished_run):
+    from spacy_biobert.training.last_step import evaluate_last_step
+
+    config, out = finished_run
+    _unevaluate_last_step(out, best_score=2.0)
+    scored = evaluate_last_step(config, out)
+    assert not scored.is_best and scored.best_score > scored.score
+    assert set(json.loads((out / "model-best" / "meta.json").read_text())["performance"].values()) == {2.0}
+    # recorded whatever the outcome: the state and the curve's last line
+    state = srsly.read_json(out / "training_state.json")
+    curve = [json.loads(line) for line in (out / "training_curve.jsonl").read_text().splitlines()]
+    assert curve[-1]["step"] == 5 and curve[-1]["score"] == pytest.approx(scored.score)
+    assert state["score"] == pytest.approx(scored.score) and "evaluated_step" not in state

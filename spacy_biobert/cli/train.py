@@ -35,7 +35,10 @@ def train_cli(
     --paths.corpora ../shared/corpora --training.max_steps 2000
 
     Ctrl-C or SIGTERM stops the run at the step it reached, saved in
-    OUTPUT/model-last; --resume continues from there.
+    OUTPUT/model-last; --resume continues from there. A finished run whose
+    last step no evaluation covered (max_steps off the eval_frequency grid,
+    or a resumed run) has that step evaluated, and kept as model-best if it
+    scores at least as high.
     """
     from spacy.cli.train import train as spacy_train
     from spacy.util import load_config
@@ -51,6 +54,7 @@ def train_cli(
         set_aside_run,
     )
     from ..training.curve import untrained_best_warning
+    from ..training.last_step import evaluate_last_step, unevaluated_last_step
     from ..training.memory import map_large_blocks
 
     if resume and resume_if_unfinished:
@@ -100,6 +104,19 @@ def train_cli(
         _report_interrupted(output)
         raise typer.Exit(130)
     record_finished(output)
+    last_step = unevaluated_last_step(output)
+    if last_step is not None:
+        msg.info(f"Evaluating step {last_step}: the run ended after its last evaluation")
+        try:
+            with _sigterm_as_interrupt():
+                scored = evaluate_last_step(config, output)
+        except KeyboardInterrupt:
+            msg.warn(f"Interrupted while evaluating step {last_step}: {output / 'model-last'} holds "
+                     "it unevaluated; model-best is the best evaluated step.")
+            raise typer.Exit(130) from None
+        kept = ("now model-best" if scored.is_best else
+                f"model-best stays the earlier step (score {scored.best_score:.3f})")
+        msg.info(f"Step {scored.step} scores {scored.score:.3f}: {kept}")
     state_path = output / STATE_FILE
     if state_path.exists():
         state = srsly.read_json(state_path)

@@ -57,7 +57,7 @@ def create_training_logger(
             output_file=output_file,
         )
         log_console, finalize_console = console(_ScoreColumns(nlp), stdout, stderr)
-        _predict_gold_relations_only_in_score(nlp)
+        predict_gold_relations_only_in_score(nlp)
         plain_progress = progress_bar and progress_every > 0 and not _is_tty(err)
         started = time.time()
         step = 0
@@ -86,7 +86,7 @@ def create_training_logger(
                 return
             # info["output_path"] is OUTPUT/model-last, just saved.
             output = Path(info["output_path"]).parent
-            seconds, peak = time.time() - started + seconds_offset, _peak_rss_mb()
+            seconds, peak = time.time() - started + seconds_offset, peak_rss_mb()
             state = {
                 "step": info["step"] + step_offset,
                 "epoch": info["epoch"],
@@ -111,7 +111,7 @@ def create_training_logger(
                 step=step + step_offset,
                 evaluated_step=saved_step + step_offset,
                 seconds=round(time.time() - started + seconds_offset, 1),
-                peak_rss_mb=_peak_rss_mb(),
+                peak_rss_mb=peak_rss_mb(),
             )
             srsly.write_json(output / STATE_FILE, state)
 
@@ -150,7 +150,7 @@ class _ScoreColumns:
             self.config = config
 
 
-def _predict_gold_relations_only_in_score(nlp: Language) -> None:
+def predict_gold_relations_only_in_score(nlp: Language) -> None:
     """A relation component trained on gold entities is scored on them: its
     `score` puts the reference's entities on the docs and predicts again. So
     in this run's evaluations its pipeline pass (relations of the entities
@@ -166,6 +166,6 @@ def _is_tty(stream: IO) -> bool:
     return bool(isatty and isatty())
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     # ru_maxrss is in KiB on Linux.
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
