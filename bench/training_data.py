@@ -2,7 +2,12 @@
 per corpus of the train corpus (`repeat` copies included), documents per
 step under the config's batcher, passes over each corpus in `max_steps`, and,
 for a `biobert_relations` component, its candidate pairs per document (its
-own `candidates` generator on the gold entities). Writes JSON.
+own `candidates` generator on the gold entities). For a per-pair relation
+model (`spacy-biobert.MarkedRelationModel.v1`, one encoder pass per
+candidate pair), also the wordpieces its marked pairs give the encoder per
+document against the document text's own (`relation_encoder_cost`): what
+the relation passes add to each pass of the transformer over the text, in
+training and in the packaged pipeline alike. Writes JSON.
 
     .venv/bin/python bench/training_data.py configs/cid_pair_marked.cfg \
         --paths.corpora ../shared/corpora
@@ -71,11 +76,50 @@ def main() -> int:
         report["candidates_per_document"] = {
             name: round(pairs[name] / docs[name], 2) for name in docs
         }
+        if type(relations[0].model).__name__ == "MarkedRelationModel":
+            report["relation_encoder_cost"] = relation_encoder_cost(
+                [eg.reference for eg in examples], corpus_of, relations[0].candidates,
+                relations[0].model.attrs, config["components"]["biobert"]["model"],
+            )
     print(json.dumps(report, indent=2))
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def relation_encoder_cost(docs, corpus_of, candidates, settings, encoder) -> dict:
+    """Per corpus: wordpieces per document of the text (one sequence, special
+    tokens included) and of the per-pair model's marked candidates (as the
+    model, with `settings`, its attrs, cuts and marks them), and their ratio."""
+    from transformers import AutoTokenizer
+
+    from spacy_biobert.models.base_models import resolve_model_name
+    from spacy_biobert.models.marked_relation_model import mark_batch
+
+    path, cased = resolve_model_name(encoder["name"])
+    tokenizer_config = dict(encoder.get("tokenizer_config") or {}, use_fast=True)
+    if cased:
+        tokenizer_config.setdefault("do_lower_case", False)
+    tokenizer = AutoTokenizer.from_pretrained(path, **tokenizer_config)
+    # None: what the encoder takes (BERT's 512 where the tokenizer sets no limit)
+    max_length = settings["max_length"] or min(tokenizer.model_max_length, 512)
+    text, marked, n_docs = Counter(), Counter(), Counter(corpus_of)
+    for doc, name in zip(docs, corpus_of):
+        # the whole text as one sequence: the model's length limit does not apply to a count
+        text[name] += len(tokenizer(doc.text, verbose=False)["input_ids"])
+        batch = mark_batch([doc], [candidates(doc)], tokenizer, marking=settings["marking"],
+                           type_words=settings["type_words"], window=settings["window"],
+                           max_length=max_length)
+        marked[name] += sum(len(ids) for ids in batch.input_ids if ids is not None)
+    return {
+        name: {
+            "text_wordpieces_per_document": round(text[name] / n_docs[name], 1),
+            "marked_pair_wordpieces_per_document": round(marked[name] / n_docs[name], 1),
+            "marked_per_text_wordpiece": round(marked[name] / max(1, text[name]), 3),
+        }
+        for name in n_docs
+    }
 
 
 if __name__ == "__main__":

@@ -1,0 +1,51 @@
+"""bench/training_data.py: what a config feeds its run, and what a per-pair
+relation model's marked candidates add to the encoder's work, on the tiny BERT."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tiny_pipelines import write_bc5cdr_corpora
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# One sentence with one (Chemical, Disease) pair, and one with a chemical alone.
+PUBTATOR = """\
+1|t|Cocaine induced seizures.
+1|a|
+1\t0\t7\tCocaine\tChemical\tD003042
+1\t16\t24\tseizures\tDisease\tD012640
+
+2|t|Aspirin was the drug.
+2|a|
+2\t0\t7\tAspirin\tChemical\tD001241
+"""
+
+
+def run_bench(config: str, tmp_path: Path, tiny_bert: str) -> dict:
+    out = tmp_path / "data.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "training_data.py"), str(ROOT / "configs" / config),
+         "--output", str(out), "--paths.corpora", str(write_bc5cdr_corpora(tmp_path, PUBTATOR)),
+         "--paths.base_model", tiny_bert],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_marked_pairs_are_counted_in_wordpieces_against_the_text(tiny_bert, tmp_path):
+    report = run_bench("cid_pair_marked.cfg", tmp_path, tiny_bert)
+    assert report["documents"] == {"train": 2} and report["candidates_per_document"] == {"train": 0.5}
+    # [CLS] cocaine induced seizures . [SEP]: 6; [CLS] aspirin was the drug . [SEP]: 7.
+    # The pair, marked: [CLS] @ * chemical * cocaine @ induced # ^ disease ^ seizures # . [SEP]: 16.
+    assert report["relation_encoder_cost"]["train"] == {
+        "text_wordpieces_per_document": 6.5,
+        "marked_pair_wordpieces_per_document": 8.0,
+        "marked_per_text_wordpiece": round(16 / 13, 3),
+    }
+
+
+def test_no_cost_is_reported_for_a_model_without_a_pass_per_pair(tiny_bert, tmp_path):
+    report = run_bench("cid.cfg", tmp_path, tiny_bert)
+    assert "candidates_per_document" in report and "relation_encoder_cost" not in report
