@@ -207,7 +207,7 @@ class Errors:
         "[components.{name}.candidates]."
     )
     # pair-aware relation models (MarkedRelationModel, SharedTransformer): E230-E239;
-    # EntityMarkedRelationModel: E240-E249
+    # EntityMarkedRelationModel: E240-E249; LevitatedMarkerRelationModel: E250-E259
     E230 = (
         "[E230] spacy-biobert.SharedTransformer.v1 (upstream {upstream!r}) is not linked "
         "to a transformer: no `biobert` component named {upstream!r} comes before the "
@@ -261,6 +261,19 @@ class Errors:
         "{max_length} less the special tokens), so the windows of a long document would "
         "leave wordpieces out. Fix: set [components.biobert_relations.model] stride to at "
         "most {size}, or null (3/4 of a window)."
+    )
+    # levitated-marker relation model (LevitatedMarkerRelationModel): E250-E259
+    E250 = (
+        "[E250] spacy-biobert.LevitatedMarkerRelationModel.v1 takes (docs, candidates), not "
+        "{value}: the candidates come from the generator of 'biobert_relations' "
+        "([components.biobert_relations.candidates]). Fix: call the component "
+        "(nlp.pipe, predict), or give the model (docs, [generator(doc) for doc in docs])."
+    )
+    E251 = (
+        "[E251] the levitated marker {marker!r} is not one wordpiece of the upstream "
+        "transformer's vocabulary (it tokenizes as {pieces}). Fix: use a transformer whose "
+        "vocabulary holds it (every BERT vocabulary does), or another relation model "
+        "([components.biobert_relations.model])."
     )
     # --- annotate (E3xx) ---------------------------------------------------------
     E301 = (

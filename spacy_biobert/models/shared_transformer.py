@@ -41,10 +41,17 @@ without the upstream component fails at the first forward with E230; removing
 the upstream with `nlp.remove_pipe` leaves the layer with the removed
 component's encoder (nothing relinks it).
 
+Positioned input (`PositionedWordpieces`): besides spacy-transformers'
+`WordpieceBatch`, the layer takes wordpieces with their own position ids and
+a 3-d attention mask (which position attends to which), for the levitated
+markers of `LevitatedMarkerRelationModel.v1`; it calls the wrapper's shim
+with those arguments, in the precision the wrapper runs in.
+
 torch and spacy-transformers are imported inside the functions that need them.
 """
 
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Union
 
 from spacy.util import registry
 from thinc.api import Model
@@ -54,6 +61,19 @@ from ..errors import Errors
 
 if TYPE_CHECKING:
     from spacy_transformers.data_classes import WordpieceBatch
+
+
+@dataclass
+class PositionedWordpieces:
+    """Encoder input with explicit positions and a per-position attention mask:
+    input_ids and position_ids (n, length) int64, attention_mask (n, length,
+    length) float32 (row i: the positions position i attends to, 1 or 0),
+    token_type_ids (n, length) int64 or None (the model's default)."""
+
+    input_ids: Any
+    position_ids: Any
+    attention_mask: Any
+    token_type_ids: Optional[Any] = None
 
 
 class SharedTransformer(Model):
@@ -156,14 +176,21 @@ def _check_width(model: SharedTransformer, width: int) -> None:
 
 
 def _forward(
-    model: SharedTransformer, wordpieces: "WordpieceBatch", is_train: bool
+    model: SharedTransformer, wordpieces: Union["WordpieceBatch", PositionedWordpieces], is_train: bool
 ) -> Tuple[Floats3d, Callable[[Floats3d], List[Any]]]:
     from thinc.api import torch2xp, xp2torch
     from transformers.modeling_outputs import BaseModelOutput
 
     encoder = model.encoder_layer()
-    output, backprop_encoder = encoder(wordpieces, is_train)
-    hidden = output.last_hidden_state
+    if isinstance(wordpieces, PositionedWordpieces):
+        hidden, backprop_hidden = _positioned_forward(encoder, wordpieces, is_train)
+    else:
+        output, backprop_encoder = encoder(wordpieces, is_train)
+        hidden = output.last_hidden_state
+
+        def backprop_hidden(d_hidden: Any) -> None:
+            backprop_encoder(BaseModelOutput(last_hidden_state=d_hidden))
+
     _check_width(model, int(hidden.shape[-1]))
     H = torch2xp(hidden)  # detached view: no copy on CPU
 
@@ -172,8 +199,40 @@ def _forward(
     def backprop(dH: Floats3d) -> List[Any]:
         if grad_factor != 1.0:
             dH = dH * grad_factor
-        d_hidden = xp2torch(dH, device=hidden.device).to(hidden.dtype)
-        backprop_encoder(BaseModelOutput(last_hidden_state=d_hidden))
+        backprop_hidden(xp2torch(dH, device=hidden.device).to(hidden.dtype))
         return []
 
     return H, backprop
+
+
+def _positioned_forward(encoder: Model, X: PositionedWordpieces, is_train: bool) -> Tuple[Any, Callable]:
+    """The Hugging Face model of the wrapper `encoder` on `X`, called through
+    its shim as the wrapper's own forward does (under CPU bfloat16 autocast
+    when the wrapper runs bf16, outputs cast back to fp32): the last hidden
+    state (a torch tensor) and its backprop (gradient tensor in, nothing out)."""
+    import contextlib
+
+    import torch
+    from thinc.api import ArgsKwargs, xp2torch
+
+    from ..precision import to_fp32
+
+    shim = encoder.shims[0]
+    device = shim._hfmodel.transformer.device
+    kwargs = {
+        "input_ids": xp2torch(X.input_ids, device=device),
+        "position_ids": xp2torch(X.position_ids, device=device),
+        "attention_mask": xp2torch(X.attention_mask, device=device),
+    }
+    if X.token_type_ids is not None:
+        kwargs["token_type_ids"] = xp2torch(X.token_type_ids, device=device)
+    bf16 = getattr(encoder._func, "precision", "fp32") == "bf16" and shim.device.type == "cpu"
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with autocast:
+        output, torch_backprop = shim(ArgsKwargs(args=(), kwargs=kwargs), is_train)
+    hidden = to_fp32(output.last_hidden_state)
+
+    def backprop(d_hidden: Any) -> None:
+        torch_backprop(ArgsKwargs(args=(hidden,), kwargs={"grad_tensors": (d_hidden,)}))
+
+    return hidden, backprop

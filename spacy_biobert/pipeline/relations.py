@@ -8,7 +8,9 @@ listening to the shared `biobert` transformer) or a pair-aware model on
 `biobert`'s own transformer: `spacy-biobert.MarkedRelationModel.v1` (each
 pair encoded marked in its sentence; models/marked_relation_model.py) or
 `spacy-biobert.EntityMarkedRelationModel.v1` (every mention of a doc marked,
-one pass per doc; models/entity_marked_model.py).
+one pass per doc; models/entity_marked_model.py) or
+`spacy-biobert.LevitatedMarkerRelationModel.v1` (the text once, four
+levitated markers per pair; models/levitated_marker_model.py).
 The same candidates serve `set_annotations` and the loss. It writes, for every doc:
 
 - `doc._.relations`: {(head.start, tail.start): {label: probability}}, the
