@@ -1,7 +1,8 @@
 """The levitated-marker relation model (`spacy-biobert.LevitatedMarkerRelationModel.v1`):
 markers at their mentions' positions after the text, the text encoded as if
 alone and each pair's markers blind to the others', packing and windows, bad
-input, gradients into the one transformer, save/load, overfitting."""
+input, gradients into the one transformer, save/load, overfitting, and the
+prediction that reuses the `biobert` pass's per-layer states."""
 
 import numpy
 import pytest
@@ -329,3 +330,70 @@ def test_the_marker_pass_runs_in_the_pipeline_precision(marker_bert):
     assert bf16.dtype == fp32.dtype == numpy.float32 and not numpy.array_equal(fp32, bf16)
     cos = (fp32 * bf16).sum(-1) / (numpy.linalg.norm(fp32, axis=-1) * numpy.linalg.norm(bf16, axis=-1))
     assert cos.min() >= 0.99, cos
+
+
+# --- prediction from the `biobert` pass ---------------------------------------------------
+
+
+def upstream_nlp(bert, **biobert_model):
+    """This model beside a `biobert` that keeps every layer's states."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("biobert", config={"model": dict(
+        {"name": bert, "transformer_config": {"output_hidden_states": True}}, **biobert_model)})
+    model = {"@architectures": ARCHITECTURE, "encoder": SHARED_ENCODER, "hidden_width": 16, "dropout": 0.0}
+    nlp.add_pipe("biobert_relations", config={
+        "candidates": {"@misc": "spacy-biobert.EntityPairs.v1", "allowed_pairs": PAIRS}, "model": model})
+    nlp.initialize(lambda: cp_examples(nlp.vocab))
+    return nlp
+
+
+def spans(doc):
+    return [(e.start, e.end, e.label_, e.id_) for e in doc.ents]
+
+
+def encoded(nlp, words, ents):
+    return nlp.get_pipe("biobert")(make_doc(nlp.vocab, words, ents=ents))
+
+
+def test_prediction_reuses_the_biobert_pass_and_equals_the_separate_pass(marker_bert):
+    from spacy_biobert.models.levitated_marker_model import pair_vectors_from_upstream
+
+    nlp = upstream_nlp(marker_bert)
+    rel, encoder, tokenizer = parts(nlp)
+    second = "lithium inhibits receptor and aspirin activates kinase .".split()
+    docs = [encoded(nlp, CP_WORDS, CP_ENTS), encoded(nlp, "kinase .".split(), [(0, 1, "GENE-Y", "T9")]),
+            encoded(nlp, second, CP_ENTS)]
+    candidates = [rel.candidates(doc) for doc in docs]
+    assert [len(c) for c in candidates] == [4, 0, 4]
+    reused = pair_vectors_from_upstream(encoder, docs, candidates, tokenizer)
+    assert reused is not None and reused.shape == (8, N_MARKERS * encoder.get_dim("nO"))
+    # the separate pass: the same docs without the biobert pass's states
+    bare = [make_doc(nlp.vocab, [t.text for t in doc], ents=spans(doc))
+            for doc in docs]
+    assert pair_vectors_from_upstream(encoder, bare, candidates, tokenizer) is None
+    Y_reused = rel.model.predict((docs, candidates))
+    Y_separate = rel.model.predict((bare, [rel.candidates(doc) for doc in bare]))
+    assert numpy.allclose(Y_reused, Y_separate, atol=1e-4), abs(Y_reused - Y_separate).max()
+
+
+def test_prediction_falls_back_to_the_separate_pass(marker_bert):
+    """Without every layer's states (the factory's default), or with a pair
+    whose mentions share no window of the biobert pass, the separate pass runs."""
+    from spacy_biobert.models.levitated_marker_model import pair_vectors_from_upstream
+
+    plain = initialized(marker_bert)
+    rel, encoder, tokenizer = parts(plain)
+    doc = plain.get_pipe("biobert")(make_doc(plain.vocab, CP_WORDS, ents=CP_ENTS))
+    assert pair_vectors_from_upstream(encoder, [doc], [rel.candidates(doc)], tokenizer) is None
+    # biobert windows of 4 tokens, 2 apart: (aspirin, receptor) share none
+    windowed = upstream_nlp(marker_bert, get_spans={
+        "@span_getters": "spacy-transformers.strided_spans.v1", "window": 4, "stride": 2})
+    rel, encoder, tokenizer = parts(windowed)
+    doc = encoded(windowed, CP_WORDS, CP_ENTS)
+    pairs = rel.candidates(doc)
+    near = [(h, t) for h, t in pairs if t.start - h.start < 3]
+    assert len(near) < len(pairs)
+    assert pair_vectors_from_upstream(encoder, [doc], [near], tokenizer) is not None
+    assert pair_vectors_from_upstream(encoder, [doc], [pairs], tokenizer) is None
+    Y = rel.model.predict(([doc], [pairs]))
+    assert Y.shape == (len(pairs), len(rel.labels)) and (Y != SKIPPED_LOGIT).all()
