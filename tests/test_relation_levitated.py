@@ -365,8 +365,8 @@ def test_prediction_reuses_the_biobert_pass_and_equals_the_separate_pass(marker_
             encoded(nlp, second, CP_ENTS)]
     candidates = [rel.candidates(doc) for doc in docs]
     assert [len(c) for c in candidates] == [4, 0, 4]
-    reused = pair_vectors_from_upstream(encoder, docs, candidates, tokenizer)
-    assert reused is not None and reused.shape == (8, N_MARKERS * encoder.get_dim("nO"))
+    reused, rest = pair_vectors_from_upstream(encoder, docs, candidates, tokenizer)
+    assert reused.shape == (8, N_MARKERS * encoder.get_dim("nO")) and len(rest) == 0
     # the separate pass: the same docs without the biobert pass's states
     bare = [make_doc(nlp.vocab, [t.text for t in doc], ents=spans(doc))
             for doc in docs]
@@ -377,8 +377,9 @@ def test_prediction_reuses_the_biobert_pass_and_equals_the_separate_pass(marker_
 
 
 def test_prediction_falls_back_to_the_separate_pass(marker_bert):
-    """Without every layer's states (the factory's default), or with a pair
-    whose mentions share no window of the biobert pass, the separate pass runs."""
+    """Without every layer's states (the factory's default) the separate pass
+    encodes every pair; a pair whose mentions share no window of the biobert
+    pass is encoded by it, the others from the biobert pass's states."""
     from spacy_biobert.models.levitated_marker_model import pair_vectors_from_upstream
 
     plain = initialized(marker_bert)
@@ -393,7 +394,14 @@ def test_prediction_falls_back_to_the_separate_pass(marker_bert):
     pairs = rel.candidates(doc)
     near = [(h, t) for h, t in pairs if t.start - h.start < 3]
     assert len(near) < len(pairs)
-    assert pair_vectors_from_upstream(encoder, [doc], [near], tokenizer) is not None
-    assert pair_vectors_from_upstream(encoder, [doc], [pairs], tokenizer) is None
+    assert len(pair_vectors_from_upstream(encoder, [doc], [near], tokenizer)[1]) == 0
+    vectors, rest = pair_vectors_from_upstream(encoder, [doc], [pairs], tokenizer)
+    far = [i for i, (h, t) in enumerate(pairs) if t.start - h.start >= 3]
+    assert rest.tolist() == far and not vectors[far].any() and vectors[[
+        i for i in range(len(pairs)) if i not in far]].all(axis=1).all()
     Y = rel.model.predict(([doc], [pairs]))
     assert Y.shape == (len(pairs), len(rel.labels)) and (Y != SKIPPED_LOGIT).all()
+    # the far pairs: what the separate pass gives them alone
+    bare = make_doc(windowed.vocab, CP_WORDS, ents=CP_ENTS)
+    alone = rel.model.predict(([bare], [[pairs[i] for i in far]]))
+    assert numpy.allclose(Y[far], alone, atol=1e-5)

@@ -51,9 +51,9 @@ states of each layer (keys and values computed from them) and to their own
 pair: per layer, two projections of the text and a full layer for the
 markers, where the separate pass costs a full layer for both (about a sixth
 of it for the text). The result is the separate pass's (tested), on
-`biobert`'s own windows: a pair whose mentions share no window of it, a doc
-without those states, or an encoder other than BERT's layer layout falls
-back to the separate pass for the batch.
+`biobert`'s own windows; a pair whose mentions share no window of it is
+encoded by the separate pass, and a doc without those states or an encoder
+other than BERT's layer layout sends the whole batch there.
 
 Edge cases: a doc without candidates contributes no rows; a pair of nested
 or overlapping mentions, or a pair of one span with itself, is scored like
@@ -349,40 +349,52 @@ def _forward(model: Model, X: RelationInput, is_train: bool) -> Tuple[Floats2d, 
     if n_pairs == 0:
         return ops.alloc2f(0, nO), lambda dY: []
     tokenizer = fast_tokenizer(encoder)
+    width = encoder.get_dim("nO")
+    F = ops.alloc2f(n_pairs, N_MARKERS * width)
+    scored = numpy.zeros((n_pairs,), dtype=bool)
+    rest = numpy.arange(n_pairs)  # the pairs the separate pass encodes (batch rows)
     if not is_train:  # the text's states of the `biobert` pass, where the docs have them
         upstream = pair_vectors_from_upstream(encoder, docs, candidates, tokenizer)
         if upstream is not None:
-            return scorer.predict(ops.asarray2f(upstream)), lambda dY: []
-    batch = levitate(
-        docs,
-        candidates,
-        tokenizer,
-        max_length=encoder_max_length(model, encoder, tokenizer),
-        stride=model.attrs["stride"],
-        max_pairs_per_sequence=model.attrs["max_pairs_per_sequence"],
-    )
-    if batch.skipped:
-        counts = getattr(model, "skipped", None)
-        if counts is not None:
-            counts.update(batch.skipped)
-        logger.debug("levitated relation pass: %d of %d pairs skipped %s",
-                     sum(batch.skipped.values()), n_pairs, dict(batch.skipped))
-    width = encoder.get_dim("nO")
-    F, chunks = _pair_vectors(model, encoder, batch, tokenizer, width, is_train)
-    scored = numpy.flatnonzero(batch.sequence >= 0)
+            vectors, rest = upstream
+            done = numpy.setdiff1d(numpy.arange(n_pairs), rest)
+            F[ops.asarray1i(done)] = ops.asarray2f(vectors[done])
+            scored[done] = True
+    chunks: List[Tuple[Any, ...]] = []
+    if len(rest):
+        batch = levitate(
+            docs,
+            only_rows(candidates, rest),
+            tokenizer,
+            max_length=encoder_max_length(model, encoder, tokenizer),
+            stride=model.attrs["stride"],
+            max_pairs_per_sequence=model.attrs["max_pairs_per_sequence"],
+        )
+        if batch.skipped:
+            counts = getattr(model, "skipped", None)
+            if counts is not None:
+                counts.update(batch.skipped)
+            logger.debug("levitated relation pass: %d of %d pairs skipped %s",
+                         sum(batch.skipped.values()), n_pairs, dict(batch.skipped))
+        F_rest, chunks = _pair_vectors(model, encoder, batch, tokenizer, width, is_train)
+        encoded = batch.sequence >= 0
+        F[ops.asarray1i(rest[encoded])] = F_rest[ops.asarray1i(numpy.flatnonzero(encoded))]
+        scored[rest[encoded]] = True
     Y = xp.full((n_pairs, nO), SKIPPED_LOGIT, dtype="float32")
-    if not len(scored):
+    if not scored.any():
         return Y, lambda dY: []
-    rows = ops.asarray1i(scored)
+    rows = ops.asarray1i(numpy.flatnonzero(scored))
     if not is_train:
         Y[rows] = scorer.predict(F[rows])
         return Y, lambda dY: []
     Z, backprop_scorer = scorer(ops.asarray2f(xp.ascontiguousarray(F[rows])), is_train)
     Y[rows] = Z
+    rest_rows = ops.asarray1i(rest)
 
     def backprop(dY: Floats2d) -> List[Doc]:
         dF = ops.alloc2f(n_pairs, N_MARKERS * width)
         dF[rows] = backprop_scorer(xp.ascontiguousarray(dY[rows]))
+        dF = dF[rest_rows]  # rows of the separate pass's batch (in training: all)
         for members, seqs, positions, shape, backprop_encoder in chunks:
             # the four marker slices of each member pair, at its four positions
             d_markers = dF[members].reshape(len(members) * N_MARKERS, width)
@@ -392,6 +404,16 @@ def _forward(model: Model, X: RelationInput, is_train: bool) -> Tuple[Floats2d, 
         return []
 
     return Y, backprop
+
+
+def only_rows(candidates: Sequence[Candidates], rows: Any) -> List[Candidates]:
+    """Per doc, its pairs whose batch rows are in `rows` (sorted), in order."""
+    kept, first = set(int(r) for r in rows), 0
+    out = []
+    for pairs in candidates:
+        out.append([pair for j, pair in enumerate(pairs) if first + j in kept])
+        first += len(pairs)
+    return out
 
 
 def _pair_vectors(
@@ -434,21 +456,24 @@ def _pair_vectors(
 
 def pair_vectors_from_upstream(
     encoder: Any, docs: Sequence[Doc], candidates: Sequence[Candidates], tokenizer: Any
-) -> Optional[Any]:
+) -> Optional[Tuple[Any, Any]]:
     """(n_pairs, 4 * width) float32: each pair's four marker states, computed
     against the per-layer text states the `biobert` pass left in
-    `doc._.trf_data` (see the module docstring); None when a doc lacks them,
-    a pair's mentions share none of its windows, or the encoder's layers are
-    not BERT's (then the separate pass runs)."""
+    `doc._.trf_data` (see the module docstring), and the batch rows of the
+    pairs left to the separate pass (whose mentions share none of that pass's
+    windows; their rows are zeros); None when a doc with pairs lacks those
+    states or the encoder's layers are not BERT's (then the separate pass
+    encodes every pair)."""
     import torch
 
     transformer = encoder.transformer
     layers = _bert_layers(transformer)
     if layers is None:
         return None
-    plan = _upstream_plan(docs, candidates, len(layers) + 1)
-    if plan is None:
+    planned = _upstream_plan(docs, candidates, len(layers) + 1)
+    if planned is None:
         return None
+    plan, rest = planned
     markers = torch.tensor(marker_ids(tokenizer), dtype=torch.long)
     n_pairs = sum(len(pairs) for pairs in candidates)
     width = transformer.config.hidden_size
@@ -465,7 +490,7 @@ def pair_vectors_from_upstream(
                 out[rows] = states.float().reshape(len(rows), N_MARKERS * width).cpu()
     finally:
         transformer.train(was_training)
-    return out.numpy()
+    return out.numpy(), numpy.asarray(rest, dtype="int64")
 
 
 def _bert_layers(transformer: Any) -> Optional[List[Any]]:
@@ -493,11 +518,11 @@ def _bert_layers(transformer: Any) -> Optional[List[Any]]:
 def _upstream_plan(docs: Sequence[Doc], candidates: Sequence[Candidates], n_states: int):
     """Per (doc, window of its `biobert` pass) with pairs: the doc's per-layer
     states, the window, its length, the pairs' batch rows and their markers'
-    positions in the window; None when something is missing (see
-    `pair_vectors_from_upstream`)."""
+    positions in the window; and the rows of the pairs no window holds. None
+    when a doc with pairs has no per-layer states."""
     import torch
 
-    plan = []
+    plan, rest = [], []
     row = 0
     for doc, pairs in zip(docs, candidates):
         if not pairs:
@@ -513,8 +538,10 @@ def _upstream_plan(docs: Sequence[Doc], candidates: Sequence[Candidates], n_stat
             ends = [_wordpieces(trf, head.start), _wordpieces(trf, head.end - 1),
                     _wordpieces(trf, tail.start), _wordpieces(trf, tail.end - 1)]
             shared = set.intersection(*({f // width for f in flat} for flat in ends))
-            if not shared:
-                return None
+            if not shared:  # the pair straddles the pass's windows: the separate pass encodes it
+                rest.append(row)
+                row += 1
+                continue
             w = min(shared)
             positions = [min(f % width for f in flat if f // width == w) if k % 2 == 0
                          else max(f % width for f in flat if f // width == w)
@@ -525,7 +552,7 @@ def _upstream_plan(docs: Sequence[Doc], candidates: Sequence[Candidates], n_stat
             row += 1
         for w, (rows, marks) in sorted(by_window.items()):
             plan.append((hidden, w, int(lengths[w]), rows, torch.tensor(marks, dtype=torch.long)))
-    return plan
+    return plan, rest
 
 
 def _wordpieces(trf: Any, token: int) -> List[int]:
