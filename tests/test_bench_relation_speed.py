@@ -7,21 +7,10 @@ from pathlib import Path
 
 from conftest import write_tiny_bert
 from relation_toys import MARKER_CHARACTERS
-from tiny_pipelines import write_bc5cdr_corpora
+from tiny_pipelines import one_pair_pubtator, write_bc5cdr_corpora
 
 ROOT = Path(__file__).resolve().parents[1]
-# One CID pair, and a doc with a chemical alone.
-PUBTATOR = """\
-1|t|Cocaine induced seizures.
-1|a|
-1\t0\t7\tCocaine\tChemical\tD003042
-1\t16\t24\tseizures\tDisease\tD012640
-1\tCID\tD003042\tD012640
-
-2|t|Aspirin was the drug.
-2|a|
-2\t0\t7\tAspirin\tChemical\tD001241
-"""
+PUBTATOR = one_pair_pubtator(cid=True)
 
 
 def test_both_relation_passes_are_timed_against_the_biobert_pass(tmp_path):

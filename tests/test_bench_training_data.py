@@ -5,21 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tiny_pipelines import write_bc5cdr_corpora
+from tiny_pipelines import one_pair_pubtator, write_bc5cdr_corpora
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# One sentence with one (Chemical, Disease) pair, and one with a chemical alone.
-PUBTATOR = """\
-1|t|Cocaine induced seizures.
-1|a|
-1\t0\t7\tCocaine\tChemical\tD003042
-1\t16\t24\tseizures\tDisease\tD012640
-
-2|t|Aspirin was the drug.
-2|a|
-2\t0\t7\tAspirin\tChemical\tD001241
-"""
+PUBTATOR = one_pair_pubtator(cid=False)
 
 
 def run_bench(config: str, tmp_path: Path, tiny_bert: str) -> dict:

@@ -156,3 +156,15 @@ def save_tiny_joint_pipeline(tiny_bert: str, path: Path, steps: int = 0) -> str:
     pubtator.write_text(JOINT_PUBTATOR, encoding="utf8")
     tiny_joint_pipeline(tiny_bert, pubtator, steps=steps).to_disk(path / "model")
     return str(path / "model")
+
+
+# One sentence with one (Chemical, Disease) pair, and one with a chemical alone
+# (bench tests count wordpieces and pairs on it; `cid=True` states the pair's CID).
+def one_pair_pubtator(cid: bool = False) -> str:
+    relation = "1\tCID\tD003042\tD012640\n" if cid else ""
+    return (
+        "1|t|Cocaine induced seizures.\n1|a|\n"
+        "1\t0\t7\tCocaine\tChemical\tD003042\n1\t16\t24\tseizures\tDisease\tD012640\n"
+        + relation
+        + "\n2|t|Aspirin was the drug.\n2|a|\n2\t0\t7\tAspirin\tChemical\tD001241\n"
+    )

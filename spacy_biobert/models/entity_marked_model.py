@@ -456,13 +456,20 @@ def best_window(position: int, starts: List[int], size: int, n: int) -> int:
     """The window (index in `starts`) holding `position` with the most context
     on its nearer side; a side at the document's edge has unlimited context.
     The first of equals."""
+    return best_window_of_range(position, position, starts, size, n)
+
+
+def best_window_of_range(lo: int, hi: int, starts: List[int], size: int, n: int) -> int:
+    """The window (index in `starts`) holding positions [lo, hi] with the most
+    context on its nearer side (a document edge counting as unlimited); -1
+    when no window holds both ends. The first of equals."""
     best, best_context = -1, -1.0
     for w, s in enumerate(starts):
         e = min(s + size, n)
-        if not s <= position < e:
+        if not (s <= lo and hi < e):
             continue
-        left = position - s if s > 0 else float("inf")
-        right = e - 1 - position if e < n else float("inf")
+        left = lo - s if s > 0 else float("inf")
+        right = e - 1 - hi if e < n else float("inf")
         context = min(left, right)
         if context > best_context:
             best, best_context = w, context

@@ -74,7 +74,7 @@ from thinc.api import Linear, Model, Relu, chain
 from thinc.types import Floats2d
 
 from ..errors import Errors
-from .entity_marked_model import window_starts
+from .entity_marked_model import best_window_of_range, window_starts
 from .marked_relation_model import (
     _MIN_LENGTH,
     SKIPPED_LOGIT,
@@ -216,23 +216,6 @@ def marker_ids(tokenizer: Any) -> List[int]:
     return ids
 
 
-def pair_window(lo: int, hi: int, starts: List[int], size: int, n: int) -> int:
-    """The window (index in `starts`) holding wordpieces [lo, hi] with the
-    most context on its nearer side (a document edge counting as unlimited);
-    -1 when no window holds both ends. The first of equals."""
-    best, best_context = -1, -1.0
-    for w, s in enumerate(starts):
-        e = min(s + size, n)
-        if not (s <= lo and hi < e):
-            continue
-        left = lo - s if s > 0 else float("inf")
-        right = e - 1 - hi if e < n else float("inf")
-        context = min(left, right)
-        if context > best_context:
-            best, best_context = w, context
-    return best
-
-
 def levitate(
     docs: Sequence[Doc],
     candidates: Sequence[Candidates],
@@ -285,7 +268,7 @@ def levitate(
             if None in ends:
                 batch.skipped["mention_not_tokenized"] += 1
                 continue
-            w = pair_window(min(ends), max(ends), starts, size, len(ids))
+            w = best_window_of_range(min(ends), max(ends), starts, size, len(ids))
             if w < 0:
                 batch.skipped["pair_wider_than_a_window"] += 1
                 continue
