@@ -405,3 +405,23 @@ def test_prediction_falls_back_to_the_separate_pass(marker_bert):
     bare = make_doc(windowed.vocab, CP_WORDS, ents=CP_ENTS)
     alone = rel.model.predict(([bare], [[pairs[i] for i in far]]))
     assert numpy.allclose(Y[far], alone, atol=1e-5)
+
+
+def test_a_pair_in_two_biobert_windows_reads_the_one_where_it_is_centred(marker_bert):
+    """biobert windows of 6 tokens, 2 apart, over 10 tokens: [0, 6), [2, 8),
+    [4, 10). A pair at tokens 4-5 lies in all three; the middle one gives it
+    two tokens of context on either side, the others none on one side."""
+    from spacy_biobert.models.levitated_marker_model import _upstream_plan
+
+    nlp = upstream_nlp(marker_bert, get_spans={
+        "@span_getters": "spacy-transformers.strided_spans.v1", "window": 6, "stride": 2})
+    rel, encoder, tokenizer = parts(nlp)
+    doc = encoded(nlp, CP_WORDS, [(4, 5, "CHEMICAL", "T3"), (5, 6, "GENE-Y", "T4")])
+    pairs = rel.candidates(doc)
+    assert [(h.start, t.start) for h, t in pairs] == [(4, 5)]
+    assert len(doc._.trf_data.wordpieces.lengths) == 3
+    n_states = len(doc._.trf_data.model_output["hidden_states"])
+    plan, rest = _upstream_plan([doc], [pairs], n_states)
+    assert rest == [] and [window for _, window, _, _, _ in plan] == [1]
+    Y = rel.model.predict(([doc], [pairs]))
+    assert Y.shape == (1, len(rel.labels)) and (Y != SKIPPED_LOGIT).all()

@@ -51,7 +51,8 @@ states of each layer (keys and values computed from them) and to their own
 pair: per layer, two projections of the text and a full layer for the
 markers, where the separate pass costs a full layer for both (about a sixth
 of it for the text). The result is the separate pass's (tested), on
-`biobert`'s own windows; a pair whose mentions share no window of it is
+`biobert`'s own windows (for a pair in two, the one where it sits most
+centred, by the separate pass's rule); a pair whose mentions share no window of it is
 encoded by the separate pass, and a doc without those states or an encoder
 other than BERT's layer layout sends the whole batch there.
 
@@ -525,10 +526,7 @@ def _upstream_plan(docs: Sequence[Doc], candidates: Sequence[Candidates], n_stat
                 rest.append(row)
                 row += 1
                 continue
-            w = min(shared)
-            positions = [min(f % width for f in flat if f // width == w) if k % 2 == 0
-                         else max(f % width for f in flat if f // width == w)
-                         for k, flat in enumerate(ends)]
+            w, positions = _most_centred_window(sorted(shared), ends, width, lengths)
             rows, marks = by_window.setdefault(w, ([], []))
             rows.append(row)
             marks.extend(positions)
@@ -536,6 +534,25 @@ def _upstream_plan(docs: Sequence[Doc], candidates: Sequence[Candidates], n_stat
         for w, (rows, marks) in sorted(by_window.items()):
             plan.append((hidden, w, int(lengths[w]), rows, torch.tensor(marks, dtype=torch.long)))
     return plan, rest
+
+
+def _most_centred_window(shared: List[int], ends: List[List[int]], width: int,
+                         lengths: List[int]) -> Tuple[int, List[int]]:
+    """Of the `biobert` windows holding all four marker ends (flat indices per
+    end), the one with the most context on the pair's nearer side (a document
+    edge counting as unlimited), as the separate pass chooses; the first of
+    equals. Returns it and the four positions in it."""
+    best, best_positions, best_context = shared[0], [], -1.0
+    for w in shared:
+        positions = [min(f % width for f in flat if f // width == w) if k % 2 == 0
+                     else max(f % width for f in flat if f // width == w)
+                     for k, flat in enumerate(ends)]
+        # position 0 is [CLS], lengths[w] - 1 is [SEP]
+        left = min(positions) - 1 if w > 0 else float("inf")
+        right = lengths[w] - 2 - max(positions) if w < len(lengths) - 1 else float("inf")
+        if min(left, right) > best_context:
+            best, best_positions, best_context = w, positions, min(left, right)
+    return best, best_positions
 
 
 def _wordpieces(trf: Any, token: int) -> List[int]:
