@@ -7,7 +7,9 @@ model (`spacy-biobert.MarkedRelationModel.v1`, one encoder pass per
 candidate pair), also the wordpieces its marked pairs give the encoder per
 document against the document text's own (`relation_encoder_cost`): what
 the relation passes add to each pass of the transformer over the text, in
-training and in the packaged pipeline alike. Writes JSON.
+training and in the packaged pipeline alike; for the levitated-marker model
+(`spacy-biobert.LevitatedMarkerRelationModel.v1`), the wordpieces of its
+sequences (each a window's text and four markers per pair). Writes JSON.
 
     .venv/bin/python bench/training_data.py configs/cid_pair_marked.cfg \
         --paths.corpora ../shared/corpora
@@ -76,8 +78,10 @@ def main() -> int:
         report["candidates_per_document"] = {
             name: round(pairs[name] / docs[name], 2) for name in docs
         }
-        if type(relations[0].model).__name__ == "MarkedRelationModel":
-            report["relation_encoder_cost"] = relation_encoder_cost(
+        model = type(relations[0].model).__name__
+        if model in ("MarkedRelationModel", "LevitatedMarkerRelationModel"):
+            cost = relation_encoder_cost if model == "MarkedRelationModel" else levitated_encoder_cost
+            report["relation_encoder_cost"] = cost(
                 [eg.reference for eg in examples], corpus_of, relations[0].candidates,
                 relations[0].model.attrs, config["components"]["biobert"]["model"],
             )
@@ -88,26 +92,37 @@ def main() -> int:
     return 0
 
 
-def relation_encoder_cost(docs, corpus_of, candidates, settings, encoder) -> dict:
-    """Per corpus: wordpieces per document of the text (one sequence, special
-    tokens included) and of the per-pair model's marked candidates (as the
-    model, with `settings`, its attrs, cuts and marks them), and their ratio."""
+def base_tokenizer(encoder: dict):
+    """The fast tokenizer of the config's `biobert` model."""
     from transformers import AutoTokenizer
 
     from spacy_biobert.models.base_models import resolve_model_name
-    from spacy_biobert.models.marked_relation_model import mark_batch
 
     path, cased = resolve_model_name(encoder["name"])
     tokenizer_config = dict(encoder.get("tokenizer_config") or {}, use_fast=True)
     if cased:
         tokenizer_config.setdefault("do_lower_case", False)
-    tokenizer = AutoTokenizer.from_pretrained(path, **tokenizer_config)
+    return AutoTokenizer.from_pretrained(path, **tokenizer_config)
+
+
+def text_wordpieces(tokenizer, doc) -> int:
+    """The whole text as one sequence (special tokens included): the model's
+    length limit does not apply to a count."""
+    return len(tokenizer(doc.text, verbose=False)["input_ids"])
+
+
+def relation_encoder_cost(docs, corpus_of, candidates, settings, encoder) -> dict:
+    """Per corpus: wordpieces per document of the text (one sequence, special
+    tokens included) and of the per-pair model's marked candidates (as the
+    model, with `settings`, its attrs, cuts and marks them), and their ratio."""
+    from spacy_biobert.models.marked_relation_model import mark_batch
+
+    tokenizer = base_tokenizer(encoder)
     # None: what the encoder takes (BERT's 512 where the tokenizer sets no limit)
     max_length = settings["max_length"] or min(tokenizer.model_max_length, 512)
     text, marked, n_docs = Counter(), Counter(), Counter(corpus_of)
     for doc, name in zip(docs, corpus_of):
-        # the whole text as one sequence: the model's length limit does not apply to a count
-        text[name] += len(tokenizer(doc.text, verbose=False)["input_ids"])
+        text[name] += text_wordpieces(tokenizer, doc)
         batch = mark_batch([doc], [candidates(doc)], tokenizer, marking=settings["marking"],
                            type_words=settings["type_words"], window=settings["window"],
                            max_length=max_length)
@@ -117,6 +132,41 @@ def relation_encoder_cost(docs, corpus_of, candidates, settings, encoder) -> dic
             "text_wordpieces_per_document": round(text[name] / n_docs[name], 1),
             "marked_pair_wordpieces_per_document": round(marked[name] / n_docs[name], 1),
             "marked_per_text_wordpiece": round(marked[name] / max(1, text[name]), 3),
+        }
+        for name in n_docs
+    }
+
+
+def levitated_encoder_cost(docs, corpus_of, candidates, settings, encoder) -> dict:
+    """Per corpus: wordpieces per document of the text and of the levitated
+    model's sequences (as the model, with `settings`, its attrs, windows and
+    packs them: each sequence a window's text, then four markers per pair),
+    the sequences per document, and the ratio of the two counts: what its
+    relation pass gives the encoder beside one pass over the text."""
+    from transformers import AutoConfig
+
+    from spacy_biobert.models.base_models import resolve_model_name
+    from spacy_biobert.models.levitated_marker_model import levitate
+
+    tokenizer = base_tokenizer(encoder)
+    # as the model: its max_length, at most what the tokenizer and positions take
+    positions = AutoConfig.from_pretrained(resolve_model_name(encoder["name"])[0]).max_position_embeddings
+    cap = min(tokenizer.model_max_length, positions)
+    max_length = min(settings["max_length"] or cap, cap)
+    text, encoded, sequences, n_docs = Counter(), Counter(), Counter(), Counter(corpus_of)
+    for doc, name in zip(docs, corpus_of):
+        text[name] += text_wordpieces(tokenizer, doc)
+        batch = levitate([doc], [candidates(doc)], tokenizer, max_length=max_length,
+                         stride=settings["stride"],
+                         max_pairs_per_sequence=settings["max_pairs_per_sequence"])
+        encoded[name] += sum(len(seq.input_ids) for seq in batch.sequences)
+        sequences[name] += len(batch.sequences)
+    return {
+        name: {
+            "text_wordpieces_per_document": round(text[name] / n_docs[name], 1),
+            "sequence_wordpieces_per_document": round(encoded[name] / n_docs[name], 1),
+            "sequences_per_document": round(sequences[name] / n_docs[name], 2),
+            "sequence_per_text_wordpiece": round(encoded[name] / max(1, text[name]), 3),
         }
         for name in n_docs
     }
