@@ -37,8 +37,10 @@ the sequences of a batch in chunks of `max_sequences_per_batch`, with
 `recompute_chunks` as in the other marked models (default true: a chunk's
 activations are not kept, it is encoded again in the backward pass with the
 same dropout). Cost per document: one pass over the text plus 4 wordpieces
-a pair (BC5CDR closest pairs: about 1.14 times the text; every mention pair:
-about 2.1), instead of one sequence per pair. The text part repeats what the
+a pair, the text repeated in each sequence of `max_pairs_per_sequence` pairs
+(`bench/training_data.py`, BC5CDR train: closest pairs 1.31 times the text;
+every mention pair 4.82, or 2.52 with 128 pairs a sequence), instead of one
+sequence per pair. The text part repeats what the
 `biobert` pass computes for its listeners.
 
 At prediction that repetition is skipped where it can be: since the text
