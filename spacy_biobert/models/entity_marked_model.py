@@ -111,6 +111,7 @@ from ..errors import Errors
 from .marked_relation_model import (
     _MIN_LENGTH,
     SKIPPED_LOGIT,
+    SkipCountingModel,
     _check_choice,
     _check_int,
     _Event,
@@ -119,6 +120,7 @@ from .marked_relation_model import (
     encode_chunk,
     encoder_max_length,
     fast_tokenizer,
+    pair_model_inputs,
     render_events,
     type_word,
     wordpiece_batch,
@@ -213,13 +215,8 @@ def create_entity_marked_relation_model(
     )
 
 
-class EntityMarkedRelationModel(Model):
-    """A thinc Model that also counts the pairs it skipped, by reason
-    (`skipped`), since it was built (not saved)."""
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        Model.__init__(self, *args, **kwargs)
-        self.skipped: Counter = Counter()
+class EntityMarkedRelationModel(SkipCountingModel):
+    """`spacy-biobert.EntityMarkedRelationModel.v1`."""
 
 
 def _init(model: Model, X: Any = None, Y: Any = None) -> Model:
@@ -479,18 +476,8 @@ def best_window_of_range(lo: int, hi: int, starts: List[int], size: int, n: int)
 # --- the model's forward ----------------------------------------------------------------
 
 
-def _inputs(X: Any) -> Tuple[List[Doc], Sequence[Candidates]]:
-    if not isinstance(X, tuple) or len(X) != 2:
-        raise ValueError(Errors.E240.format(value=f"a {type(X).__name__}"))
-    docs, candidates = X
-    docs = list(docs)
-    if len(candidates) != len(docs):
-        raise ValueError(Errors.E209.format(docs=len(docs), candidates=len(candidates)))
-    return docs, candidates
-
-
 def _forward(model: Model, X: RelationInput, is_train: bool) -> Tuple[Floats2d, Callable]:
-    docs, candidates = _inputs(X)
+    docs, candidates = pair_model_inputs(X, "E240")
     encoder = model.get_ref("encoder")
     scorer = model.get_ref("scorer")
     ops = model.ops

@@ -81,11 +81,13 @@ from .entity_marked_model import best_window_of_range, window_starts
 from .marked_relation_model import (
     _MIN_LENGTH,
     SKIPPED_LOGIT,
+    SkipCountingModel,
     _check_int,
     _prefix_length,
     encode_chunk,
     encoder_max_length,
     fast_tokenizer,
+    pair_model_inputs,
 )
 from .pairs import Candidates
 from .relation_model import RelationInput
@@ -165,13 +167,8 @@ def create_levitated_marker_relation_model(
     )
 
 
-class LevitatedMarkerRelationModel(Model):
-    """A thinc Model that also counts the pairs it skipped, by reason
-    (`skipped`), since it was built (not saved)."""
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        Model.__init__(self, *args, **kwargs)
-        self.skipped: Counter = Counter()
+class LevitatedMarkerRelationModel(SkipCountingModel):
+    """`spacy-biobert.LevitatedMarkerRelationModel.v1`."""
 
 
 def _init(model: Model, X: Any = None, Y: Any = None) -> Model:
@@ -314,18 +311,8 @@ def positioned_wordpieces(sequences: List[LevitatedSequence], tokenizer: Any) ->
 # --- the model's forward ----------------------------------------------------------------
 
 
-def _inputs(X: Any) -> Tuple[List[Doc], Sequence[Candidates]]:
-    if not isinstance(X, tuple) or len(X) != 2:
-        raise ValueError(Errors.E250.format(value=f"a {type(X).__name__}"))
-    docs, candidates = X
-    docs = list(docs)
-    if len(candidates) != len(docs):
-        raise ValueError(Errors.E209.format(docs=len(docs), candidates=len(candidates)))
-    return docs, candidates
-
-
 def _forward(model: Model, X: RelationInput, is_train: bool) -> Tuple[Floats2d, Callable]:
-    docs, candidates = _inputs(X)
+    docs, candidates = pair_model_inputs(X, "E250")
     encoder = model.get_ref("encoder")
     scorer = model.get_ref("scorer")
     ops = model.ops

@@ -183,13 +183,18 @@ def create_marked_relation_model(
     return model
 
 
-class MarkedRelationModel(Model):
+class SkipCountingModel(Model):
     """A thinc Model that also counts the pairs it skipped, by reason
-    (`skipped`), since it was built (not saved)."""
+    (`skipped`), since it was built (not saved). The pair-aware relation
+    models are its subclasses, each named for its architecture."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         Model.__init__(self, *args, **kwargs)
         self.skipped: Counter = Counter()
+
+
+class MarkedRelationModel(SkipCountingModel):
+    """`spacy-biobert.MarkedRelationModel.v1`."""
 
 
 def _check_choice(what: str, options: Sequence[str], value: Any) -> None:
@@ -572,9 +577,11 @@ def wordpiece_batch(sequences: List[List[int]], tokenizer: Any) -> Any:
 # --- the model's forward ----------------------------------------------------------------
 
 
-def _inputs(X: Any) -> Tuple[List[Doc], Sequence[Candidates]]:
+def pair_model_inputs(X: Any, wrong_input: str) -> Tuple[List[Doc], Sequence[Candidates]]:
+    """A pair-aware model's (docs, candidates), checked: `wrong_input` is the
+    model's own error for anything else (E235, E240, E250)."""
     if not isinstance(X, tuple) or len(X) != 2:
-        raise ValueError(Errors.E235.format(value=f"a {type(X).__name__}"))
+        raise ValueError(getattr(Errors, wrong_input).format(value=f"a {type(X).__name__}"))
     docs, candidates = X
     docs = list(docs)
     if len(candidates) != len(docs):
@@ -618,7 +625,7 @@ def encoder_max_length(model: Model, encoder: Any, tokenizer: Any) -> int:
 
 
 def _forward(model: Model, X: RelationInput, is_train: bool):
-    docs, candidates = _inputs(X)
+    docs, candidates = pair_model_inputs(X, "E235")
     encoder = model.get_ref("encoder")
     scorer = model.get_ref("scorer")
     ops = model.ops
