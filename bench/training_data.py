@@ -78,9 +78,11 @@ def main() -> int:
         report["candidates_per_document"] = {
             name: round(pairs[name] / docs[name], 2) for name in docs
         }
-        model = type(relations[0].model).__name__
-        if model in ("MarkedRelationModel", "LevitatedMarkerRelationModel"):
-            cost = relation_encoder_cost if model == "MarkedRelationModel" else levitated_encoder_cost
+        cost = {
+            "MarkedRelationModel": relation_encoder_cost,
+            "LevitatedMarkerRelationModel": levitated_encoder_cost,
+        }.get(type(relations[0].model).__name__)
+        if cost is not None:
             report["relation_encoder_cost"] = cost(
                 [eg.reference for eg in examples], corpus_of, relations[0].candidates,
                 relations[0].model.attrs, config["components"]["biobert"]["model"],
@@ -92,9 +94,11 @@ def main() -> int:
     return 0
 
 
-def base_tokenizer(encoder: dict):
-    """The fast tokenizer of the config's `biobert` model."""
-    from transformers import AutoTokenizer
+def base_tokenizer(encoder: dict, max_length):
+    """The fast tokenizer of the config's `biobert` model, and a relation
+    model's `max_length` as the model takes it: at most what the tokenizer
+    and the encoder's positions take (None: that limit)."""
+    from transformers import AutoConfig, AutoTokenizer
 
     from spacy_biobert.models.base_models import resolve_model_name
 
@@ -102,7 +106,9 @@ def base_tokenizer(encoder: dict):
     tokenizer_config = dict(encoder.get("tokenizer_config") or {}, use_fast=True)
     if cased:
         tokenizer_config.setdefault("do_lower_case", False)
-    return AutoTokenizer.from_pretrained(path, **tokenizer_config)
+    tokenizer = AutoTokenizer.from_pretrained(path, **tokenizer_config)
+    cap = min(tokenizer.model_max_length, AutoConfig.from_pretrained(path).max_position_embeddings)
+    return tokenizer, cap if max_length is None else min(max_length, cap)
 
 
 def text_wordpieces(tokenizer, doc) -> int:
@@ -117,9 +123,7 @@ def relation_encoder_cost(docs, corpus_of, candidates, settings, encoder) -> dic
     model, with `settings`, its attrs, cuts and marks them), and their ratio."""
     from spacy_biobert.models.marked_relation_model import mark_batch
 
-    tokenizer = base_tokenizer(encoder)
-    # None: what the encoder takes (BERT's 512 where the tokenizer sets no limit)
-    max_length = settings["max_length"] or min(tokenizer.model_max_length, 512)
+    tokenizer, max_length = base_tokenizer(encoder, settings["max_length"])
     text, marked, n_docs = Counter(), Counter(), Counter(corpus_of)
     for doc, name in zip(docs, corpus_of):
         text[name] += text_wordpieces(tokenizer, doc)
@@ -143,16 +147,9 @@ def levitated_encoder_cost(docs, corpus_of, candidates, settings, encoder) -> di
     packs them: each sequence a window's text, then four markers per pair),
     the sequences per document, and the ratio of the two counts: what its
     relation pass gives the encoder beside one pass over the text."""
-    from transformers import AutoConfig
-
-    from spacy_biobert.models.base_models import resolve_model_name
     from spacy_biobert.models.levitated_marker_model import levitate
 
-    tokenizer = base_tokenizer(encoder)
-    # as the model: its max_length, at most what the tokenizer and positions take
-    positions = AutoConfig.from_pretrained(resolve_model_name(encoder["name"])[0]).max_position_embeddings
-    cap = min(tokenizer.model_max_length, positions)
-    max_length = min(settings["max_length"] or cap, cap)
+    tokenizer, max_length = base_tokenizer(encoder, settings["max_length"])
     text, encoded, sequences, n_docs = Counter(), Counter(), Counter(), Counter(corpus_of)
     for doc, name in zip(docs, corpus_of):
         text[name] += text_wordpieces(tokenizer, doc)
