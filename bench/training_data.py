@@ -85,7 +85,9 @@ def main() -> int:
         if cost is not None:
             report["relation_encoder_cost"] = cost(
                 [eg.reference for eg in examples], corpus_of, relations[0].candidates,
-                relations[0].model.attrs, config["components"]["biobert"]["model"],
+                # nlp.config, not the file's: a sourced `biobert` (biomed_joint.cfg)
+                # has its model settings in the pipeline it comes from
+                relations[0].model.attrs, nlp.config["components"]["biobert"]["model"],
             )
     print(json.dumps(report, indent=2))
     if args.output is not None:

@@ -562,6 +562,31 @@ def test_writers_keep_relations_whose_arguments_doc_ents_left_out(tmp_path):
 
 
 @pytest.mark.slow
+def test_training_data_bench_reads_the_sourced_transformer_of_biomed_joint(
+    trained_biomed, biomed_project, corpus_files, tmp_path
+):
+    """bench/training_data.py on stage 2, whose `biobert` is sourced from the
+    stage-1 pipeline: ChemProt read twice a pass (`repeat`), and the per-pair
+    relations' wordpieces counted with the sourced transformer's tokenizer."""
+    import json
+
+    out = tmp_path / "data.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "training_data.py"),
+         str(ROOT / "configs" / "biomed_joint.cfg"), "--output", str(out),
+         "--paths.model", str(trained_biomed)] + corpus_overrides(corpus_files),
+        capture_output=True, text=True, cwd=biomed_project,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(out.read_text())
+    passes = report["passes_in_max_steps"]
+    assert passes["chemprot"] == pytest.approx(2 * passes["bc5cdr"], abs=0.02)
+    cost = report["relation_encoder_cost"]
+    assert cost["chemprot"]["marked_pair_wordpieces_per_document"] > 0
+    assert cost["bc5cdr"]["marked_pair_wordpieces_per_document"] == 0
+
+
+@pytest.mark.slow
 def test_spacy_debug_data_runs_on_biomed_joint(trained_biomed, corpus_files, capsys):
     """configs/biomed_joint.cfg (stage 2, sourced from a biomed run) through
     spaCy's own `spacy debug data`."""
