@@ -104,7 +104,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy
 from spacy.tokens import Doc, Span
 from spacy.util import registry
-from thinc.api import Linear, Model, Relu, chain
+from thinc.api import Model
 from thinc.types import Floats2d
 
 from ..errors import Errors
@@ -116,10 +116,12 @@ from .marked_relation_model import (
     _check_int,
     _Event,
     _prefix_length,
+    build_pair_classifier,
     check_type_words,
     encode_chunk,
     encoder_max_length,
     fast_tokenizer,
+    init_pair_classifier,
     pair_model_inputs,
     render_events,
     type_word,
@@ -190,19 +192,9 @@ def create_entity_marked_relation_model(
     if max_sequences_per_batch is not None:
         _check_int("max_sequences_per_batch", max_sequences_per_batch, 1, "None or an integer >= 1")
     check_type_words(type_words)
-    if not isinstance(recompute_chunks, bool):
-        raise ValueError(
-            Errors.E234.format(what="recompute_chunks", expected="true or false", value=recompute_chunks)
-        )
-    output = Linear(nO=nO, nI=hidden_width)
-    scorer = chain(Relu(nO=hidden_width, dropout=dropout, normalize=True), output)
-    return EntityMarkedRelationModel(
-        "biobert-entity-marked-relation-model",
-        _forward,
-        init=_init,
-        layers=[encoder, scorer],
-        refs={"encoder": encoder, "scorer": scorer, "output": output},
-        dims={"nO": nO},
+    return build_pair_classifier(
+        EntityMarkedRelationModel, "biobert-entity-marked-relation-model", _forward, _init, encoder,
+        hidden_width=hidden_width, dropout=dropout, nO=nO, recompute_chunks=recompute_chunks,
         attrs={
             "marking": marking,
             "type_words": dict(type_words or {}),
@@ -210,7 +202,6 @@ def create_entity_marked_relation_model(
             "stride": stride,
             "max_sequences_per_batch": max_sequences_per_batch,
             "context": context,
-            "recompute_chunks": recompute_chunks,
         },
     )
 
@@ -220,15 +211,8 @@ class EntityMarkedRelationModel(SkipCountingModel):
 
 
 def _init(model: Model, X: Any = None, Y: Any = None) -> Model:
-    encoder = model.get_ref("encoder")
-    encoder.initialize()  # its width, from the linked transformer (E230/E231)
-    if model.has_dim("nO"):
-        model.get_ref("output").set_dim("nO", model.get_dim("nO"))
-    # A sample of the right width ([h; t; h * t] or [h; t; h * t; c]) sets the
-    # hidden layer's input.
-    parts = 4 if model.attrs["context"] == "between" else 3
-    model.get_ref("scorer").initialize(X=model.ops.alloc2f(2, parts * encoder.get_dim("nO")))
-    return model
+    # [h; t; h * t], and the context between them: [h; t; h * t; c]
+    return init_pair_classifier(model, 4 if model.attrs["context"] == "between" else 3)
 
 
 # --- marking ------------------------------------------------------------------------

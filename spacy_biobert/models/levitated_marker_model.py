@@ -73,7 +73,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Linear, Model, Relu, chain
+from thinc.api import Model
 from thinc.types import Floats2d
 
 from ..errors import Errors
@@ -84,9 +84,11 @@ from .marked_relation_model import (
     SkipCountingModel,
     _check_int,
     _prefix_length,
+    build_pair_classifier,
     encode_chunk,
     encoder_max_length,
     fast_tokenizer,
+    init_pair_classifier,
     pair_model_inputs,
 )
 from .pairs import Candidates
@@ -144,25 +146,15 @@ def create_levitated_marker_relation_model(
     _check_int("max_pairs_per_sequence", max_pairs_per_sequence, 1, "an integer >= 1")
     if max_sequences_per_batch is not None:
         _check_int("max_sequences_per_batch", max_sequences_per_batch, 1, "None or an integer >= 1")
-    if not isinstance(recompute_chunks, bool):
-        raise ValueError(
-            Errors.E234.format(what="recompute_chunks", expected="true or false", value=recompute_chunks)
-        )
-    output = Linear(nO=nO, nI=hidden_width)
-    scorer = chain(Relu(nO=hidden_width, dropout=dropout, normalize=True), output)
-    return LevitatedMarkerRelationModel(
-        "biobert-levitated-marker-relation-model",
-        _forward,
-        init=_init,
-        layers=[encoder, scorer],
-        refs={"encoder": encoder, "scorer": scorer, "output": output},
-        dims={"nO": nO},
+    return build_pair_classifier(
+        LevitatedMarkerRelationModel, "biobert-levitated-marker-relation-model", _forward, _init,
+        encoder, hidden_width=hidden_width, dropout=dropout, nO=nO,
+        recompute_chunks=recompute_chunks,
         attrs={
             "max_length": max_length,
             "stride": stride,
             "max_pairs_per_sequence": max_pairs_per_sequence,
             "max_sequences_per_batch": max_sequences_per_batch,
-            "recompute_chunks": recompute_chunks,
         },
     )
 
@@ -172,12 +164,7 @@ class LevitatedMarkerRelationModel(SkipCountingModel):
 
 
 def _init(model: Model, X: Any = None, Y: Any = None) -> Model:
-    encoder = model.get_ref("encoder")
-    encoder.initialize()  # its width, from the linked transformer (E230/E231)
-    if model.has_dim("nO"):
-        model.get_ref("output").set_dim("nO", model.get_dim("nO"))
-    model.get_ref("scorer").initialize(X=model.ops.alloc2f(2, N_MARKERS * encoder.get_dim("nO")))
-    return model
+    return init_pair_classifier(model, N_MARKERS)
 
 
 # --- packing -------------------------------------------------------------------------

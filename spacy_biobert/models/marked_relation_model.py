@@ -89,7 +89,7 @@ Choices, where the code told better than a first sketch:
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.tokens import Doc, Span
@@ -156,20 +156,10 @@ def create_marked_relation_model(
     _check_int("window", window, 0, "an integer >= 0")
     if max_pairs_per_batch is not None:
         _check_int("max_pairs_per_batch", max_pairs_per_batch, 1, "None or an integer >= 1")
-    if not isinstance(recompute_chunks, bool):
-        raise ValueError(
-            Errors.E234.format(what="recompute_chunks", expected="true or false", value=recompute_chunks)
-        )
     check_type_words(type_words)
-    output = Linear(nO=nO, nI=hidden_width)
-    scorer = chain(Relu(nO=hidden_width, dropout=dropout, normalize=True), output)
-    model = MarkedRelationModel(
-        "biobert-marked-relation-model",
-        _forward,
-        init=_init,
-        layers=[encoder, scorer],
-        refs={"encoder": encoder, "scorer": scorer, "output": output},
-        dims={"nO": nO},
+    return build_pair_classifier(
+        MarkedRelationModel, "biobert-marked-relation-model", _forward, _init, encoder,
+        hidden_width=hidden_width, dropout=dropout, nO=nO, recompute_chunks=recompute_chunks,
         attrs={
             "marking": marking,
             "type_words": dict(type_words or {}),
@@ -177,10 +167,8 @@ def create_marked_relation_model(
             "max_length": max_length,
             "window": window,
             "max_pairs_per_batch": max_pairs_per_batch,
-            "recompute_chunks": recompute_chunks,
         },
     )
-    return model
 
 
 class SkipCountingModel(Model):
@@ -195,6 +183,43 @@ class SkipCountingModel(Model):
 
 class MarkedRelationModel(SkipCountingModel):
     """`spacy-biobert.MarkedRelationModel.v1`."""
+
+
+def build_pair_classifier(
+    cls: type, name: str, forward: Callable, init: Callable, encoder: Model, *,
+    hidden_width: int, dropout: float, nO: Optional[int], recompute_chunks: bool, attrs: Dict,
+) -> SkipCountingModel:
+    """The pair-aware models' shared shape: the shared `encoder`, then a
+    scorer over each pair's vectors (Relu with layer norm and dropout, then
+    Linear: one logit per label). `attrs` are the model's own settings;
+    `recompute_chunks` is checked and added to them."""
+    if not isinstance(recompute_chunks, bool):
+        raise ValueError(
+            Errors.E234.format(what="recompute_chunks", expected="true or false", value=recompute_chunks)
+        )
+    output = Linear(nO=nO, nI=hidden_width)
+    scorer = chain(Relu(nO=hidden_width, dropout=dropout, normalize=True), output)
+    return cls(
+        name,
+        forward,
+        init=init,
+        layers=[encoder, scorer],
+        refs={"encoder": encoder, "scorer": scorer, "output": output},
+        dims={"nO": nO},
+        attrs={**attrs, "recompute_chunks": recompute_chunks},
+    )
+
+
+def init_pair_classifier(model: Model, vectors_per_pair: int) -> Model:
+    """Initialize a `build_pair_classifier` model: the encoder first (its
+    width comes from the linked transformer: E230/E231), then the scorer from
+    a sample of `vectors_per_pair` encoder vectors a pair."""
+    encoder = model.get_ref("encoder")
+    encoder.initialize()
+    if model.has_dim("nO"):
+        model.get_ref("output").set_dim("nO", model.get_dim("nO"))
+    model.get_ref("scorer").initialize(X=model.ops.alloc2f(2, vectors_per_pair * encoder.get_dim("nO")))
+    return model
 
 
 def _check_choice(what: str, options: Sequence[str], value: Any) -> None:
@@ -212,14 +237,7 @@ def _n_vectors(representation: str) -> int:
 
 
 def _init(model: Model, X: Any = None, Y: Any = None) -> Model:
-    encoder = model.get_ref("encoder")
-    encoder.initialize()  # its width, from the linked transformer (E230/E231)
-    n_in = _n_vectors(model.attrs["representation"]) * encoder.get_dim("nO")
-    if model.has_dim("nO"):
-        model.get_ref("output").set_dim("nO", model.get_dim("nO"))
-    # A sample of the right width sets the hidden layer's input dimension.
-    model.get_ref("scorer").initialize(X=model.ops.alloc2f(2, n_in))
-    return model
+    return init_pair_classifier(model, _n_vectors(model.attrs["representation"]))
 
 
 # --- marking ------------------------------------------------------------------------
