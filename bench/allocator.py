@@ -20,7 +20,9 @@ arrival of the train log's progress lines. Resident memory is sampled every seco
 those steps (median and maximum), the process's peak (VmHWM) covers the whole
 run, and the kernel's share of the CPU time (page faults, zeroing, unmapping)
 comes from /proc/PID/stat over the timed steps. Extra `--section.key value`
-options go to every run. Linux only (/proc).
+options go to every run; a setting's own `--section.key=VALUE` items to its
+run only (`trim-10:--training.logger.release_every=10`: freed heap memory
+returned every 10 steps instead of 50). Linux only (/proc).
 """
 import json
 import os
@@ -49,18 +51,23 @@ DEFAULT_SETTINGS = [
 app = typer.Typer(add_completion=False)
 
 
-def parse_setting(text: str) -> Tuple[str, Dict[str, str]]:
-    """'NAME:VAR=VALUE,VAR=VALUE' (no variables after the colon: the defaults)."""
+def parse_setting(text: str) -> Tuple[str, Dict[str, str], List[str]]:
+    """'NAME:VAR=VALUE,--section.key=VALUE' (no items after the colon: the
+    defaults): environment variables, and config overrides for this run only."""
     name, sep, rest = text.partition(":")
     if not name or not sep:
         raise typer.BadParameter(f"{text!r}: expected NAME:VAR=VALUE[,VAR=VALUE...] (or NAME: for none)")
-    env = {}
+    env: Dict[str, str] = {}
+    overrides: List[str] = []
     for item in filter(None, rest.split(",")):
         var, eq, value = item.partition("=")
         if not var or not eq:
-            raise typer.BadParameter(f"{text!r}: {item!r} is not VAR=VALUE")
-        env[var] = value
-    return name, env
+            raise typer.BadParameter(f"{text!r}: {item!r} is not VAR=VALUE or --section.key=VALUE")
+        if var.startswith("--"):
+            overrides += [var, value]
+        else:
+            env[var] = value
+    return name, env, overrides
 
 
 def _proc_status(pid: int) -> Dict[str, int]:
@@ -134,7 +141,8 @@ def main(
     ctx: typer.Context,
     config: Path = typer.Argument(..., exists=True, dir_okay=False, help="training config"),
     setting: Optional[List[str]] = typer.Option(
-        None, "--setting", help="NAME:VAR=VALUE[,VAR=VALUE...]; repeat for more (default: the list above)"),
+        None, "--setting",
+        help="NAME:VAR=VALUE[,--section.key=VALUE...]; repeat for more (default: the list above)"),
     steps: int = typer.Option(40, help="steps per run"),
     skip: int = typer.Option(10, help="steps left untimed at the start (the step-0 evaluation among them)"),
     every: int = typer.Option(5, help="progress line every N steps (skip and steps must be multiples)"),
@@ -145,15 +153,17 @@ def main(
     settings = [parse_setting(s) for s in (setting or DEFAULT_SETTINGS)]
     results: Dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, env in settings:
+        for name, env, overrides in settings:
             command = [
                 sys.executable, "-m", "spacy_biobert", "train", str(config),
                 "--output", str(Path(tmp) / name),
                 "--training.max_steps", str(steps), "--training.eval_frequency", str(steps * 10),
-                "--training.logger.progress_every", str(every), *ctx.args,
+                "--training.logger.progress_every", str(every), *ctx.args, *overrides,
             ]
-            typer.echo(f"{name}: {env or 'no variables'}")
+            typer.echo(f"{name}: {env or 'no variables'} {' '.join(overrides)}")
             results[name] = run_setting(command, env, skip, steps)
+            if overrides:
+                results[name]["overrides"] = overrides
             typer.echo(f"  {json.dumps(results[name])}")
     base = results.get(settings[0][0], {})
     for result in results.values():

@@ -596,6 +596,11 @@ class Errors:
         "(blocks of that size and over are mapped on their own; 0 keeps glibc's own "
         "threshold). Fix: set it to e.g. 8388608, or unset it for the default (8 MiB)."
     )
+    E014 = (
+        "[E014] [training.logger] release_every = {value!r}: expected a number of steps "
+        "of at least 1 (freed heap memory is returned to the system that often). Fix: "
+        "set it to e.g. 50, or to null to return it only after evaluations."
+    )
 
     # --- precision (E03x, W00x) ---------------------------------------------------
     E030 = (

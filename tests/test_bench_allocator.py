@@ -51,14 +51,16 @@ def test_a_run_that_fails_is_reported_with_its_log(tmp_path):
 
 
 @pytest.mark.parametrize("text,expected", [
-    ("default:", ("default", {})),
-    ("both:A=1,B=x=y", ("both", {"A": "1", "B": "x=y"})),
+    ("default:", ("default", {}, [])),
+    ("both:A=1,B=x=y", ("both", {"A": "1", "B": "x=y"}, [])),
+    ("trim-10:--training.logger.release_every=10,A=1",
+     ("trim-10", {"A": "1"}, ["--training.logger.release_every", "10"])),
 ])
 def test_settings_are_parsed(text, expected):
     assert parse_setting(text) == expected
 
 
-@pytest.mark.parametrize("text", ["nocolon", ":A=1", "bad:A"])
+@pytest.mark.parametrize("text", ["nocolon", ":A=1", "bad:A", "bad:--training.x"])
 def test_malformed_settings_are_refused(text):
     import typer
 

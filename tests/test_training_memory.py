@@ -1,6 +1,7 @@
 """What keeps a long training run's resident memory near what its tensors use
 (spacy_biobert/training/memory.py): freed heap pages returned, large blocks
 mapped on their own."""
+import io
 import os
 import subprocess
 import sys
@@ -96,3 +97,36 @@ def test_train_maps_large_blocks_before_it_loads_anything(monkeypatch, tmp_path)
     config = os.path.join(os.path.dirname(__file__), "..", "configs", "ner.cfg")
     result = CliRunner().invoke(app, ["train", config, "--output", str(tmp_path / "out")])
     assert isinstance(result.exception, RuntimeError) and "map_large_blocks" in str(result.exception)
+
+
+def _logged_steps(monkeypatch, steps, **logger_options):
+    """Which of STEPS (spaCy's per-step calls, no evaluation among them) the
+    training logger returned freed memory after."""
+    import spacy
+    from spacy.util import registry
+
+    from spacy_biobert.training import logger as training_logger
+
+    released, step = [], 0
+    monkeypatch.setattr(training_logger, "release_freed_memory", lambda: released.append(step) or True)
+    nlp = spacy.blank("en")
+    setup = registry.loggers.get("spacy-biobert.TrainingLogger.v1")(progress_bar=False, **logger_options)
+    log_step, _ = setup(nlp, io.StringIO(), io.StringIO())
+    while step < steps:
+        step += 1
+        log_step(None)
+    return released
+
+
+def test_freed_memory_is_returned_every_release_every_steps(monkeypatch):
+    assert _logged_steps(monkeypatch, 120) == [50, 100]
+    assert _logged_steps(monkeypatch, 12, release_every=5) == [5, 10]
+    assert _logged_steps(monkeypatch, 120, release_every=None) == []
+
+
+@pytest.mark.parametrize("value", [0, -5])
+def test_a_release_interval_under_one_step_is_a_coded_error(value):
+    from spacy.util import registry
+
+    with pytest.raises(ValueError, match=r"E014.*release_every = %d" % value):
+        registry.loggers.get("spacy-biobert.TrainingLogger.v1")(release_every=value)

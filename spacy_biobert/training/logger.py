@@ -8,6 +8,10 @@ The progress bar only draws on a terminal; when stderr is a file (a training
 run in the background) the logger writes a plain line every `progress_every`
 steps instead, so a log shows progress between evaluations.
 
+Freed heap memory goes back to the system after every evaluation and every
+`release_every` steps (50; null: after evaluations only; see
+training/memory.py).
+
 `step_offset` and `seconds_offset` are set by `spacy-biobert train --resume`
 (the steps and seconds of the run before the resume), so the state and the
 progress lines count from the start of the whole run.
@@ -29,12 +33,14 @@ import srsly
 from spacy.language import Language
 from spacy.util import registry
 
+from ..errors import Errors
 from .curve import append_point, curve_point
 from .memory import release_freed_memory
 
 STATE_FILE = "training_state.json"
 # Steps between two returns of freed heap memory to the system (see
-# `release_freed_memory`); evaluations return it too.
+# `release_freed_memory`), unless the config's `release_every` says otherwise;
+# evaluations return it too.
 RELEASE_EVERY = 50
 
 
@@ -46,7 +52,11 @@ def create_training_logger(
     progress_every: int = 50,
     step_offset: int = 0,
     seconds_offset: float = 0.0,
+    release_every: Optional[int] = RELEASE_EVERY,
 ) -> Callable[[Language, IO, IO], Tuple[Callable[[Optional[Dict[str, Any]]], None], Callable[[], None]]]:
+    if release_every is not None and release_every < 1:
+        raise ValueError(Errors.E014.format(value=release_every))
+
     def setup(nlp: Language, stdout: IO = None, stderr: IO = None):
         err = stderr if stderr is not None else sys.stderr
         # spaCy's bar only on a terminal: in a log file it is a mess of
@@ -73,7 +83,7 @@ def create_training_logger(
             # The table's step column counts from the start of the whole run too.
             log_console(dict(info, step=info["step"] + step_offset) if info and step_offset else info)
             step = info["step"] if info is not None else step + 1
-            if info is not None or step % RELEASE_EVERY == 0:
+            if info is not None or (release_every and step % release_every == 0):
                 release_freed_memory()
             if plain_progress and info is None and step % progress_every == 0:
                 elapsed = time.time() - started
