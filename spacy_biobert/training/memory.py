@@ -19,7 +19,9 @@ the next step, and its peak crept from evaluation to evaluation up to 9.6 GB. Tw
   new one faulted in page by page: 1.9 GB, but 53% slower steps with a quarter
   of the CPU time in the kernel.
 - `release_freed_memory`: the logger returns freed heap pages after every
-  evaluation and every 50 steps (glibc's `malloc_trim`).
+  evaluation and every 50 steps (glibc's `malloc_trim`; `[training.logger]
+  release_every` sets the interval: every step held a quarter less resident
+  over 50 steps of biomed stage 2, 8% slower).
 """
 import ctypes
 import ctypes.util
